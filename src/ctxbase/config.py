@@ -1,0 +1,76 @@
+"""Settings of ctxbase.
+
+``Settings()`` reads the environment (``CTXBASE_`` prefix) and a ``.env`` file; it is
+called only at the edges, by the CLI and the server. Library code builds settings from
+explicit values with :meth:`Settings.from_values`, which never looks at the environment.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from ctxbase.db.urls import mask_url
+
+DEFAULT_DATABASE_URL = "sqlite:///./ctxbase.db"
+DEFAULT_PORT = 8420
+
+
+class Settings(BaseSettings):
+    """Every setting of ctxbase; each maps to ``CTXBASE_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CTXBASE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Database
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLite file, `sqlite://` or `memory://` (in-memory), or PostgreSQL URL.",
+    )
+    database_echo: bool = Field(False, description="Log every SQL statement (passwords masked).")
+    auto_migrate: bool = Field(True, description="Bring the schema to head on first open.")
+    pool_size: int = Field(5, ge=1, description="PostgreSQL: connections kept open.")
+    max_overflow: int = Field(10, ge=0, description="PostgreSQL: extra connections under load.")
+    pool_timeout: float = Field(30.0, gt=0, description="Seconds to wait for a free connection.")
+    pool_recycle: int = Field(1800, description="Seconds after which a connection is renewed.")
+    pool_pre_ping: bool = Field(True, description="Check a connection before handing it out.")
+    sqlite_busy_timeout_ms: int = Field(
+        30000, ge=0, description="SQLite: how long a writer waits for another writer's lock."
+    )
+
+    # Server
+    host: str = Field("127.0.0.1", description="Address `ctxbase serve` binds to.")
+    port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="Port `ctxbase serve` binds to.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Server log level."
+    )
+
+    @classmethod
+    def from_values(cls, **values: Any) -> Settings:
+        """Settings from explicit values and defaults only: the environment is not read."""
+        return _ExplicitSettings(**values)
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name == "database_url" else value
+
+
+class _ExplicitSettings(Settings):
+    """Settings whose only source is the values given to the constructor."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_PORT", "Settings"]

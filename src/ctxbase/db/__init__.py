@@ -1,0 +1,1 @@
+"""Database plumbing: URLs, engines, schema, migrations and the per-backend seams."""

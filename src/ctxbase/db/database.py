@@ -1,0 +1,74 @@
+"""A database: one engine, transactions, and the driver-error boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+
+from ctxbase.config import Settings
+from ctxbase.db.driver_errors import translate_error
+from ctxbase.db.engine import WRITE_OPTION, create_engine_for
+from ctxbase.db.urls import DatabaseURL, parse_database_url
+
+
+class Database:
+    """An engine for one database URL, with transactions that raise only ctxbase errors."""
+
+    def __init__(self, url: str | DatabaseURL, *, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_values()
+        self.url = url if isinstance(url, DatabaseURL) else parse_database_url(url)
+        self.engine: Engine = create_engine_for(self.url, self.settings)
+
+    @property
+    def backend(self) -> str:
+        return self.url.backend
+
+    @contextmanager
+    def translated_errors(self) -> Iterator[None]:
+        """Re-raise any driver error inside the block as a ctxbase error."""
+        try:
+            yield
+        except sa_exc.SQLAlchemyError as e:
+            raise translate_error(e, self.url) from e
+
+    @contextmanager
+    def connect(self, *, write: bool = False) -> Iterator[Connection]:
+        """A connection inside one transaction, committed when the block ends cleanly.
+
+        ``write=True`` takes SQLite's write lock at BEGIN, so a writer waits for another
+        writer instead of failing; read transactions never wait.
+        """
+        with self.translated_errors(), self.engine.connect() as connection, self.begin(
+            connection, write=write
+        ):
+            yield connection
+
+    @contextmanager
+    def begin(self, connection: Connection, *, write: bool = False) -> Iterator[Connection]:
+        """One transaction on an open connection, committed when the block ends cleanly."""
+        if write:
+            connection.execution_options(**{WRITE_OPTION: True})
+        with connection.begin():
+            yield connection
+
+    @contextmanager
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """An ORM session over :meth:`connect`; committed when the block ends cleanly."""
+        with self.connect(write=write) as connection:
+            session = Session(bind=connection, expire_on_commit=False, autoflush=True)
+            try:
+                yield session
+                session.flush()
+            finally:
+                session.close()
+
+    def dispose(self) -> None:
+        """Close every pooled connection (an in-memory database is gone after this)."""
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Database({self.url.masked()!r})"

@@ -1,0 +1,74 @@
+"""Column types that behave the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import JSON, DateTime, LargeBinary
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+#: JSON documents; JSONB on PostgreSQL so they can be indexed and compared.
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+#: Attribute set on an engine's dialect saying how that database stores vectors:
+#: "pgvector" (a pgvector ``vector`` column) or "bytes" (float32 little-endian BLOB/bytea).
+VECTOR_STORAGE_ATTR = "ctxbase_vector_storage"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always returned timezone-aware.
+
+    SQLite has no time zone type and hands back naive values; this type normalises both
+    directions so records compare equal whichever backend they came from.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class EmbeddingVector(TypeDecorator[np.ndarray]):
+    """An embedding vector, returned as a float32 numpy array on every backend.
+
+    The schema declares it as binary; on PostgreSQL with pgvector the migration creates a
+    pgvector ``vector`` column instead (see ``migrations``), and the database records that
+    choice on its engine's dialect so values are sent in the form the column expects.
+    """
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        array = np.asarray(value, dtype="<f4")
+        if array.ndim != 1 or array.size == 0:
+            raise ValueError("an embedding vector must be a non-empty 1-D sequence of numbers")
+        if getattr(dialect, VECTOR_STORAGE_ATTR, "bytes") == "pgvector":
+            return "[" + ",".join(repr(float(x)) for x in array) + "]"
+        return array.tobytes()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> np.ndarray | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # pgvector text form: "[1,2,3]"
+            return np.array(value.strip("[]").split(","), dtype=np.float32)
+        if isinstance(value, np.ndarray):  # pgvector's psycopg adapter
+            return value.astype(np.float32, copy=False)
+        return np.frombuffer(bytes(value), dtype="<f4").astype(np.float32)

@@ -1,0 +1,1 @@
+"""The seam where backends differ for vectors: storage form, indexes and search."""

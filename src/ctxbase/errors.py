@@ -1,0 +1,155 @@
+"""The errors ctxbase raises.
+
+Every error a caller can meet is a :class:`CtxbaseError`. Each class carries the stable
+``code`` the REST API puts in its error envelope and the HTTP status it maps to, so the
+library, the server and the HTTP client agree on one vocabulary::
+
+    CtxbaseError
+    ├── ConfigurationError        bad settings or database URL
+    ├── InvalidInputError         a value the caller passed is not acceptable (422)
+    │   └── PayloadTooLargeError  content, metadata or a batch is over its limit (413)
+    ├── NotFoundError             absent, or not visible to the caller (404)
+    ├── ConflictError             a uniqueness or sequence conflict (409)
+    ├── VersionConflictError      compare-and-set on a version failed (412)
+    ├── AuthenticationError       no key, or a key that is not valid (401)
+    ├── PermissionDeniedError     a valid key that may not do this (403)
+    ├── QuotaExceededError        over a quota or a rate limit (429)
+    └── DatabaseError             the database could not do what was asked (503)
+        ├── DatabaseUnavailableError   server unreachable, wrong credentials, no database
+        ├── DatabaseBusyError          locks held too long by other writers
+        └── SchemaError                schema missing, out of date, or a migration failed
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CtxbaseError(Exception):
+    """Base of every error raised by ctxbase."""
+
+    code = "error"
+    http_status = 500
+
+    def __init__(self, message: str, *, details: Any = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error envelope body shared by every interface."""
+        details = self.details
+        if self.hint:
+            extra = details if isinstance(details, dict) else {} if details is None else {"info": details}
+            details = {**extra, "hint": self.hint}
+        return {"error": {"code": self.code, "message": self.message, "details": details}}
+
+
+class ConfigurationError(CtxbaseError):
+    """Raised when a setting or a database URL cannot be used."""
+
+    code = "configuration_error"
+    http_status = 500
+
+
+class InvalidInputError(CtxbaseError):
+    """Raised when a value passed by the caller is not acceptable."""
+
+    code = "invalid_input"
+    http_status = 422
+
+
+class PayloadTooLargeError(InvalidInputError):
+    """Raised when content, metadata or a batch exceeds its configured limit."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class NotFoundError(CtxbaseError):
+    """Raised when a record does not exist or is not visible to the caller."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class ConflictError(CtxbaseError):
+    """Raised on a uniqueness conflict or an unexpected event sequence."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class VersionConflictError(CtxbaseError):
+    """Raised when compare-and-set finds a version other than the one expected."""
+
+    code = "version_conflict"
+    http_status = 412
+
+
+class AuthenticationError(CtxbaseError):
+    """Raised when a request carries no API key or an invalid one."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
+class PermissionDeniedError(CtxbaseError):
+    """Raised when a valid key is not allowed to perform the operation."""
+
+    code = "permission_denied"
+    http_status = 403
+
+
+class QuotaExceededError(CtxbaseError):
+    """Raised when a tenant quota or a rate limit is exceeded."""
+
+    code = "quota_exceeded"
+    http_status = 429
+
+
+class DatabaseError(CtxbaseError):
+    """Raised when the database fails in a way the caller cannot fix by changing input."""
+
+    code = "database_error"
+    http_status = 503
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """Raised when the database server is unreachable, refuses the login or lacks the database."""
+
+    code = "database_unavailable"
+
+
+class DatabaseBusyError(DatabaseError):
+    """Raised when other writers held the database locked longer than the busy timeout."""
+
+    code = "database_busy"
+
+
+class SchemaError(DatabaseError):
+    """Raised when the schema is missing, out of date, or a migration fails."""
+
+    code = "schema_error"
+
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
+    "ConflictError",
+    "CtxbaseError",
+    "DatabaseBusyError",
+    "DatabaseError",
+    "DatabaseUnavailableError",
+    "InvalidInputError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "QuotaExceededError",
+    "SchemaError",
+    "VersionConflictError",
+]
