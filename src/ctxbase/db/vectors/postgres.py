@@ -28,7 +28,8 @@ class PgvectorStatus:
     installed: bool  # the extension exists in this database
     available: bool  # the server has the extension's files, so it could be created
     version: str | None = None
-    problem: str | None = None  # why it could not be enabled, when it could not
+    can_create: bool = False  # the current user may create it
+    problem: str | None = None  # why it is not enabled, when it is not
 
 
 def pgvector_status(connection: Connection) -> PgvectorStatus:
@@ -37,11 +38,30 @@ def pgvector_status(connection: Connection) -> PgvectorStatus:
         text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
     ).scalar()
     if installed:
-        return PgvectorStatus(installed=True, available=True, version=installed)
-    available = connection.execute(
-        text("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")
+        return PgvectorStatus(installed=True, available=True, version=installed, can_create=True)
+    trusted = connection.execute(
+        text(
+            "SELECT v.trusted FROM pg_available_extensions e JOIN pg_available_extension_versions v"
+            " ON v.name = e.name AND v.version = e.default_version WHERE e.name = 'vector'"
+        )
     ).scalar()
-    return PgvectorStatus(installed=False, available=available is not None)
+    if trusted is None:
+        return PgvectorStatus(
+            installed=False,
+            available=False,
+            problem="the pgvector extension is not installed on this PostgreSQL server",
+        )
+    user, superuser, may_create = connection.execute(
+        text(
+            "SELECT current_user, rolsuper, has_database_privilege(current_database(), 'CREATE')"
+            " FROM pg_roles WHERE rolname = current_user"
+        )
+    ).one()
+    can_create = bool(superuser or (trusted and may_create))
+    problem = None if can_create else (
+        f"the database user {user!r} has no permission to create the pgvector extension"
+    )
+    return PgvectorStatus(installed=False, available=True, can_create=can_create, problem=problem)
 
 
 def ensure_pgvector(connection: Connection) -> PgvectorStatus:
@@ -50,20 +70,25 @@ def ensure_pgvector(connection: Connection) -> PgvectorStatus:
     Runs inside a savepoint so a refusal leaves the caller's transaction usable.
     """
     status = pgvector_status(connection)
-    if status.installed:
-        return status
-    if not status.available:
-        problem = "the pgvector extension is not installed on this PostgreSQL server"
-    else:
+    if status.can_create and not status.installed:
         try:
             with connection.begin_nested():
                 connection.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
             return pgvector_status(connection)
         except sa_exc.DBAPIError as e:
-            problem = f"could not create the pgvector extension: {str(e.orig).strip()}"
-    log.warning("pgvector unavailable: %s. Consequence: %s. To fix: %s.",
-                problem, PGVECTOR_MISSING_CONSEQUENCES, PGVECTOR_INSTALL_HINT)
-    return PgvectorStatus(installed=False, available=status.available, problem=problem)
+            status = PgvectorStatus(
+                installed=False,
+                available=True,
+                problem=f"creating the pgvector extension failed: {str(e.orig).strip()}",
+            )
+    if status.problem:
+        log.warning(
+            "pgvector unavailable: %s. Consequence: %s. To fix: %s.",
+            status.problem,
+            PGVECTOR_MISSING_CONSEQUENCES,
+            PGVECTOR_INSTALL_HINT,
+        )
+    return status
 
 
 def vector_column_is_pgvector(connection: Connection) -> bool:

@@ -1,0 +1,220 @@
+"""The ``ctxbase`` command line.
+
+Every command reads settings from the environment (``CTXBASE_*``) and ``.env``; the
+``--database-url`` option overrides the database. Errors print a message and a hint on
+stderr and exit with status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+import ctxbase
+from ctxbase.config import Settings
+from ctxbase.db import migrate
+from ctxbase.db.database import Database
+from ctxbase.db.diagnostics import ConnectionReport, check_connection
+from ctxbase.errors import CtxbaseError
+
+app = typer.Typer(
+    name="ctxbase",
+    help="ctxbase: the database layer for AI agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Schema migrations of the database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        "-d",
+        help="Database URL; default from CTXBASE_DATABASE_URL or sqlite:///./ctxbase.db.",
+        show_default=False,
+    ),
+]
+
+
+@app.callback()
+def _root(ctx: typer.Context, database_url: DatabaseUrlOption = None) -> None:
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_time=False, show_path=False)],
+    )
+    overrides: dict[str, Any] = {"database_url": database_url} if database_url else {}
+    ctx.obj = Settings(**overrides)
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings = ctx.find_root().obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def _database(ctx: typer.Context) -> Database:
+    settings = _settings(ctx)
+    return Database(settings.database_url, settings=settings)
+
+
+# --- db -----------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Upgrade the schema (to the newest revision by default), keeping all data."""
+    db = _database(ctx)
+    before = migrate.current_revision(db)
+    migrate.upgrade(db, revision)
+    after = migrate.current_revision(db)
+    out.print(f"Schema of {db.url.masked()}: {before or 'empty'} → {after}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Argument(help="Target revision, `-1` for one step, `base`.")],
+) -> None:
+    """Downgrade the schema to an older revision (data of removed tables is lost)."""
+    db = _database(ctx)
+    before = migrate.current_revision(db)
+    migrate.downgrade(db, revision)
+    after = migrate.current_revision(db)
+    out.print(f"Schema of {db.url.masked()}: {before or 'empty'} → {after or 'empty'}")
+
+
+@db_app.command("current")
+def db_current(ctx: typer.Context) -> None:
+    """Print the schema revision of the database and whether it is the newest."""
+    db = _database(ctx)
+    current = migrate.current_revision(db)
+    head = migrate.head_revision()
+    state = "up to date" if current == head else f"behind head {head}"
+    out.print(f"{current or 'empty (no ctxbase schema)'} ({state})")
+
+
+@db_app.command("history")
+def db_history() -> None:
+    """List every schema revision, newest first."""
+    table = Table("revision", "down", "description")
+    for rev in migrate.history():
+        label = f"{rev.revision} (head)" if rev.is_head else rev.revision
+        table.add_row(label, rev.down_revision or "-", rev.message.splitlines()[0])
+    out.print(table)
+
+
+@db_app.command("reset")
+def db_reset(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Drop every ctxbase table and recreate the schema. ALL DATA IS LOST."""
+    db = _database(ctx)
+    if not yes:
+        typer.confirm(f"Delete all ctxbase data in {db.url.masked()}?", abort=True)
+    migrate.reset(db)
+    out.print(f"Schema of {db.url.masked()} reset to {migrate.current_revision(db)}")
+
+
+# --- doctor -------------------------------------------------------------------------------
+
+
+@app.command()
+def doctor(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit non-zero on warnings too.")
+    ] = False,
+) -> None:
+    """Check the database: connection, server version, pgvector, schema revision."""
+    report = check_connection(_database(ctx))
+    if as_json:
+        out.print_json(report.model_dump_json())
+    else:
+        _print_report(report)
+    if report.status == "error" or (strict and report.status != "ok"):
+        raise typer.Exit(1)
+
+
+def _print_report(report: ConnectionReport) -> None:
+    colour = {"ok": "green", "degraded": "yellow", "error": "red"}[report.status]
+    table = Table(show_header=False, box=None)
+    table.add_row("status", f"[{colour}]{report.status}[/]")
+    table.add_row("backend", report.backend)
+    table.add_row("database", report.database or "-")
+    if report.backend == "postgresql":
+        table.add_row("host", f"{report.host or 'local socket'}:{report.port}")
+    table.add_row("server version", report.server_version or "-")
+    if report.pgvector is not None:
+        pgv = report.pgvector
+        table.add_row("pgvector", f"installed {pgv.version}" if pgv.installed else "missing")
+    table.add_row("vector storage", report.vector_storage or "-")
+    table.add_row("schema revision", report.schema_revision or "empty")
+    table.add_row("head revision", report.head_revision)
+    table.add_row("pending migrations", ", ".join(report.pending_migrations) or "none")
+    out.print(table)
+    for problem in report.problems:
+        out.print(f"[{colour}]•[/] {problem.message}")
+        if problem.hint:
+            out.print(f"  hint: {problem.hint}")
+
+
+# --- serve --------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Address to bind (CTXBASE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind (CTXBASE_PORT).")] = None,
+    reload: Annotated[bool, typer.Option(help="Restart when the code changes.")] = False,
+) -> None:
+    """Run the REST server (API under /api/v1, OpenAPI at /docs)."""
+    import uvicorn
+
+    settings = _settings(ctx)
+    # The server reads its settings from the environment, in this process or a reloader's.
+    os.environ["CTXBASE_DATABASE_URL"] = settings.database_url
+    out.print(f"ctxbase {ctxbase.__version__} on {Database(settings.database_url).url.masked()}")
+    uvicorn.run(
+        "ctxbase.server.app:app_from_environment",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        reload=reload,
+        log_level=settings.log_level,
+    )
+
+
+@app.command()
+def version() -> None:
+    """Print the version of ctxbase and of its schema."""
+    out.print(json.dumps({"ctxbase": ctxbase.__version__, "schema": migrate.head_revision()}))
+
+
+def main() -> None:
+    """Entry point of the ``ctxbase`` console script."""
+    try:
+        app()
+    except CtxbaseError as e:
+        err.print(f"[red]Error:[/] {e.message}", highlight=False)
+        if e.hint:
+            err.print(f"hint: {e.hint}", highlight=False)
+        raise SystemExit(1) from None

@@ -1,0 +1,76 @@
+"""The one JSON error shape of the API: ``{"error": {"code", "message", "details"}}``.
+
+Every failure leaves through here, including unknown routes, bad JSON and unexpected
+exceptions, which are logged with their traceback and answered without it.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ctxbase.errors import CtxbaseError
+
+log = logging.getLogger("ctxbase.server")
+
+_CODES_BY_STATUS = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    412: "version_conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "quota_exceeded",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(CtxbaseError, _ctxbase_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+async def _ctxbase_error(_request: Request, error: CtxbaseError) -> JSONResponse:
+    if error.http_status >= 500:
+        log.error("%s: %s", error.code, error)
+    body = error.to_dict()
+    return JSONResponse(body, status_code=error.http_status)
+
+
+async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    code = _CODES_BY_STATUS.get(error.status_code, "error")
+    message = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
+    return error_response(error.status_code, code, message, headers=error.headers)
+
+
+async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+    problems = [
+        {"location": list(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type")}
+        for e in error.errors()
+    ]
+    if any(p["type"] == "json_invalid" for p in problems):
+        return error_response(400, "invalid_json", "The request body is not valid JSON", problems)
+    return error_response(422, "invalid_input", "The request is not valid", problems)
+
+
+async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    log.exception("Unexpected error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal_error", "An unexpected error occurred; it was logged")

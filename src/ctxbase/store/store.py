@@ -1,0 +1,78 @@
+"""Store: the entry point of the Python library."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from ctxbase.config import Settings
+from ctxbase.db import migrate
+from ctxbase.db.database import Database
+from ctxbase.db.diagnostics import ConnectionReport, check_connection
+
+
+class Store:
+    """Everything ctxbase keeps in one database.
+
+    Open one with :func:`ctxbase.open`. The first open brings the schema to head unless
+    ``auto_migrate=False``; a Store is safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        auto_migrate: bool | None = None,
+        **options: Any,
+    ) -> None:
+        if settings is None:
+            values = {"database_url": url, **options} if url else options
+            settings = Settings.from_values(**values)
+        elif url or options:
+            settings = settings.model_copy(update={"database_url": url or settings.database_url,
+                                                   **options})
+        self.settings = settings
+        self.db = Database(settings.database_url, settings=settings)
+        migrate_now = settings.auto_migrate if auto_migrate is None else auto_migrate
+        try:
+            self.schema_revision = migrate.ensure_schema(self.db, auto_migrate=migrate_now)
+        except BaseException:
+            self.db.dispose()
+            raise
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.db.backend
+
+    def check_connection(self) -> ConnectionReport:
+        """Status, server version, pgvector and schema revision of this store's database."""
+        return check_connection(self.db)
+
+    def close(self) -> None:
+        """Release every connection; an in-memory store loses its data."""
+        self.db.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.db.url.masked()!r})"
+
+
+def open(url: str | None = None, **options: Any) -> Store:  # noqa: A001 - ctxbase.open(url)
+    """Open the store at ``url`` (default: ``sqlite:///./ctxbase.db``).
+
+    ``options`` are :class:`~ctxbase.config.Settings` fields, e.g. ``pool_size=10`` or
+    ``auto_migrate=False``. The environment is not read here; the CLI and server do that.
+    """
+    return Store(url, **options)

@@ -1,0 +1,77 @@
+"""Fixtures shared by the whole suite.
+
+``database_url`` and ``store`` are parametrised over every backend: ``sqlite-memory``,
+``sqlite-file`` and ``postgres``. With ``CI=true`` a PostgreSQL that cannot start fails
+the run instead of skipping its tests.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+import ctxbase
+from ctxbase.db import migrate
+from ctxbase.db.database import Database
+from tests.postgres import TEMPLATE, PostgresServer, running_server
+
+BACKENDS = ["sqlite-memory", "sqlite-file", "postgres"]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    with ExitStack() as stack:
+        try:
+            server = stack.enter_context(running_server())
+        except Exception as e:  # any failure to start is reported the same way
+            if IN_CI:
+                pytest.fail(f"PostgreSQL could not start in CI: {e!r}")
+            pytest.skip(f"PostgreSQL could not start: {e!r}")
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres: PostgresServer) -> str:
+    """A database at schema head that each store test copies (faster than migrating)."""
+    postgres.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE}")
+    db = Database(postgres.url(TEMPLATE))
+    migrate.upgrade(db)
+    db.dispose()
+    return TEMPLATE
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """An empty database of each backend."""
+    if backend == "sqlite-memory":
+        yield "sqlite://"
+    elif backend == "sqlite-file":
+        yield f"sqlite:///{tmp_path / 'ctxbase.db'}"
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres")
+        with server.database() as url:
+            yield url
+
+
+@pytest.fixture
+def store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ctxbase.Store]:
+    """A store at schema head on each backend."""
+    if backend == "postgres":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        template = request.getfixturevalue("postgres_template")
+        with server.database(template=template) as url, ctxbase.open(url) as opened:
+            yield opened
+    else:
+        url = "sqlite://" if backend == "sqlite-memory" else f"sqlite:///{tmp_path / 'ctxbase.db'}"
+        with ctxbase.open(url) as opened:
+            yield opened

