@@ -70,5 +70,11 @@ class Database:
         """Close every pooled connection (an in-memory database is gone after this)."""
         self.engine.dispose()
 
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.dispose()
+
     def __repr__(self) -> str:
         return f"Database({self.url.masked()!r})"

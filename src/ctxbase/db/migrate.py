@@ -155,7 +155,11 @@ def detect_vector_storage(db: Database) -> str:
 
         with db.connect() as connection:
             storage = "pgvector" if vector_column_is_pgvector(connection) else "bytes"
-    setattr(db.engine.dialect, VECTOR_STORAGE_ATTR, storage)
+    dialect = db.engine.dialect
+    if getattr(dialect, VECTOR_STORAGE_ATTR, None) != storage:
+        setattr(dialect, VECTOR_STORAGE_ATTR, storage)
+        # Types memoise their per-dialect implementation; the vector's just changed.
+        dialect._type_memos.clear()  # type: ignore[attr-defined]
     return storage
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import JSON, DateTime, LargeBinary
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 #: JSON documents; JSONB on PostgreSQL so they can be indexed and compared.
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
@@ -54,6 +54,13 @@ class EmbeddingVector(TypeDecorator[np.ndarray]):
     impl = LargeBinary
     cache_ok = True
 
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if getattr(dialect, VECTOR_STORAGE_ATTR, "bytes") == "pgvector":
+            from pgvector.sqlalchemy import VECTOR
+
+            return dialect.type_descriptor(VECTOR())
+        return dialect.type_descriptor(LargeBinary())
+
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
@@ -61,14 +68,12 @@ class EmbeddingVector(TypeDecorator[np.ndarray]):
         if array.ndim != 1 or array.size == 0:
             raise ValueError("an embedding vector must be a non-empty 1-D sequence of numbers")
         if getattr(dialect, VECTOR_STORAGE_ATTR, "bytes") == "pgvector":
-            return "[" + ",".join(repr(float(x)) for x in array) + "]"
+            return array
         return array.tobytes()
 
     def process_result_value(self, value: Any, dialect: Dialect) -> np.ndarray | None:
         if value is None:
             return None
-        if isinstance(value, str):  # pgvector text form: "[1,2,3]"
-            return np.array(value.strip("[]").split(","), dtype=np.float32)
-        if isinstance(value, np.ndarray):  # pgvector's psycopg adapter
-            return value.astype(np.float32, copy=False)
-        return np.frombuffer(bytes(value), dtype="<f4").astype(np.float32)
+        if isinstance(value, bytes | bytearray | memoryview):
+            return np.frombuffer(bytes(value), dtype="<f4").astype(np.float32)
+        return np.asarray(value, dtype=np.float32)  # parsed by pgvector's column type

@@ -15,8 +15,8 @@ PGVECTOR_MISSING_CONSEQUENCES = (
     "and embeddings are stored as bytes"
 )
 PGVECTOR_INSTALL_HINT = (
-    "install pgvector on the server (Debian/Ubuntu: apt-get install postgresql-<major>-pgvector; "
-    "see https://github.com/pgvector/pgvector#installation), then as a superuser run "
+    "install pgvector on the server (Debian/Ubuntu: apt-get install postgresql-<major>-pgvector), "
+    "then as a superuser run "
     "`CREATE EXTENSION vector;` in this database"
 )
 
