@@ -53,6 +53,18 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """An empty database of each backend."""
+    yield from _empty_database(backend, tmp_path, request)
+
+
+@pytest.fixture(params=[b for b in BACKENDS if b != "sqlite-memory"])
+def persistent_database_url(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
+    """An empty database of each backend that outlives a connection (not in-memory)."""
+    yield from _empty_database(request.param, tmp_path, request)
+
+
+def _empty_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     if backend == "sqlite-memory":
         yield "sqlite://"
     elif backend == "sqlite-file":

@@ -22,6 +22,7 @@ from ctxbase.config import Settings
 from ctxbase.db import migrate
 from ctxbase.db.database import Database
 from ctxbase.db.diagnostics import ConnectionReport, check_connection
+from ctxbase.db.urls import parse_database_url
 from ctxbase.errors import CtxbaseError
 
 app = typer.Typer(
@@ -67,7 +68,9 @@ def _settings(ctx: typer.Context) -> Settings:
 
 def _database(ctx: typer.Context) -> Database:
     settings = _settings(ctx)
-    return Database(settings.database_url, settings=settings)
+    db = Database(settings.database_url, settings=settings)
+    ctx.call_on_close(db.dispose)
+    return db
 
 
 # --- db -----------------------------------------------------------------------------------
@@ -192,7 +195,7 @@ def serve(
     settings = _settings(ctx)
     # The server reads its settings from the environment, in this process or a reloader's.
     os.environ["CTXBASE_DATABASE_URL"] = settings.database_url
-    out.print(f"ctxbase {ctxbase.__version__} on {Database(settings.database_url).url.masked()}")
+    out.print(f"ctxbase {ctxbase.__version__} on {parse_database_url(settings.database_url)}")
     uvicorn.run(
         "ctxbase.server.app:app_from_environment",
         factory=True,

@@ -96,9 +96,8 @@ def test_open_migrates_unless_told_not_to(database_url: str) -> None:
         assert store.check_connection().status == "ok"
 
 
-def test_concurrent_first_opens_do_not_collide(database_url: str) -> None:
-    if database_url == "sqlite://":
-        pytest.skip("each in-memory store is its own database")
+def test_concurrent_first_opens_do_not_collide(persistent_database_url: str) -> None:
+    database_url = persistent_database_url
     errors: list[BaseException] = []
 
     def open_once() -> None:

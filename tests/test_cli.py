@@ -1,0 +1,141 @@
+"""The ``ctxbase`` command line, in process and as a real server process."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from ctxbase.cli import app
+from ctxbase.db import migrate
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def cli_url(persistent_database_url: str) -> str:
+    return persistent_database_url
+
+
+def test_db_commands(cli_url: str) -> None:
+    head = migrate.head_revision()
+    code, output = run("-d", cli_url, "db", "current")
+    assert (code, "empty" in output) == (0, True)
+    code, output = run("-d", cli_url, "db", "upgrade")
+    assert code == 0 and f"→ {head}" in output
+    code, output = run("-d", cli_url, "db", "current")
+    assert code == 0 and f"{head} (up to date)" in output
+    code, output = run("-d", cli_url, "db", "downgrade", "base")
+    assert code == 0 and "→ empty" in output
+    code, output = run("-d", cli_url, "db", "upgrade")
+    assert code == 0
+    code, output = run("-d", cli_url, "db", "reset", "--yes")
+    assert code == 0 and f"reset to {head}" in output
+    code, output = run("-d", cli_url, "db", "history")
+    assert code == 0 and head in output
+
+
+def test_reset_asks_first(cli_url: str) -> None:
+    run("-d", cli_url, "db", "upgrade")
+    result = runner.invoke(app, ["-d", cli_url, "db", "reset"], input="n\n")
+    assert result.exit_code != 0
+    assert "Aborted" in result.output
+
+
+def test_doctor(cli_url: str) -> None:
+    run("-d", cli_url, "db", "upgrade")
+    code, output = run("-d", cli_url, "doctor")
+    assert code == 0
+    assert re.search(r"status\s+ok", output)
+    assert re.search(r"pending migrations\s+none", output)
+    code, output = run("-d", cli_url, "doctor", "--json")
+    assert code == 0 and '"status": "ok"' in output
+
+
+def test_doctor_strict_fails_on_pending_migrations(cli_url: str) -> None:
+    assert run("-d", cli_url, "doctor")[0] == 0  # degraded: exit 0 …
+    code, output = run("-d", cli_url, "doctor", "--strict")
+    assert code == 1 and "ctxbase db upgrade" in output  # … unless strict
+
+
+def test_errors_are_a_message_and_exit_1_never_a_traceback() -> None:
+    for args in (["-d", "mysql://u:pw@h/db", "db", "current"],
+                 ["-d", "postgresql://u:topsecret@127.0.0.1:1/db", "db", "upgrade"],
+                 ["-d", "postgresql://u:topsecret@127.0.0.1:1/db", "doctor"]):
+        process = subprocess.run(
+            [sys.executable, "-m", "ctxbase", *args], capture_output=True, text=True, timeout=60
+        )
+        assert process.returncode == 1, args
+        assert "Traceback" not in process.stderr + process.stdout
+        assert "topsecret" not in process.stderr + process.stdout
+        assert "Error" in process.stderr or "error" in process.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_runs_a_real_server(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "CTXBASE_DATABASE_URL": f"sqlite:///{tmp_path / 'served.db'}"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ctxbase", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        body = _wait_for_health(f"http://127.0.0.1:{port}/api/v1/health")
+        assert body["status"] == "ok"
+        assert body["database"]["schema_revision"] == migrate.head_revision()
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=30)
+    assert server.returncode == 0, output
+    assert (tmp_path / "served.db").exists()
+
+
+def _wait_for_health(url: str) -> dict:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return httpx.get(url, timeout=5).json()
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_every_command_is_documented() -> None:
+    docs = (ROOT / "docs" / "cli.md").read_text()
+    for name in _command_paths():
+        assert f"ctxbase {name}" in docs, f"`ctxbase {name}` is missing from docs/cli.md"
+
+
+def _command_paths() -> list[str]:
+    import typer.main
+
+    root = typer.main.get_command(app)
+    paths = []
+    for name, command in root.commands.items():  # type: ignore[attr-defined]
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            paths += [f"{name} {sub}" for sub in subcommands]
+        else:
+            paths.append(name)
+    return paths
