@@ -38,7 +38,9 @@ def postgres() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def postgres_template(postgres: PostgresServer) -> str:
     """A database at schema head that each store test copies (faster than migrating)."""
-    postgres.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE}")
+    postgres.execute(
+        f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE}"
+    )
     db = Database(postgres.url(TEMPLATE))
     migrate.upgrade(db)
     db.dispose()
@@ -57,9 +59,7 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
 
 
 @pytest.fixture(params=[b for b in BACKENDS if b != "sqlite-memory"])
-def persistent_database_url(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[str]:
+def persistent_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database of each backend that outlives a connection (not in-memory)."""
     yield from _empty_database(request.param, tmp_path, request)
 

@@ -74,9 +74,11 @@ def test_doctor_strict_fails_on_pending_migrations(cli_url: str) -> None:
 
 
 def test_errors_are_a_message_and_exit_1_never_a_traceback() -> None:
-    for args in (["-d", "mysql://u:pw@h/db", "db", "current"],
-                 ["-d", "postgresql://u:topsecret@127.0.0.1:1/db", "db", "upgrade"],
-                 ["-d", "postgresql://u:topsecret@127.0.0.1:1/db", "doctor"]):
+    for args in (
+        ["-d", "mysql://u:pw@h/db", "db", "current"],
+        ["-d", "postgresql://u:topsecret@127.0.0.1:1/db", "db", "upgrade"],
+        ["-d", "postgresql://u:topsecret@127.0.0.1:1/db", "doctor"],
+    ):
         process = subprocess.run(
             [sys.executable, "-m", "ctxbase", *args], capture_output=True, text=True, timeout=60
         )
@@ -97,7 +99,10 @@ def test_serve_runs_a_real_server(tmp_path: Path) -> None:
     env = {**os.environ, "CTXBASE_DATABASE_URL": f"sqlite:///{tmp_path / 'served.db'}"}
     server = subprocess.Popen(
         [sys.executable, "-m", "ctxbase", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         body = _wait_for_health(f"http://127.0.0.1:{port}/api/v1/health")

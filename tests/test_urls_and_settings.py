@@ -17,7 +17,12 @@ def test_sqlite_file() -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["postgresql://u:pw@h:5433/db", "postgres://u:pw@h:5433/db", "postgresql+psycopg://u:pw@h:5433/db"]
+    "raw",
+    [
+        "postgresql://u:pw@h:5433/db",
+        "postgres://u:pw@h:5433/db",
+        "postgresql+psycopg://u:pw@h:5433/db",
+    ],
 )
 def test_postgres_urls_are_normalised_to_psycopg3(raw: str) -> None:
     url = parse_database_url(raw)

@@ -1,8 +1,8 @@
 """ctxbase: the database layer for AI agents.
 
-    import ctxbase
-    store = ctxbase.open("sqlite:///./agents.db")
-    print(store.check_connection().status)
+import ctxbase
+store = ctxbase.open("sqlite:///./agents.db")
+print(store.check_connection().status)
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -44,7 +44,13 @@ class CtxbaseError(Exception):
         """The error envelope body shared by every interface."""
         details = self.details
         if self.hint:
-            extra = details if isinstance(details, dict) else {} if details is None else {"info": details}
+            extra = (
+                details
+                if isinstance(details, dict)
+                else {}
+                if details is None
+                else {"info": details}
+            )
             details = {**extra, "hint": self.hint}
         return {"error": {"code": self.code, "message": self.message, "details": details}}
 

@@ -73,7 +73,9 @@ def password_user(postgres: PostgresServer) -> tuple[str, str]:
     postgres.execute(f"CREATE ROLE {user} LOGIN PASSWORD '{password}'")
     hba = postgres.pgdata / "pg_hba.conf"
     rules = hba.read_text()
-    hba.write_text(f"local all {user} scram-sha-256\nhost all {user} 127.0.0.1/32 scram-sha-256\n" + rules)
+    hba.write_text(
+        f"local all {user} scram-sha-256\nhost all {user} 127.0.0.1/32 scram-sha-256\n" + rules
+    )
     postgres.execute("SELECT pg_reload_conf()")
     return user, password
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import uuid
 
-import pytest
 from sqlalchemy import inspect, text
 
 import ctxbase
@@ -57,10 +56,18 @@ def test_step_by_step_upgrade_keeps_data(database_url: str) -> None:
             tenant_id = uuid.uuid4()
             with db.connect(write=True) as connection:
                 connection.execute(
-                    metadata.tables["tenants"].insert().values(
-                        id=tenant_id, slug=f"t-{revision}", name=revision, plan="free",
-                        quotas={}, settings={}, is_active=True,
-                        created_at=_now(), updated_at=_now(),
+                    metadata.tables["tenants"]
+                    .insert()
+                    .values(
+                        id=tenant_id,
+                        slug=f"t-{revision}",
+                        name=revision,
+                        plan="free",
+                        quotas={},
+                        settings={},
+                        is_active=True,
+                        created_at=_now(),
+                        updated_at=_now(),
                     )
                 )
             written.append(tenant_id)
@@ -74,9 +81,18 @@ def test_step_by_step_upgrade_keeps_data(database_url: str) -> None:
 def test_reset_empties_every_table(store: ctxbase.Store) -> None:
     with store.db.connect(write=True) as connection:
         connection.execute(
-            metadata.tables["tenants"].insert().values(
-                id=uuid.uuid4(), slug="gone", name="gone", plan="free", quotas={},
-                settings={}, is_active=True, created_at=_now(), updated_at=_now(),
+            metadata.tables["tenants"]
+            .insert()
+            .values(
+                id=uuid.uuid4(),
+                slug="gone",
+                name="gone",
+                plan="free",
+                quotas={},
+                settings={},
+                is_active=True,
+                created_at=_now(),
+                updated_at=_now(),
             )
         )
     migrate.reset(store.db)

@@ -88,8 +88,12 @@ def test_json_timestamps_and_vectors_round_trip(store: ctxbase.Store) -> None:
         session.flush()
         session.add(
             Embedding(
-                project_id=project.id, memory_id=memory.id, model="m", dimensions=4,
-                content_hash="c", vector=vector,
+                project_id=project.id,
+                memory_id=memory.id,
+                model="m",
+                dimensions=4,
+                content_hash="c",
+                vector=vector,
             )
         )
     with store.db.session() as session:
@@ -130,14 +134,25 @@ def test_deleting_a_tenant_deletes_everything_under_it(store: ctxbase.Store) -> 
         session.add(memory)
         session.flush()
         session.add(MemoryChange(memory_id=memory.id, action="add", new_value={"content": "m"}))
-        session.add(ContextUnit(project_id=project.id, source_type="note", name="n",
-                                content="c", content_hash="h"))
+        session.add(
+            ContextUnit(
+                project_id=project.id, source_type="note", name="n", content="c", content_hash="h"
+            )
+        )
         session.add(StateEntry(project_id=project.id, namespace="a/b", key="k", value={"v": 1}))
         tenant_id = project.tenant_id
     with store.db.session(write=True) as session:
         session.execute(delete(Tenant).where(Tenant.id == tenant_id))
-    for model in (Project, Conversation, Message, Embedding, Memory, MemoryChange, ContextUnit,
-                  StateEntry):
+    for model in (
+        Project,
+        Conversation,
+        Message,
+        Embedding,
+        Memory,
+        MemoryChange,
+        ContextUnit,
+        StateEntry,
+    ):
         assert _count(store, model) == 0, model.__name__
 
 
@@ -147,12 +162,27 @@ def test_unique_keys_are_conflicts(store: ctxbase.Store) -> None:
         _conversation_with_embedded_message(session, project)
     with pytest.raises(ConflictError), store.db.session(write=True) as session:
         conversation = session.scalars(select(Conversation)).one()
-        session.add(Message(project_id=project.id, conversation_id=conversation.id,
-                            position=1, role="assistant", content="same position"))
+        session.add(
+            Message(
+                project_id=project.id,
+                conversation_id=conversation.id,
+                position=1,
+                role="assistant",
+                content="same position",
+            )
+        )
     with pytest.raises(ConflictError), store.db.session(write=True) as session:
         message = session.scalars(select(Message)).one()
-        session.add(Embedding(project_id=project.id, message_id=message.id, model="fake",
-                              dimensions=3, content_hash="h", vector=[1, 2, 3]))
+        session.add(
+            Embedding(
+                project_id=project.id,
+                message_id=message.id,
+                model="fake",
+                dimensions=3,
+                content_hash="h",
+                vector=[1, 2, 3],
+            )
+        )
     assert _count(store, Message) == 1
     assert _count(store, Embedding) == 1
 
@@ -161,11 +191,17 @@ def test_schema_rules_are_invalid_input(store: ctxbase.Store) -> None:
     with store.db.session(write=True) as session:
         project = _tenant_and_project(session)
     bad_rows = [
-        Message(project_id=project.id, conversation_id=uuid.uuid4(), position=1,
-                role="user", content="orphan"),  # no such conversation
+        Message(
+            project_id=project.id,
+            conversation_id=uuid.uuid4(),
+            position=1,
+            role="user",
+            content="orphan",
+        ),  # no such conversation
         Memory(project_id=project.id, content="x", importance=1.5),
-        Embedding(project_id=project.id, model="m", dimensions=1, content_hash="h",
-                  vector=[1.0]),  # no owner
+        Embedding(
+            project_id=project.id, model="m", dimensions=1, content_hash="h", vector=[1.0]
+        ),  # no owner
     ]
     for row in bad_rows:
         with pytest.raises(InvalidInputError), store.db.session(write=True) as session:
@@ -174,6 +210,13 @@ def test_schema_rules_are_invalid_input(store: ctxbase.Store) -> None:
         conversation = Conversation(project_id=project.id)
         session.add(conversation)
         session.flush()
-        session.add(Message(project_id=project.id, conversation_id=conversation.id,
-                            position=1, role="robot", content="bad role"))
+        session.add(
+            Message(
+                project_id=project.id,
+                conversation_id=conversation.id,
+                position=1,
+                role="robot",
+                content="bad role",
+            )
+        )
     assert _count(store, Conversation) == 0  # the failed transaction wrote nothing

@@ -97,7 +97,11 @@ def test_ctxbase_errors_map_to_their_status(app: FastAPI, client: TestClient) ->
     response = client.get("/api/v1/conflict")
     assert response.status_code == 409
     assert response.json() == {
-        "error": {"code": "conflict", "message": "stream moved", "details": {"expected": 3, "actual": 5}}
+        "error": {
+            "code": "conflict",
+            "message": "stream moved",
+            "details": {"expected": 3, "actual": 5},
+        }
     }
 
 
@@ -110,7 +114,9 @@ def test_invalid_json_and_invalid_input(app: FastAPI, client: TestClient) -> Non
     def echo(body: Body) -> Body:
         return body
 
-    bad_json = client.post("/api/v1/echo", content=b"{not json", headers={"content-type": "application/json"})
+    bad_json = client.post(
+        "/api/v1/echo", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert bad_json.status_code == 400
     _error_shape(bad_json.json())
     wrong_type = client.post("/api/v1/echo", json={"count": "many"})

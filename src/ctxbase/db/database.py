@@ -42,8 +42,10 @@ class Database:
         ``write=True`` takes SQLite's write lock at BEGIN, so a writer waits for another
         writer instead of failing; read transactions never wait.
         """
-        with self.translated_errors(), self.engine.connect() as connection, self.begin(
-            connection, write=write
+        with (
+            self.translated_errors(),
+            self.engine.connect() as connection,
+            self.begin(connection, write=write),
         ):
             yield connection
 

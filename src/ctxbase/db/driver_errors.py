@@ -83,8 +83,15 @@ def translate_error(error: BaseException, db_url: DatabaseURL) -> CtxbaseError:
 
 
 def _is_unreachable(lowered: str) -> bool:
-    signs = ("connection refused", "could not connect", "connection failed", "timeout expired",
-             "could not translate host name", "no such file or directory", "unable to open")
+    signs = (
+        "connection refused",
+        "could not connect",
+        "connection failed",
+        "timeout expired",
+        "could not translate host name",
+        "no such file or directory",
+        "unable to open",
+    )
     return any(sign in lowered for sign in signs)
 
 

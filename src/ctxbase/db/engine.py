@@ -37,8 +37,10 @@ def create_engine_for(db_url: DatabaseURL, settings: Settings) -> Engine:
     """A configured engine for ``db_url``; no connection is made yet."""
     if db_url.backend == "postgresql":
         return _postgres_engine(db_url, settings)
-    engine = _sqlite_memory_engine(settings) if db_url.in_memory else _sqlite_file_engine(
-        db_url, settings
+    engine = (
+        _sqlite_memory_engine(settings)
+        if db_url.in_memory
+        else _sqlite_file_engine(db_url, settings)
     )
     _install_sqlite_transactions(engine, settings, wal=not db_url.in_memory)
     return engine

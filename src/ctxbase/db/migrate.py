@@ -159,7 +159,7 @@ def detect_vector_storage(db: Database) -> str:
     if getattr(dialect, VECTOR_STORAGE_ATTR, None) != storage:
         setattr(dialect, VECTOR_STORAGE_ATTR, storage)
         # Types memoise their per-dialect implementation; the vector's just changed.
-        dialect._type_memos.clear()  # type: ignore[attr-defined]
+        dialect._type_memos.clear()
     return storage
 
 

@@ -7,6 +7,7 @@ exceptions, which are logged with their traceback and answered without it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -35,7 +36,11 @@ _CODES_BY_STATUS = {
 
 
 def error_response(
-    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "details": details}}
     return JSONResponse(body, status_code=status, headers=headers)
@@ -57,7 +62,9 @@ async def _ctxbase_error(_request: Request, error: CtxbaseError) -> JSONResponse
 
 async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
     code = _CODES_BY_STATUS.get(error.status_code, "error")
-    message = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
+    message = (
+        error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
+    )
     return error_response(error.status_code, code, message, headers=error.headers)
 
 

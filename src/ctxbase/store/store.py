@@ -30,8 +30,9 @@ class Store:
             values = {"database_url": url, **options} if url else options
             settings = Settings.from_values(**values)
         elif url or options:
-            settings = settings.model_copy(update={"database_url": url or settings.database_url,
-                                                   **options})
+            settings = settings.model_copy(
+                update={"database_url": url or settings.database_url, **options}
+            )
         self.settings = settings
         self.db = Database(settings.database_url, settings=settings)
         migrate_now = settings.auto_migrate if auto_migrate is None else auto_migrate
@@ -69,7 +70,7 @@ class Store:
         return f"Store({self.db.url.masked()!r})"
 
 
-def open(url: str | None = None, **options: Any) -> Store:  # noqa: A001 - ctxbase.open(url)
+def open(url: str | None = None, **options: Any) -> Store:
     """Open the store at ``url`` (default: ``sqlite:///./ctxbase.db``).
 
     ``options`` are :class:`~ctxbase.config.Settings` fields, e.g. ``pool_size=10`` or

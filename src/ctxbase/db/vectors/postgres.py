@@ -58,8 +58,10 @@ def pgvector_status(connection: Connection) -> PgvectorStatus:
         )
     ).one()
     can_create = bool(superuser or (trusted and may_create))
-    problem = None if can_create else (
-        f"the database user {user!r} has no permission to create the pgvector extension"
+    problem = (
+        None
+        if can_create
+        else (f"the database user {user!r} has no permission to create the pgvector extension")
     )
     return PgvectorStatus(installed=False, available=True, can_create=can_create, problem=problem)
 
