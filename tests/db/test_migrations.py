@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 import ctxbase
 from ctxbase.db import migrate
@@ -104,7 +104,7 @@ def test_reset_empties_every_table(store: ctxbase.Store) -> None:
 def test_open_migrates_unless_told_not_to(database_url: str) -> None:
     with ctxbase.open(database_url, auto_migrate=False) as store:
         assert migrate.current_revision(store.db) is None
-        assert store.check_connection().pending_migrations == [migrate.head_revision()]
+        assert store.check_connection().pending_migrations == [r.revision for r in reversed(migrate.history())]
     if database_url == "sqlite://":
         return  # an in-memory database does not outlive its store
     with ctxbase.open(database_url) as store:
@@ -146,3 +146,70 @@ def _now():
     from ctxbase.db.schema import utcnow
 
     return utcnow()
+
+
+def test_token_totals_revision_keeps_and_backfills_data(database_url: str) -> None:
+    """0002 rebuilds `conversations` on SQLite: its messages must survive both ways."""
+    db = Database(database_url)
+    tables = metadata.tables
+    try:
+        migrate.upgrade(db, "0001")
+        ids = {name: uuid.uuid4() for name in ("tenant", "project", "conversation")}
+        now = _now()
+        with db.connect(write=True) as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO tenants (id, slug, name, plan, quotas, settings, is_active,"
+                    " created_at, updated_at) VALUES (:id, 't', 't', 'free', '{}', '{}', :yes,"
+                    " :now, :now)"
+                ),
+                {"id": _uuid(db, ids["tenant"]), "now": now, "yes": True},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO projects (id, tenant_id, slug, name, settings, created_at,"
+                    " updated_at) VALUES (:id, :tenant, 'p', 'p', '{}', :now, :now)"
+                ),
+                {"id": _uuid(db, ids["project"]), "tenant": _uuid(db, ids["tenant"]), "now": now},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO conversations (id, project_id, provider_config, metadata,"
+                    " message_count, created_at, updated_at)"
+                    " VALUES (:id, :project, '{}', '{}', 2, :now, :now)"
+                ),
+                {"id": _uuid(db, ids["conversation"]), "project": _uuid(db, ids["project"]),
+                 "now": now},
+            )
+            for position, (tokens_in, tokens_out) in enumerate([(10, 1), (5, 7)], start=1):
+                connection.execute(
+                    text(
+                        "INSERT INTO messages (id, project_id, conversation_id, position, role,"
+                        " content, input_tokens, output_tokens, metadata, created_at) VALUES"
+                        " (:id, :project, :conversation, :position, 'user', 'hi', :i, :o,"
+                        " '{}', :now)"
+                    ),
+                    {"id": _uuid(db, uuid.uuid4()), "project": _uuid(db, ids["project"]),
+                     "conversation": _uuid(db, ids["conversation"]), "position": position,
+                     "i": tokens_in, "o": tokens_out, "now": now},
+                )
+        migrate.upgrade(db)
+        with db.connect() as connection:
+            totals = connection.execute(
+                text("SELECT input_tokens, output_tokens FROM conversations")
+            ).one()
+        assert tuple(totals) == (15, 8)
+        migrate.downgrade(db, "0001")
+        with db.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM messages")).scalar() == 2
+        migrate.upgrade(db)
+        with db.connect() as connection:
+            assert connection.execute(select(tables["messages"])).fetchall().__len__() == 2
+        assert migrate.schema_differences(db) == []
+    finally:
+        db.dispose()
+
+
+def _uuid(db: Database, value: uuid.UUID) -> object:
+    """A UUID as each backend stores it when written with plain SQL."""
+    return value.hex if db.backend == "sqlite" else value

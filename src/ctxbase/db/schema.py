@@ -184,6 +184,9 @@ class Conversation(Base):
     health_score: Mapped[int | None] = mapped_column(Integer)
     # Highest position handed out; appends lock this row, which keeps positions gapless.
     message_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Token totals of the messages, kept by the same update that hands out positions.
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 

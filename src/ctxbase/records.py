@@ -1,0 +1,305 @@
+"""Public records and the inputs that create or change them.
+
+The same models serve the library, the REST API (request and response bodies, hence
+OpenAPI) and the HTTP client, so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+MessageRole = Literal["user", "assistant", "system", "tool"]
+INT32_MAX = 2**31 - 1
+
+
+def _no_nul(text: str) -> str:
+    # PostgreSQL text cannot hold NUL; refusing it everywhere keeps the backends alike.
+    if "\x00" in text:
+        raise ValueError("text must not contain NUL (\\x00) characters")
+    return text
+
+
+def _portable_json(value: Any) -> Any:
+    """JSON both backends store identically: no NaN/Infinity, no NUL, string keys."""
+    _walk_json(value)
+    return value
+
+
+def _walk_json(value: Any) -> None:
+    if isinstance(value, str):
+        _no_nul(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("JSON numbers must be finite (no NaN or Infinity)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError("JSON object keys must be strings")
+            _no_nul(key)
+            _walk_json(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _walk_json(item)
+    elif value is not None and not isinstance(value, bool | int | float):
+        raise ValueError(f"{type(value).__name__} is not a JSON value")
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+JSONValue = Annotated[Any, AfterValidator(_portable_json)]
+JSONObject = Annotated[dict[str, Any], AfterValidator(_portable_json)]
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
+Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+Tokens = Annotated[int, Field(ge=0, le=INT32_MAX)]
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact JSON, the measure of the metadata limit."""
+    return len(json.dumps(value, separators=(",", ":"), default=str).encode())
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; pass ``next_cursor`` back to get the next, None at the end."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+# --- projects -----------------------------------------------------------------------------
+
+
+class Project(Record):
+    id: uuid.UUID
+    slug: str
+    name: str
+    settings: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProjectIn(BaseModel):
+    slug: Slug
+    name: Annotated[Text, Field(max_length=200)] | None = None
+    settings: JSONObject = Field(default_factory=dict)
+
+
+class ProjectPatch(BaseModel):
+    name: Annotated[Text, Field(max_length=200)] | None = None
+    settings: JSONObject | None = None
+
+
+# --- conversations and messages -----------------------------------------------------------
+
+
+class Conversation(Record):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    title: str | None
+    task: str | None
+    agent_id: str | None
+    provider: str | None
+    model: str | None
+    provider_config: dict[str, Any]
+    metadata: dict[str, Any]
+    health_score: int | None
+    message_count: int = Field(description="Messages appended so far.")
+    input_tokens: int = Field(description="Sum of the messages' input tokens.")
+    output_tokens: int = Field(description="Sum of the messages' output tokens.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConversationIn(BaseModel):
+    title: Annotated[Text, Field(max_length=500)] | None = None
+    task: Text | None = None
+    agent_id: Annotated[Text, Field(max_length=200)] | None = None
+    provider: Annotated[Text, Field(max_length=100)] | None = None
+    model: Annotated[Text, Field(max_length=200)] | None = None
+    provider_config: JSONObject = Field(default_factory=dict)
+    metadata: JSONObject = Field(default_factory=dict)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"title": "Refactor the billing module", "agent_id": "coder-1",
+                 "provider": "openai", "model": "gpt-4o", "metadata": {"ticket": "BILL-42"}}
+            ]
+        }
+    )
+
+
+class ConversationPatch(BaseModel):
+    title: Annotated[Text, Field(max_length=500)] | None = None
+    task: Text | None = None
+    agent_id: Annotated[Text, Field(max_length=200)] | None = None
+    provider: Annotated[Text, Field(max_length=100)] | None = None
+    model: Annotated[Text, Field(max_length=200)] | None = None
+    provider_config: JSONObject | None = None
+    metadata: JSONObject | None = None
+    health_score: Annotated[int, Field(ge=0, le=100)] | None = None
+
+
+class Message(Record):
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    project_id: uuid.UUID
+    position: int = Field(description="1, 2, 3, … without gaps within the conversation.")
+    role: MessageRole
+    content: str
+    thinking: str | None
+    input_tokens: int
+    output_tokens: int
+    finish_reason: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
+class MessageIn(BaseModel):
+    role: MessageRole
+    content: Text
+    thinking: Text | None = None
+    input_tokens: Tokens = 0
+    output_tokens: Tokens = 0
+    finish_reason: Annotated[Text, Field(max_length=64)] | None = None
+    metadata: JSONObject = Field(default_factory=dict)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"role": "user", "content": "Why does the invoice total drift?",
+                          "input_tokens": 12}]
+        }
+    )
+
+
+# --- context units ------------------------------------------------------------------------
+
+
+class ContextUnit(Record):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    source_type: str
+    name: str
+    content: str
+    content_hash: str = Field(description="SHA-256 of the content.")
+    metadata: dict[str, Any]
+    version: int
+    superseded_by: uuid.UUID | None = Field(description="The next version, if any.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class ContextIn(BaseModel):
+    name: Annotated[Text, Field(min_length=1, max_length=1000)]
+    content: Text
+    source_type: Annotated[Text, Field(min_length=1, max_length=64)] = "note"
+    metadata: JSONObject = Field(default_factory=dict)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "src/billing/invoice.py", "source_type": "file",
+                          "content": "def total(lines): ...", "metadata": {"lang": "python"}}]
+        }
+    )
+
+
+class ContextUpdate(BaseModel):
+    content: Text
+    metadata: JSONObject | None = None
+
+
+# --- memories -----------------------------------------------------------------------------
+
+
+class Memory(Record):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    agent_id: str | None
+    user_id: str | None
+    conversation_id: uuid.UUID | None
+    first_message_id: uuid.UUID | None
+    content: str
+    memory_type: str
+    importance: float
+    metadata: dict[str, Any]
+    access_count: int
+    last_accessed_at: datetime | None
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MemoryIn(BaseModel):
+    content: Annotated[Text, Field(min_length=1)]
+    agent_id: Annotated[Text, Field(max_length=200)] | None = None
+    user_id: Annotated[Text, Field(max_length=200)] | None = None
+    conversation_id: uuid.UUID | None = None
+    first_message_id: uuid.UUID | None = None
+    memory_type: Annotated[Text, Field(min_length=1, max_length=32)] = "semantic"
+    importance: Annotated[float, Field(ge=0, le=1)] = 0.5
+    metadata: JSONObject = Field(default_factory=dict)
+    expires_at: Timestamp | None = None
+    ttl_seconds: Annotated[int, Field(gt=0, le=10 * 365 * 86400)] | None = Field(
+        None, description="Alternative to expires_at: expire this many seconds from now."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"content": "The user drinks espresso every morning",
+                          "user_id": "u-7", "memory_type": "fact", "importance": 0.8}]
+        }
+    )
+
+
+class MemoryPatch(BaseModel):
+    content: Annotated[Text, Field(min_length=1)] | None = None
+    memory_type: Annotated[Text, Field(min_length=1, max_length=32)] | None = None
+    importance: Annotated[float, Field(ge=0, le=1)] | None = None
+    metadata: JSONObject | None = None
+    expires_at: Timestamp | None = None
+
+
+class MemoryChange(Record):
+    id: uuid.UUID
+    memory_id: uuid.UUID
+    action: Literal["add", "update"]
+    old_value: dict[str, Any] | None
+    new_value: dict[str, Any] | None
+    actor: str | None
+    created_at: datetime
+
+
+# --- agent state --------------------------------------------------------------------------
+
+
+class StateEntry(Record):
+    namespace: str
+    key: str
+    value: Any
+    version: int = Field(description="Starts at 1, +1 on every write; compare-and-set on it.")
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class StateIn(BaseModel):
+    value: JSONValue
+    ttl_seconds: Annotated[int, Field(gt=0, le=10 * 365 * 86400)] | None = None
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"value": {"step": 3, "plan": ["a", "b"]}}]}
+    )
