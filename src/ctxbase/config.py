@@ -41,6 +41,18 @@ class Settings(BaseSettings):
         30000, ge=0, description="SQLite: how long a writer waits for another writer's lock."
     )
 
+    # Limits: over them, writes fail with PayloadTooLargeError (HTTP 413) and write nothing.
+    max_content_bytes: int = Field(
+        1_048_576, gt=0, description="Largest message, context or memory text (UTF-8 bytes)."
+    )
+    max_metadata_bytes: int = Field(
+        65_536, gt=0, description="Largest JSON metadata or state value (compact JSON bytes)."
+    )
+    max_batch_size: int = Field(1000, gt=0, description="Most items in one batch write.")
+    max_request_bytes: int = Field(
+        16_777_216, gt=0, description="Largest HTTP request body the server accepts."
+    )
+
     # Server
     host: str = Field("127.0.0.1", description="Address `ctxbase serve` binds to.")
     port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="Port `ctxbase serve` binds to.")

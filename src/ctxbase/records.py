@@ -25,7 +25,7 @@ def _no_nul(text: str) -> str:
     return text
 
 
-def _portable_json(value: Any) -> Any:
+def portable_json(value: Any) -> Any:
     """JSON both backends store identically: no NaN/Infinity, no NUL, string keys."""
     _walk_json(value)
     return value
@@ -54,8 +54,8 @@ def _utc(value: datetime) -> datetime:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
-JSONValue = Annotated[Any, AfterValidator(_portable_json)]
-JSONObject = Annotated[dict[str, Any], AfterValidator(_portable_json)]
+JSONValue = Annotated[Any, AfterValidator(portable_json)]
+JSONObject = Annotated[dict[str, Any], AfterValidator(portable_json)]
 Timestamp = Annotated[datetime, AfterValidator(_utc)]
 Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 Tokens = Annotated[int, Field(ge=0, le=INT32_MAX)]
@@ -136,8 +136,13 @@ class ConversationIn(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"title": "Refactor the billing module", "agent_id": "coder-1",
-                 "provider": "openai", "model": "gpt-4o", "metadata": {"ticket": "BILL-42"}}
+                {
+                    "title": "Refactor the billing module",
+                    "agent_id": "coder-1",
+                    "provider": "openai",
+                    "model": "gpt-4o",
+                    "metadata": {"ticket": "BILL-42"},
+                }
             ]
         }
     )
@@ -180,8 +185,9 @@ class MessageIn(BaseModel):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"role": "user", "content": "Why does the invoice total drift?",
-                          "input_tokens": 12}]
+            "examples": [
+                {"role": "user", "content": "Why does the invoice total drift?", "input_tokens": 12}
+            ]
         }
     )
 
@@ -211,8 +217,14 @@ class ContextIn(BaseModel):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"name": "src/billing/invoice.py", "source_type": "file",
-                          "content": "def total(lines): ...", "metadata": {"lang": "python"}}]
+            "examples": [
+                {
+                    "name": "src/billing/invoice.py",
+                    "source_type": "file",
+                    "content": "def total(lines): ...",
+                    "metadata": {"lang": "python"},
+                }
+            ]
         }
     )
 
@@ -259,8 +271,14 @@ class MemoryIn(BaseModel):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"content": "The user drinks espresso every morning",
-                          "user_id": "u-7", "memory_type": "fact", "importance": 0.8}]
+            "examples": [
+                {
+                    "content": "The user drinks espresso every morning",
+                    "user_id": "u-7",
+                    "memory_type": "fact",
+                    "importance": 0.8,
+                }
+            ]
         }
     )
 

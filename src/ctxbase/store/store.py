@@ -9,6 +9,12 @@ from ctxbase.config import Settings
 from ctxbase.db import migrate
 from ctxbase.db.database import Database
 from ctxbase.db.diagnostics import ConnectionReport, check_connection
+from ctxbase.store.base import Scope
+from ctxbase.store.contexts import Contexts
+from ctxbase.store.conversations import Conversations, Messages
+from ctxbase.store.memories import Memories, prune_expired_memories
+from ctxbase.store.projects import Projects, ensure_defaults
+from ctxbase.store.state import State, prune_expired_state
 
 
 class Store:
@@ -16,7 +22,12 @@ class Store:
 
     Open one with :func:`ctxbase.open`. The first open brings the schema to head unless
     ``auto_migrate=False``; a Store is safe to share between threads.
+
+    Sub-APIs: ``projects``, ``conversations``, ``messages``, ``contexts``, ``memories``,
+    ``state``. Each method takes ``project=`` (default ``"default"``).
     """
+
+    scope: Scope
 
     def __init__(
         self,
@@ -38,9 +49,36 @@ class Store:
         migrate_now = settings.auto_migrate if auto_migrate is None else auto_migrate
         try:
             self.schema_revision = migrate.ensure_schema(self.db, auto_migrate=migrate_now)
+            if self.schema_revision == migrate.head_revision():
+                ensure_defaults(self.db)
         except BaseException:
             self.db.dispose()
             raise
+        self._attach(Scope())
+
+    def _attach(self, scope: Scope) -> None:
+        self.scope = scope
+        self.projects = Projects(self)
+        self.conversations = Conversations(self)
+        self.messages = Messages(self)
+        self.contexts = Contexts(self)
+        self.memories = Memories(self)
+        self.state = State(self)
+
+    def scoped(self, scope: Scope) -> Store:
+        """A view of this store limited to ``scope``, sharing its connections."""
+        view = object.__new__(Store)
+        view.settings, view.db, view.schema_revision = self.settings, self.db, self.schema_revision
+        view._attach(scope)
+        return view
+
+    def prune(self) -> dict[str, int]:
+        """Delete expired memories and state entries in every project; counts per kind."""
+        with self.db.connect(write=True) as connection:
+            return {
+                "memories": prune_expired_memories(connection),
+                "state": prune_expired_state(connection),
+            }
 
     @property
     def backend(self) -> str:

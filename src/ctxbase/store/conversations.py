@@ -1,0 +1,254 @@
+"""Conversations and their messages.
+
+Positions are handed out by one ``UPDATE conversations SET message_count = … RETURNING``
+in the same transaction as the inserts: the row lock (PostgreSQL) or the write lock
+(SQLite) makes concurrent appends queue, so positions are gapless and never repeated.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlalchemy import delete, insert, select, update
+
+from ctxbase.db.schema import Conversation as ConversationRow
+from ctxbase.db.schema import Message as MessageRow
+from ctxbase.db.schema import new_id, utcnow
+from ctxbase.errors import NotFoundError
+from ctxbase.records import (
+    Conversation,
+    ConversationIn,
+    ConversationPatch,
+    Message,
+    MessageIn,
+    Page,
+    Timestamp,
+)
+from ctxbase.store.base import (
+    DEFAULT_PAGE,
+    DEFAULT_PROJECT,
+    Domain,
+    as_uuid,
+    decode_cursor,
+    make_page,
+    page_limit,
+    parse,
+)
+from ctxbase.store.filters import metadata_matches
+
+conversations_table = ConversationRow.__table__
+messages_table = MessageRow.__table__
+c = conversations_table.c
+m = messages_table.c
+_timestamp = TypeAdapter(Timestamp | None)
+
+
+class Conversations(Domain):
+    """``store.conversations``."""
+
+    def create(self, *, project: str = DEFAULT_PROJECT, **fields: Any) -> Conversation:
+        """Start a conversation; ``fields`` are those of :class:`ConversationIn`."""
+        data = parse(ConversationIn, fields)
+        self._check_text("task", data.task)
+        self._check_json("metadata", data.metadata)
+        self._check_json("provider_config", data.provider_config)
+        now = utcnow()
+        with self._db.connect(write=True) as connection:
+            row = {
+                **data.model_dump(),
+                "id": new_id(),
+                "project_id": self._project_id(connection, project),
+                "message_count": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "health_score": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            connection.execute(insert(conversations_table), row)
+        return Conversation.model_validate(row)
+
+    def get(
+        self, conversation_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT
+    ) -> Conversation:
+        with self._db.connect() as connection:
+            return self._get(connection, project, as_uuid(conversation_id, "conversation"))
+
+    def _get(self, connection: Any, project: str, conversation_id: uuid.UUID) -> Conversation:
+        row = connection.execute(
+            select(conversations_table).where(
+                c.id == conversation_id, c.project_id == self._project_id(connection, project)
+            )
+        ).first()
+        if row is None:
+            raise NotFoundError(f"No conversation {conversation_id}")
+        return Conversation.model_validate(row._mapping)
+
+    def list(
+        self,
+        *,
+        project: str = DEFAULT_PROJECT,
+        agent_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        metadata: dict[str, Any] | None = None,
+        limit: int = DEFAULT_PAGE,
+        cursor: str | None = None,
+    ) -> Page[Conversation]:
+        """Newest first. ``metadata`` keeps conversations whose metadata has those pairs."""
+        page_limit(limit)
+        after, before = (
+            _timestamp.validate_python(created_after),
+            _timestamp.validate_python(created_before),
+        )
+        with self._db.connect() as connection:
+            query = select(conversations_table).where(
+                c.project_id == self._project_id(connection, project)
+            )
+            if agent_id is not None:
+                query = query.where(c.agent_id == agent_id)
+            if after is not None:
+                query = query.where(c.created_at >= after)
+            if before is not None:
+                query = query.where(c.created_at < before)
+            if metadata:
+                query = query.where(metadata_matches(c.metadata, metadata, self._db.backend))
+            if cursor:
+                (last,) = decode_cursor(cursor, uuid.UUID)
+                query = query.where(c.id < last)
+            rows = connection.execute(query.order_by(c.id.desc()).limit(limit + 1))
+            items = [Conversation.model_validate(r._mapping) for r in rows]
+        return make_page(items, limit, lambda item: [item.id])
+
+    def update(
+        self, conversation_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT, **fields: Any
+    ) -> Conversation:
+        """Change the given fields; ``None`` leaves a field as it is."""
+        patch = parse(ConversationPatch, fields)
+        self._check_text("task", patch.task)
+        self._check_json("metadata", patch.metadata)
+        self._check_json("provider_config", patch.provider_config)
+        changes = patch.model_dump(exclude_none=True)
+        conversation_id = as_uuid(conversation_id, "conversation")
+        with self._db.connect(write=True) as connection:
+            done = connection.execute(
+                update(conversations_table)
+                .where(
+                    c.id == conversation_id, c.project_id == self._project_id(connection, project)
+                )
+                .values(**changes, updated_at=utcnow())
+            )
+            if done.rowcount == 0:
+                raise NotFoundError(f"No conversation {conversation_id}")
+            return self._get(connection, project, conversation_id)
+
+    def delete(self, conversation_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT) -> None:
+        """Delete the conversation, its messages and their embeddings."""
+        conversation_id = as_uuid(conversation_id, "conversation")
+        with self._db.connect(write=True) as connection:
+            done = connection.execute(
+                delete(conversations_table).where(
+                    c.id == conversation_id, c.project_id == self._project_id(connection, project)
+                )
+            )
+            if done.rowcount == 0:
+                raise NotFoundError(f"No conversation {conversation_id}")
+
+
+class Messages(Domain):
+    """``store.messages``."""
+
+    def append(
+        self, conversation_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT, **fields: Any
+    ) -> Message:
+        """Append one message; ``fields`` are those of :class:`MessageIn`."""
+        return self.append_many(conversation_id, [fields], project=project)[0]
+
+    def append_many(
+        self,
+        conversation_id: uuid.UUID | str,
+        messages: Iterable[MessageIn | dict[str, Any]],
+        *,
+        project: str = DEFAULT_PROJECT,
+    ) -> list[Message]:
+        """Append messages in order, all or none, at the next positions."""
+        items = [parse(MessageIn, item) for item in messages]
+        self._check_batch(len(items))
+        for item in items:
+            self._check_text("content", item.content)
+            self._check_text("thinking", item.thinking)
+            self._check_json("metadata", item.metadata)
+        conversation_id = as_uuid(conversation_id, "conversation")
+        now = utcnow()
+        with self._db.connect(write=True) as connection:
+            project_id = self._project_id(connection, project)
+            last = connection.execute(
+                update(conversations_table)
+                .where(c.id == conversation_id, c.project_id == project_id)
+                .values(
+                    message_count=c.message_count + len(items),
+                    input_tokens=c.input_tokens + sum(i.input_tokens for i in items),
+                    output_tokens=c.output_tokens + sum(i.output_tokens for i in items),
+                    updated_at=now,
+                )
+                .returning(c.message_count)
+            ).scalar()
+            if last is None:
+                raise NotFoundError(f"No conversation {conversation_id}")
+            first = last - len(items) + 1
+            rows = [
+                {
+                    **item.model_dump(),
+                    "id": new_id(),
+                    "project_id": project_id,
+                    "conversation_id": conversation_id,
+                    "position": first + offset,
+                    "created_at": now,
+                }
+                for offset, item in enumerate(items)
+            ]
+            connection.execute(insert(messages_table), rows)
+        return [Message.model_validate(row) for row in rows]
+
+    def get(self, message_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT) -> Message:
+        message_id = as_uuid(message_id, "message")
+        with self._db.connect() as connection:
+            row = connection.execute(
+                select(messages_table).where(
+                    m.id == message_id, m.project_id == self._project_id(connection, project)
+                )
+            ).first()
+        if row is None:
+            raise NotFoundError(f"No message {message_id}")
+        return Message.model_validate(row._mapping)
+
+    def list(
+        self,
+        conversation_id: uuid.UUID | str,
+        *,
+        project: str = DEFAULT_PROJECT,
+        after: int | None = None,
+        limit: int = DEFAULT_PAGE,
+        cursor: str | None = None,
+    ) -> Page[Message]:
+        """Messages in position order, those after position ``after`` if given."""
+        page_limit(limit)
+        conversation_id = as_uuid(conversation_id, "conversation")
+        with self._db.connect() as connection:
+            project_id = self._project_id(connection, project)
+            exists = connection.execute(
+                select(c.id).where(c.id == conversation_id, c.project_id == project_id)
+            ).first()
+            if exists is None:
+                raise NotFoundError(f"No conversation {conversation_id}")
+            query = select(messages_table).where(m.conversation_id == conversation_id)
+            start = after or 0
+            if cursor:
+                (start,) = decode_cursor(cursor, int)
+            query = query.where(m.position > start).order_by(m.position).limit(limit + 1)
+            items = [Message.model_validate(r._mapping) for r in connection.execute(query)]
+        return make_page(items, limit, lambda item: [item.position])

@@ -1,0 +1,256 @@
+"""Memories: long-term facts and episodes with importance, access counts and expiry.
+
+Every add and update is recorded in the memory's history (old and new values, when, by
+whom). Reading a memory by id counts as an access; listing does not, so browsing
+(e.g. in the console) leaves the ranking signals alone. Expired memories are never
+returned; ``prune`` deletes them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+from sqlalchemy import Connection, delete, insert, or_, select, update
+
+from ctxbase.db.schema import Memory as MemoryRow
+from ctxbase.db.schema import MemoryChange as MemoryChangeRow
+from ctxbase.db.schema import new_id, utcnow
+from ctxbase.errors import NotFoundError
+from ctxbase.records import Memory, MemoryChange, MemoryIn, MemoryPatch, Page
+from ctxbase.store.base import (
+    DEFAULT_PAGE,
+    DEFAULT_PROJECT,
+    Domain,
+    as_uuid,
+    decode_cursor,
+    make_page,
+    page_limit,
+    parse,
+)
+
+memories_table = MemoryRow.__table__
+changes_table = MemoryChangeRow.__table__
+mem = memories_table.c
+chg = changes_table.c
+
+#: Fields a history entry records.
+TRACKED = ("content", "memory_type", "importance", "metadata", "expires_at")
+
+
+def _alive(now: Any) -> Any:
+    return or_(mem.expires_at.is_(None), mem.expires_at > now)
+
+
+class Memories(Domain):
+    """``store.memories``."""
+
+    def add(
+        self,
+        content: str,
+        *,
+        project: str = DEFAULT_PROJECT,
+        actor: str | None = None,
+        **fields: Any,
+    ) -> Memory:
+        """Remember ``content``; ``fields`` are those of :class:`MemoryIn`."""
+        data = parse(MemoryIn, {"content": content, **fields})
+        self._check_text("content", data.content)
+        self._check_json("metadata", data.metadata)
+        now = utcnow()
+        values = data.model_dump(exclude={"ttl_seconds"})
+        if data.ttl_seconds is not None:
+            values["expires_at"] = now + timedelta(seconds=data.ttl_seconds)
+        row = {
+            **values,
+            "id": new_id(),
+            "access_count": 0,
+            "last_accessed_at": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self._db.connect(write=True) as connection:
+            row["project_id"] = self._project_id(connection, project)
+            connection.execute(insert(memories_table), row)
+            memory = Memory.model_validate(row)
+            self._record(connection, memory.id, "add", None, _tracked(memory), actor, now)
+        return memory
+
+    def get(self, memory_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT) -> Memory:
+        """The memory, counted as one access."""
+        memory_id = as_uuid(memory_id, "memory")
+        now = utcnow()
+        with self._db.connect(write=True) as connection:
+            project_id = self._project_id(connection, project)
+            row = connection.execute(
+                update(memories_table)
+                .where(mem.id == memory_id, mem.project_id == project_id, _alive(now))
+                .values(access_count=mem.access_count + 1, last_accessed_at=now)
+                .returning(*memories_table.c)
+            ).first()
+        if row is None:
+            raise NotFoundError(f"No memory {memory_id}")
+        return Memory.model_validate(row._mapping)
+
+    def update(
+        self,
+        memory_id: uuid.UUID | str,
+        *,
+        project: str = DEFAULT_PROJECT,
+        actor: str | None = None,
+        **fields: Any,
+    ) -> Memory:
+        """Change the given fields (``None`` leaves one as it is) and record the change."""
+        patch = parse(MemoryPatch, fields)
+        self._check_text("content", patch.content)
+        self._check_json("metadata", patch.metadata)
+        changes = patch.model_dump(exclude_none=True)
+        memory_id = as_uuid(memory_id, "memory")
+        now = utcnow()
+        with self._db.connect(write=True) as connection:
+            current = self._alive_by_id(connection, project, memory_id, now)
+            before = _tracked(current)
+            changed = {k: v for k, v in changes.items() if before.get(k) != _jsonable(v)}
+            if not changed:
+                return current
+            row = connection.execute(
+                update(memories_table)
+                .where(mem.id == memory_id)
+                .values(**changed, updated_at=now)
+                .returning(*memories_table.c)
+            ).one()
+            memory = Memory.model_validate(row._mapping)
+            after = _tracked(memory)
+            self._record(
+                connection,
+                memory_id,
+                "update",
+                {k: before[k] for k in changed},
+                {k: after[k] for k in changed},
+                actor,
+                now,
+            )
+        return memory
+
+    def delete(self, memory_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT) -> None:
+        """Delete the memory, its history and its embeddings."""
+        memory_id = as_uuid(memory_id, "memory")
+        with self._db.connect(write=True) as connection:
+            done = connection.execute(
+                delete(memories_table).where(
+                    mem.id == memory_id, mem.project_id == self._project_id(connection, project)
+                )
+            )
+        if done.rowcount == 0:
+            raise NotFoundError(f"No memory {memory_id}")
+
+    def history(
+        self, memory_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT
+    ) -> list[MemoryChange]:
+        """Every recorded change, oldest first."""
+        memory_id = as_uuid(memory_id, "memory")
+        with self._db.connect() as connection:
+            self._alive_by_id(connection, project, memory_id, utcnow())
+            rows = connection.execute(
+                select(changes_table).where(chg.memory_id == memory_id).order_by(chg.id)
+            )
+            return [MemoryChange.model_validate(r._mapping) for r in rows]
+
+    def list(
+        self,
+        *,
+        project: str = DEFAULT_PROJECT,
+        agent_id: str | None = None,
+        user_id: str | None = None,
+        memory_type: str | None = None,
+        conversation_id: uuid.UUID | str | None = None,
+        limit: int = DEFAULT_PAGE,
+        cursor: str | None = None,
+    ) -> Page[Memory]:
+        """Unexpired memories, newest first; not counted as accesses."""
+        page_limit(limit)
+        with self._db.connect() as connection:
+            query = select(memories_table).where(
+                mem.project_id == self._project_id(connection, project), _alive(utcnow())
+            )
+            for column, value in (
+                (mem.agent_id, agent_id),
+                (mem.user_id, user_id),
+                (mem.memory_type, memory_type),
+            ):
+                if value is not None:
+                    query = query.where(column == value)
+            if conversation_id is not None:
+                query = query.where(mem.conversation_id == as_uuid(conversation_id, "conversation"))
+            if cursor:
+                (last,) = decode_cursor(cursor, uuid.UUID)
+                query = query.where(mem.id < last)
+            rows = connection.execute(query.order_by(mem.id.desc()).limit(limit + 1))
+            items = [Memory.model_validate(r._mapping) for r in rows]
+        return make_page(items, limit, lambda item: [item.id])
+
+    def prune(self, *, project: str = DEFAULT_PROJECT) -> int:
+        """Delete the project's expired memories; returns how many."""
+        with self._db.connect(write=True) as connection:
+            done = connection.execute(
+                delete(memories_table).where(
+                    mem.project_id == self._project_id(connection, project),
+                    mem.expires_at <= utcnow(),
+                )
+            )
+        return int(done.rowcount)
+
+    # --- helpers ---
+
+    def _alive_by_id(
+        self, connection: Connection, project: str, memory_id: uuid.UUID, now: Any
+    ) -> Memory:
+        row = connection.execute(
+            select(memories_table).where(
+                mem.id == memory_id,
+                mem.project_id == self._project_id(connection, project),
+                _alive(now),
+            )
+        ).first()
+        if row is None:
+            raise NotFoundError(f"No memory {memory_id}")
+        return Memory.model_validate(row._mapping)
+
+    def _record(
+        self,
+        connection: Connection,
+        memory_id: uuid.UUID,
+        action: str,
+        old: dict[str, Any] | None,
+        new: dict[str, Any] | None,
+        actor: str | None,
+        now: Any,
+    ) -> None:
+        connection.execute(
+            insert(changes_table),
+            {
+                "id": new_id(),
+                "memory_id": memory_id,
+                "action": action,
+                "old_value": old,
+                "new_value": new,
+                "actor": actor,
+                "created_at": now,
+            },
+        )
+
+
+def _tracked(memory: Memory) -> dict[str, Any]:
+    return memory.model_dump(mode="json", include=set(TRACKED))
+
+
+def _jsonable(value: Any) -> Any:
+    return to_jsonable_python(value)
+
+
+def prune_expired_memories(connection: Connection) -> int:
+    """Delete every expired memory in the database; returns how many."""
+    done = connection.execute(delete(memories_table).where(mem.expires_at <= utcnow()))
+    return int(done.rowcount)
