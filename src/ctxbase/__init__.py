@@ -7,6 +7,7 @@ print(store.check_connection().status)
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ctxbase.client import Client
 from ctxbase.config import Settings
 from ctxbase.db.diagnostics import ConnectionReport
 from ctxbase.errors import (
@@ -35,6 +36,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "AuthenticationError",
+    "Client",
     "ConfigurationError",
     "ConflictError",
     "ConnectionReport",

@@ -143,6 +143,19 @@ class SchemaError(DatabaseError):
     code = "schema_error"
 
 
+def error_class_for(code: str, status: int) -> type[CtxbaseError]:
+    """The error class an API error envelope stands for (used by the HTTP client)."""
+    classes: list[type[CtxbaseError]] = [CtxbaseError]
+    while classes:
+        cls = classes.pop()
+        if cls.code == code:
+            return cls
+        classes.extend(cls.__subclasses__())
+    if status in (400, 422):
+        return InvalidInputError
+    return CtxbaseError
+
+
 __all__ = [
     "AuthenticationError",
     "ConfigurationError",

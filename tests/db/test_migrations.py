@@ -104,7 +104,9 @@ def test_reset_empties_every_table(store: ctxbase.Store) -> None:
 def test_open_migrates_unless_told_not_to(database_url: str) -> None:
     with ctxbase.open(database_url, auto_migrate=False) as store:
         assert migrate.current_revision(store.db) is None
-        assert store.check_connection().pending_migrations == [r.revision for r in reversed(migrate.history())]
+        assert store.check_connection().pending_migrations == [
+            r.revision for r in reversed(migrate.history())
+        ]
     if database_url == "sqlite://":
         return  # an in-memory database does not outlive its store
     with ctxbase.open(database_url) as store:
@@ -178,8 +180,11 @@ def test_token_totals_revision_keeps_and_backfills_data(database_url: str) -> No
                     " message_count, created_at, updated_at)"
                     " VALUES (:id, :project, '{}', '{}', 2, :now, :now)"
                 ),
-                {"id": _uuid(db, ids["conversation"]), "project": _uuid(db, ids["project"]),
-                 "now": now},
+                {
+                    "id": _uuid(db, ids["conversation"]),
+                    "project": _uuid(db, ids["project"]),
+                    "now": now,
+                },
             )
             for position, (tokens_in, tokens_out) in enumerate([(10, 1), (5, 7)], start=1):
                 connection.execute(
@@ -189,9 +194,15 @@ def test_token_totals_revision_keeps_and_backfills_data(database_url: str) -> No
                         " (:id, :project, :conversation, :position, 'user', 'hi', :i, :o,"
                         " '{}', :now)"
                     ),
-                    {"id": _uuid(db, uuid.uuid4()), "project": _uuid(db, ids["project"]),
-                     "conversation": _uuid(db, ids["conversation"]), "position": position,
-                     "i": tokens_in, "o": tokens_out, "now": now},
+                    {
+                        "id": _uuid(db, uuid.uuid4()),
+                        "project": _uuid(db, ids["project"]),
+                        "conversation": _uuid(db, ids["conversation"]),
+                        "position": position,
+                        "i": tokens_in,
+                        "o": tokens_out,
+                        "now": now,
+                    },
                 )
         migrate.upgrade(db)
         with db.connect() as connection:

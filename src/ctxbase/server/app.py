@@ -11,7 +11,15 @@ from fastapi import FastAPI
 import ctxbase
 from ctxbase.config import Settings
 from ctxbase.server.errors import install_error_handlers
-from ctxbase.server.routes import health
+from ctxbase.server.routes import (
+    contexts,
+    conversations,
+    health,
+    memories,
+    messages,
+    projects,
+    state,
+)
 from ctxbase.store import Store
 
 API_PREFIX = "/api/v1"
@@ -47,7 +55,8 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
     if store is not None:
         app.state.store = store
     install_error_handlers(app)
-    app.include_router(health.router, prefix=API_PREFIX)
+    for module in (health, projects, conversations, messages, contexts, memories, state):
+        app.include_router(module.router, prefix=API_PREFIX)
     return app
 
 

@@ -150,16 +150,19 @@ class Contexts(Domain):
         source_type: str | None = None,
         name: str | None = None,
         include_superseded: bool = False,
+        version: int | None = None,
         limit: int = DEFAULT_PAGE,
         cursor: str | None = None,
     ) -> Page[ContextUnit]:
-        """Latest versions (all versions with ``include_superseded``), newest first."""
+        """Latest versions (all with ``include_superseded`` or a ``version``), newest first."""
         page_limit(limit)
         with self._db.connect() as connection:
             query = select(contexts_table).where(
                 x.project_id == self._project_id(connection, project)
             )
-            if not include_superseded:
+            if version is not None:
+                query = query.where(x.version == version)
+            elif not include_superseded:
                 query = query.where(x.superseded_by.is_(None))
             if source_type is not None:
                 query = query.where(x.source_type == source_type)

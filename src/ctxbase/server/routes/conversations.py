@@ -1,0 +1,107 @@
+"""``/projects/{project}/conversations`` and their messages."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Response
+
+from ctxbase.records import (
+    Conversation,
+    ConversationIn,
+    ConversationPatch,
+    Message,
+    MessageIn,
+    Page,
+)
+from ctxbase.server.deps import DEFAULT_LIMIT, Cursor, Limit, MetadataFilter, StoreDep
+
+router = APIRouter(prefix="/projects/{project}/conversations", tags=["conversations"])
+
+
+@router.post("", status_code=201, response_model=Conversation, summary="Start a conversation")
+def create_conversation(project: str, body: ConversationIn, store: StoreDep) -> Conversation:
+    return store.conversations.create(project=project, **body.model_dump())
+
+
+@router.get("", response_model=Page[Conversation], summary="List conversations, newest first")
+def list_conversations(
+    project: str,
+    store: StoreDep,
+    metadata: MetadataFilter,
+    agent_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[Conversation]:
+    return store.conversations.list(
+        project=project,
+        agent_id=agent_id,
+        created_after=created_after,
+        created_before=created_before,
+        metadata=metadata,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get("/{conversation_id}", response_model=Conversation, summary="Get a conversation")
+def get_conversation(project: str, conversation_id: uuid.UUID, store: StoreDep) -> Conversation:
+    return store.conversations.get(conversation_id, project=project)
+
+
+@router.patch("/{conversation_id}", response_model=Conversation, summary="Update a conversation")
+def update_conversation(
+    project: str, conversation_id: uuid.UUID, body: ConversationPatch, store: StoreDep
+) -> Conversation:
+    return store.conversations.update(
+        conversation_id, project=project, **body.model_dump(exclude_unset=True)
+    )
+
+
+@router.delete(
+    "/{conversation_id}",
+    status_code=204,
+    summary="Delete a conversation with its messages and their embeddings",
+)
+def delete_conversation(project: str, conversation_id: uuid.UUID, store: StoreDep) -> Response:
+    store.conversations.delete(conversation_id, project=project)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{conversation_id}/messages",
+    status_code=201,
+    response_model=Message | list[Message],
+    summary="Append one message (an object) or several (an array), in order",
+)
+def append_messages(
+    project: str,
+    conversation_id: uuid.UUID,
+    body: Annotated[MessageIn | list[MessageIn], Body()],
+    store: StoreDep,
+) -> Message | list[Message]:
+    if isinstance(body, list):
+        return store.messages.append_many(conversation_id, body, project=project)
+    return store.messages.append_many(conversation_id, [body], project=project)[0]
+
+
+@router.get(
+    "/{conversation_id}/messages",
+    response_model=Page[Message],
+    summary="List messages in position order",
+)
+def list_messages(
+    project: str,
+    conversation_id: uuid.UUID,
+    store: StoreDep,
+    after: Annotated[int | None, Query(ge=0, description="Only positions after this.")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[Message]:
+    return store.messages.list(
+        conversation_id, project=project, after=after, limit=limit, cursor=cursor
+    )

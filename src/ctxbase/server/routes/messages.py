@@ -1,0 +1,17 @@
+"""``/projects/{project}/messages/{id}``: a message by id, whatever its conversation."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+
+from ctxbase.records import Message
+from ctxbase.server.deps import StoreDep
+
+router = APIRouter(prefix="/projects/{project}/messages", tags=["conversations"])
+
+
+@router.get("/{message_id}", response_model=Message, summary="Get a message")
+def get_message(project: str, message_id: uuid.UUID, store: StoreDep) -> Message:
+    return store.messages.get(message_id, project=project)

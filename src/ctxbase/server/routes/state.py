@@ -1,0 +1,95 @@
+"""``/projects/{project}/state``: namespaced JSON values with ETag / If-Match."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+from fastapi.responses import JSONResponse
+
+from ctxbase.errors import InvalidInputError
+from ctxbase.records import Page, StateEntry, StateIn
+from ctxbase.server.deps import DEFAULT_LIMIT, Cursor, Limit, StoreDep
+
+router = APIRouter(prefix="/projects/{project}/state", tags=["state"])
+
+IfMatch = Annotated[str | None, Header(description='The version the entry must be at, e.g. `"3"`.')]
+IfNoneMatch = Annotated[str | None, Header(description="`*`: only if the entry does not exist.")]
+
+
+def _split(path: str) -> tuple[str, str]:
+    namespace, _, key = path.strip("/").rpartition("/")
+    return namespace, key
+
+
+def _etag(entry: StateEntry) -> dict[str, str]:
+    return {"ETag": f'"{entry.version}"'}
+
+
+def _version(if_match: str | None, if_none_match: str | None) -> int | None:
+    if if_none_match is not None:
+        if if_none_match.strip() != "*":
+            raise InvalidInputError("If-None-Match supports only `*`")
+        return 0
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise InvalidInputError('If-Match must be an ETag this API returned, e.g. "3"')
+    return int(tag)
+
+
+@router.get("", response_model=Page[StateEntry], summary="List entries in a namespace and below")
+def list_state(
+    project: str,
+    store: StoreDep,
+    namespace: str = "",
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[StateEntry]:
+    return store.state.list(namespace=namespace, project=project, limit=limit, cursor=cursor)
+
+
+@router.get(
+    "/{path:path}", response_model=StateEntry, summary="Get an entry: `…/state/{namespace…}/{key}`"
+)
+def get_state(project: str, path: str, store: StoreDep) -> JSONResponse:
+    namespace, key = _split(path)
+    entry = store.state.get(key, namespace=namespace, project=project)
+    return JSONResponse(entry.model_dump(mode="json"), headers=_etag(entry))
+
+
+@router.put(
+    "/{path:path}",
+    response_model=StateEntry,
+    summary="Write an entry; `If-Match` makes it compare-and-set (412 on conflict)",
+    responses={201: {"model": StateEntry, "description": "Created"}},
+)
+def put_state(
+    project: str,
+    path: str,
+    body: StateIn,
+    store: StoreDep,
+    if_match: IfMatch = None,
+    if_none_match: IfNoneMatch = None,
+) -> JSONResponse:
+    namespace, key = _split(path)
+    entry = store.state.put(
+        key,
+        body.value,
+        namespace=namespace,
+        ttl_seconds=body.ttl_seconds,
+        project=project,
+        expected_version=_version(if_match, if_none_match),
+    )
+    status = 201 if entry.version == 1 else 200
+    return JSONResponse(entry.model_dump(mode="json"), status_code=status, headers=_etag(entry))
+
+
+@router.delete("/{path:path}", status_code=204, summary="Delete an entry (`If-Match` optional)")
+def delete_state(project: str, path: str, store: StoreDep, if_match: IfMatch = None) -> Response:
+    namespace, key = _split(path)
+    store.state.delete(
+        key, namespace=namespace, project=project, expected_version=_version(if_match, None)
+    )
+    return Response(status_code=204)

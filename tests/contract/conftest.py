@@ -1,0 +1,52 @@
+"""The ``api`` fixture: the same tests against Store on every backend and Client over HTTP.
+
+Targets: ``store-sqlite-memory``, ``store-sqlite-file``, ``store-postgres`` (the library)
+and ``http-sqlite``, ``http-postgres`` (``ctxbase.Client`` against a live server).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import ctxbase
+from ctxbase.server import create_app
+from tests.live import live_server
+
+TARGETS = [
+    "store-sqlite-memory",
+    "store-sqlite-file",
+    "store-postgres",
+    "http-sqlite",
+    "http-postgres",
+]
+_BACKEND_OF = {
+    "store-sqlite-memory": "sqlite-memory",
+    "store-sqlite-file": "sqlite-file",
+    "store-postgres": "postgres",
+    "http-sqlite": "sqlite-file",
+    "http-postgres": "postgres",
+}
+
+
+@pytest.fixture(params=TARGETS)
+def target(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def backend(target: str) -> str:
+    """Overrides the suite's backend so ``store`` follows the target."""
+    return _BACKEND_OF[target]
+
+
+@pytest.fixture
+def api(target: str, store: ctxbase.Store) -> Iterator[Any]:
+    """A Store, or a Client talking to a live server over that store."""
+    if target.startswith("store-"):
+        yield store
+        return
+    with live_server(create_app(store=store)) as url, ctxbase.Client(url) as client:
+        yield client
