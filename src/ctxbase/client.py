@@ -17,16 +17,27 @@ from pydantic import BaseModel
 
 from ctxbase.errors import CtxbaseError, NotFoundError, error_class_for
 from ctxbase.records import (
+    ContextIn,
     ContextUnit,
+    ContextUpdate,
     Conversation,
+    ConversationIn,
+    ConversationPatch,
     Memory,
     MemoryChange,
+    MemoryIn,
+    MemoryPatch,
     Message,
+    MessageIn,
     Page,
     Project,
+    ProjectIn,
+    ProjectPatch,
     StateEntry,
+    StateIn,
 )
-from ctxbase.store.base import DEFAULT_PAGE, DEFAULT_PROJECT
+from ctxbase.store.base import DEFAULT_PAGE, DEFAULT_PROJECT, parse
+from ctxbase.store.state import check_key, check_namespace
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -139,7 +150,7 @@ class ProjectsClient(_Sub):
     def create(
         self, slug: str, *, name: str | None = None, settings: dict[str, Any] | None = None
     ) -> Project:
-        body = {"slug": slug, "name": name, "settings": settings or {}}
+        body = _body(ProjectIn, {"slug": slug, "name": name, "settings": settings or {}})
         return _one(Project, self._call("POST", "projects", json=body))
 
     def get(self, slug: str) -> Project:
@@ -153,7 +164,7 @@ class ProjectsClient(_Sub):
     def update(
         self, slug: str, *, name: str | None = None, settings: dict[str, Any] | None = None
     ) -> Project:
-        body = {"name": name, "settings": settings}
+        body = _body(ProjectPatch, {"name": name, "settings": settings})
         return _one(Project, self._call("PATCH", "projects", slug, json=body))
 
     def delete(self, slug: str) -> None:
@@ -163,7 +174,10 @@ class ProjectsClient(_Sub):
 class ConversationsClient(_Sub):
     def create(self, *, project: str = DEFAULT_PROJECT, **fields: Any) -> Conversation:
         return _one(
-            Conversation, self._call("POST", "projects", project, "conversations", json=fields)
+            Conversation,
+            self._call(
+                "POST", "projects", project, "conversations", json=_body(ConversationIn, fields)
+            ),
         )
 
     def get(
@@ -199,7 +213,7 @@ class ConversationsClient(_Sub):
     def update(
         self, conversation_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT, **fields: Any
     ) -> Conversation:
-        changes = {k: v for k, v in fields.items() if v is not None}
+        changes = _body(ConversationPatch, {k: v for k, v in fields.items() if v is not None})
         response = self._call(
             "PATCH", "projects", project, "conversations", conversation_id, json=changes
         )
@@ -218,7 +232,7 @@ class MessagesClient(_Sub):
     def append_many(
         self, conversation_id: uuid.UUID | str, messages: Any, *, project: str = DEFAULT_PROJECT
     ) -> list[Message]:
-        body = [m.model_dump(mode="json") if isinstance(m, BaseModel) else m for m in messages]
+        body = [_body(MessageIn, m) for m in messages]
         response = self._call(
             "POST", "projects", project, "conversations", conversation_id, "messages", json=body
         )
@@ -253,12 +267,15 @@ class ContextsClient(_Sub):
         metadata: dict[str, Any] | None = None,
         project: str = DEFAULT_PROJECT,
     ) -> ContextUnit:
-        body = {
-            "name": name,
-            "content": content,
-            "source_type": source_type,
-            "metadata": metadata or {},
-        }
+        body = _body(
+            ContextIn,
+            {
+                "name": name,
+                "content": content,
+                "source_type": source_type,
+                "metadata": metadata or {},
+            },
+        )
         return _one(ContextUnit, self._call("POST", "projects", project, "contexts", json=body))
 
     def update(
@@ -269,7 +286,7 @@ class ContextsClient(_Sub):
         metadata: dict[str, Any] | None = None,
         project: str = DEFAULT_PROJECT,
     ) -> ContextUnit:
-        body = {"content": content, "metadata": metadata}
+        body = _body(ContextUpdate, {"content": content, "metadata": metadata})
         return _one(
             ContextUnit, self._call("PUT", "projects", project, "contexts", context_id, json=body)
         )
@@ -331,7 +348,7 @@ class MemoriesClient(_Sub):
         actor: str | None = None,
         **fields: Any,
     ) -> Memory:
-        body = _jsonable({"content": content, **fields})
+        body = _body(MemoryIn, {"content": content, **fields})
         return _one(
             Memory,
             self._call("POST", "projects", project, "memories", json=body, headers=_actor(actor)),
@@ -348,7 +365,7 @@ class MemoriesClient(_Sub):
         actor: str | None = None,
         **fields: Any,
     ) -> Memory:
-        body = _jsonable({k: v for k, v in fields.items() if v is not None})
+        body = _body(MemoryPatch, {k: v for k, v in fields.items() if v is not None})
         response = self._call(
             "PATCH", "projects", project, "memories", memory_id, json=body, headers=_actor(actor)
         )
@@ -413,7 +430,7 @@ class StateClient(_Sub):
             headers["If-None-Match"] = "*"
         elif expected_version is not None:
             headers["If-Match"] = f'"{expected_version}"'
-        body = {"value": value, "ttl_seconds": ttl_seconds}
+        body = _body(StateIn, {"value": value, "ttl_seconds": ttl_seconds})
         response = self._call(
             "PUT",
             "projects",
@@ -451,15 +468,14 @@ class StateClient(_Sub):
 
 
 def _state_path(namespace: str, key: str) -> list[str]:
-    return [part for part in namespace.strip("/").split("/") if part] + [key]
+    namespace, key = check_namespace(namespace), check_key(key)  # the Store's own rules
+    return [part for part in namespace.split("/") if part] + [key]
 
 
 def _actor(actor: str | None) -> dict[str, str]:
     return {"X-Ctxbase-Agent": actor} if actor else {}
 
 
-def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
-    from pydantic_core import to_jsonable_python
-
-    result: dict[str, Any] = to_jsonable_python(value)
-    return result
+def _body(model: type[BaseModel], value: Any) -> dict[str, Any]:
+    """Validate like the server does, so bad input fails the same way before any request."""
+    return parse(model, value).model_dump(mode="json", exclude_unset=True)
