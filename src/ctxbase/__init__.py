@@ -27,6 +27,7 @@ from ctxbase.errors import (
     VersionConflictError,
 )
 from ctxbase.store import Store
+from ctxbase.store.aio import AsyncStore, open_async
 from ctxbase.store.store import open
 
 try:
@@ -35,6 +36,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "AsyncStore",
     "AuthenticationError",
     "Client",
     "ConfigurationError",
@@ -55,4 +57,5 @@ __all__ = [
     "VersionConflictError",
     "__version__",
     "open",
+    "open_async",
 ]

@@ -11,18 +11,22 @@ from fastapi import FastAPI
 import ctxbase
 from ctxbase.config import Settings
 from ctxbase.server.errors import install_error_handlers
+from ctxbase.server.limits import BodySizeLimit
+from ctxbase.server.metrics import Metrics, MetricsMiddleware
 from ctxbase.server.routes import (
     contexts,
     conversations,
     health,
     memories,
     messages,
+    metrics,
     projects,
     state,
 )
 from ctxbase.store import Store
 
 API_PREFIX = "/api/v1"
+ROUTERS = (health, metrics, projects, conversations, messages, contexts, memories, state)
 
 log = logging.getLogger("ctxbase.server")
 
@@ -32,32 +36,44 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
 
     A store passed in stays open when the app stops; one opened here is closed with it.
     """
+    settings = store.settings if store is not None else settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = store is None
-        app.state.store = store or Store(settings=settings or Settings())
+        if store is None:  # opened here, closed here
+            _serve(app, Store(settings=settings))
         log.info("ctxbase %s serving %r", ctxbase.__version__, app.state.store)
         try:
             yield
         finally:
-            if owned:
+            if store is None:
+                app.state.metrics.close()
                 app.state.store.close()
 
     app = FastAPI(
         title="ctxbase",
         version=ctxbase.__version__,
         summary="The database layer for AI agents.",
+        description="Conversations, context units, memories and agent state for AI agents. "
+        "Errors always have the shape "
+        '`{"error": {"code": "...", "message": "...", "details": ...}}`.',
         docs_url="/docs",
         openapi_url=f"{API_PREFIX}/openapi.json",
         lifespan=lifespan,
     )
-    if store is not None:
-        app.state.store = store
+    if store is not None:  # usable at once, also by clients that skip the lifespan
+        _serve(app, store)
     install_error_handlers(app)
-    for module in (health, projects, conversations, messages, contexts, memories, state):
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(MetricsMiddleware)
+    for module in ROUTERS:
         app.include_router(module.router, prefix=API_PREFIX)
     return app
+
+
+def _serve(app: FastAPI, store: Store) -> None:
+    app.state.store = store
+    app.state.metrics = Metrics(store)
 
 
 def app_from_environment() -> FastAPI:

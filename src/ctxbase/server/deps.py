@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 
 from ctxbase.errors import InvalidInputError
 from ctxbase.store import Store
@@ -19,6 +19,9 @@ def get_store(request: Request) -> Store:
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
+ProjectSlug = Annotated[
+    str, Path(description="The project's slug, unique in the tenant.", examples=["default"])
+]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page.")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 Actor = Annotated[

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from ctxbase.records import ContextIn, ContextUnit, ContextUpdate, Page
-from ctxbase.server.deps import DEFAULT_LIMIT, Cursor, Limit, StoreDep
+from ctxbase.server.deps import DEFAULT_LIMIT, Cursor, Limit, ProjectSlug, StoreDep
 
 router = APIRouter(prefix="/projects/{project}/contexts", tags=["contexts"])
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/projects/{project}/contexts", tags=["contexts"])
     response_model=ContextUnit,
     summary="Add a context unit (same content under the same name returns the stored one)",
 )
-def add_context(project: str, body: ContextIn, store: StoreDep) -> ContextUnit:
+def add_context(project: ProjectSlug, body: ContextIn, store: StoreDep) -> ContextUnit:
     return store.contexts.add(
         body.name,
         body.content,
@@ -31,7 +31,7 @@ def add_context(project: str, body: ContextIn, store: StoreDep) -> ContextUnit:
 
 @router.get("", response_model=Page[ContextUnit], summary="List latest versions, newest first")
 def list_contexts(
-    project: str,
+    project: ProjectSlug,
     store: StoreDep,
     source_type: str | None = None,
     name: str | None = None,
@@ -52,7 +52,7 @@ def list_contexts(
 
 
 @router.get("/{context_id}", response_model=ContextUnit, summary="Get any version by id")
-def get_context(project: str, context_id: uuid.UUID, store: StoreDep) -> ContextUnit:
+def get_context(project: ProjectSlug, context_id: uuid.UUID, store: StoreDep) -> ContextUnit:
     return store.contexts.get(context_id, project=project)
 
 
@@ -62,7 +62,7 @@ def get_context(project: str, context_id: uuid.UUID, store: StoreDep) -> Context
     summary="Store a new version after this one (which must be the latest)",
 )
 def update_context(
-    project: str, context_id: uuid.UUID, body: ContextUpdate, store: StoreDep
+    project: ProjectSlug, context_id: uuid.UUID, body: ContextUpdate, store: StoreDep
 ) -> ContextUnit:
     return store.contexts.update(
         context_id, content=body.content, metadata=body.metadata, project=project
@@ -70,7 +70,7 @@ def update_context(
 
 
 @router.delete("/{context_id}", status_code=204, summary="Delete every version of the unit")
-def delete_context(project: str, context_id: uuid.UUID, store: StoreDep) -> Response:
+def delete_context(project: ProjectSlug, context_id: uuid.UUID, store: StoreDep) -> Response:
     store.contexts.delete(context_id, project=project)
     return Response(status_code=204)
 
@@ -80,5 +80,7 @@ def delete_context(project: str, context_id: uuid.UUID, store: StoreDep) -> Resp
     response_model=Page[ContextUnit],
     summary="Every version of the unit, oldest first",
 )
-def list_versions(project: str, context_id: uuid.UUID, store: StoreDep) -> Page[ContextUnit]:
+def list_versions(
+    project: ProjectSlug, context_id: uuid.UUID, store: StoreDep
+) -> Page[ContextUnit]:
     return Page[ContextUnit](items=store.contexts.versions(context_id, project=project))

@@ -16,19 +16,21 @@ from ctxbase.records import (
     MessageIn,
     Page,
 )
-from ctxbase.server.deps import DEFAULT_LIMIT, Cursor, Limit, MetadataFilter, StoreDep
+from ctxbase.server.deps import DEFAULT_LIMIT, Cursor, Limit, MetadataFilter, ProjectSlug, StoreDep
 
 router = APIRouter(prefix="/projects/{project}/conversations", tags=["conversations"])
 
 
 @router.post("", status_code=201, response_model=Conversation, summary="Start a conversation")
-def create_conversation(project: str, body: ConversationIn, store: StoreDep) -> Conversation:
+def create_conversation(
+    project: ProjectSlug, body: ConversationIn, store: StoreDep
+) -> Conversation:
     return store.conversations.create(project=project, **body.model_dump())
 
 
 @router.get("", response_model=Page[Conversation], summary="List conversations, newest first")
 def list_conversations(
-    project: str,
+    project: ProjectSlug,
     store: StoreDep,
     metadata: MetadataFilter,
     agent_id: str | None = None,
@@ -49,13 +51,15 @@ def list_conversations(
 
 
 @router.get("/{conversation_id}", response_model=Conversation, summary="Get a conversation")
-def get_conversation(project: str, conversation_id: uuid.UUID, store: StoreDep) -> Conversation:
+def get_conversation(
+    project: ProjectSlug, conversation_id: uuid.UUID, store: StoreDep
+) -> Conversation:
     return store.conversations.get(conversation_id, project=project)
 
 
 @router.patch("/{conversation_id}", response_model=Conversation, summary="Update a conversation")
 def update_conversation(
-    project: str, conversation_id: uuid.UUID, body: ConversationPatch, store: StoreDep
+    project: ProjectSlug, conversation_id: uuid.UUID, body: ConversationPatch, store: StoreDep
 ) -> Conversation:
     return store.conversations.update(
         conversation_id, project=project, **body.model_dump(exclude_unset=True)
@@ -67,7 +71,9 @@ def update_conversation(
     status_code=204,
     summary="Delete a conversation with its messages and their embeddings",
 )
-def delete_conversation(project: str, conversation_id: uuid.UUID, store: StoreDep) -> Response:
+def delete_conversation(
+    project: ProjectSlug, conversation_id: uuid.UUID, store: StoreDep
+) -> Response:
     store.conversations.delete(conversation_id, project=project)
     return Response(status_code=204)
 
@@ -79,7 +85,7 @@ def delete_conversation(project: str, conversation_id: uuid.UUID, store: StoreDe
     summary="Append one message (an object) or several (an array), in order",
 )
 def append_messages(
-    project: str,
+    project: ProjectSlug,
     conversation_id: uuid.UUID,
     body: Annotated[MessageIn | list[MessageIn], Body()],
     store: StoreDep,
@@ -95,7 +101,7 @@ def append_messages(
     summary="List messages in position order",
 )
 def list_messages(
-    project: str,
+    project: ProjectSlug,
     conversation_id: uuid.UUID,
     store: StoreDep,
     after: Annotated[int | None, Query(ge=0, description="Only positions after this.")] = None,

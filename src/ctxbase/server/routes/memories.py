@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from ctxbase.records import Memory, MemoryChange, MemoryIn, MemoryPatch, Page
-from ctxbase.server.deps import DEFAULT_LIMIT, Actor, Cursor, Limit, StoreDep
+from ctxbase.server.deps import DEFAULT_LIMIT, Actor, Cursor, Limit, ProjectSlug, StoreDep
 
 router = APIRouter(prefix="/projects/{project}/memories", tags=["memories"])
 
@@ -18,14 +18,16 @@ class PruneResult(BaseModel):
 
 
 @router.post("", status_code=201, response_model=Memory, summary="Add a memory")
-def add_memory(project: str, body: MemoryIn, store: StoreDep, actor: Actor = None) -> Memory:
+def add_memory(
+    project: ProjectSlug, body: MemoryIn, store: StoreDep, actor: Actor = None
+) -> Memory:
     fields = body.model_dump(exclude={"content"})
     return store.memories.add(body.content, project=project, actor=actor, **fields)
 
 
 @router.get("", response_model=Page[Memory], summary="List unexpired memories, newest first")
 def list_memories(
-    project: str,
+    project: ProjectSlug,
     store: StoreDep,
     agent_id: str | None = None,
     user_id: str | None = None,
@@ -46,18 +48,22 @@ def list_memories(
 
 
 @router.post("/prune", response_model=PruneResult, summary="Delete the project's expired memories")
-def prune_memories(project: str, store: StoreDep) -> PruneResult:
+def prune_memories(project: ProjectSlug, store: StoreDep) -> PruneResult:
     return PruneResult(deleted=store.memories.prune(project=project))
 
 
 @router.get("/{memory_id}", response_model=Memory, summary="Get a memory (counts as an access)")
-def get_memory(project: str, memory_id: uuid.UUID, store: StoreDep) -> Memory:
+def get_memory(project: ProjectSlug, memory_id: uuid.UUID, store: StoreDep) -> Memory:
     return store.memories.get(memory_id, project=project)
 
 
 @router.patch("/{memory_id}", response_model=Memory, summary="Update a memory")
 def update_memory(
-    project: str, memory_id: uuid.UUID, body: MemoryPatch, store: StoreDep, actor: Actor = None
+    project: ProjectSlug,
+    memory_id: uuid.UUID,
+    body: MemoryPatch,
+    store: StoreDep,
+    actor: Actor = None,
 ) -> Memory:
     return store.memories.update(
         memory_id, project=project, actor=actor, **body.model_dump(exclude_unset=True)
@@ -67,7 +73,7 @@ def update_memory(
 @router.delete(
     "/{memory_id}", status_code=204, summary="Delete a memory with its history and embeddings"
 )
-def delete_memory(project: str, memory_id: uuid.UUID, store: StoreDep) -> Response:
+def delete_memory(project: ProjectSlug, memory_id: uuid.UUID, store: StoreDep) -> Response:
     store.memories.delete(memory_id, project=project)
     return Response(status_code=204)
 
@@ -77,5 +83,7 @@ def delete_memory(project: str, memory_id: uuid.UUID, store: StoreDep) -> Respon
     response_model=Page[MemoryChange],
     summary="Every change of a memory, oldest first",
 )
-def memory_history(project: str, memory_id: uuid.UUID, store: StoreDep) -> Page[MemoryChange]:
+def memory_history(
+    project: ProjectSlug, memory_id: uuid.UUID, store: StoreDep
+) -> Page[MemoryChange]:
     return Page[MemoryChange](items=store.memories.history(memory_id, project=project))

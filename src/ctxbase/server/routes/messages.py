@@ -7,11 +7,11 @@ import uuid
 from fastapi import APIRouter
 
 from ctxbase.records import Message
-from ctxbase.server.deps import StoreDep
+from ctxbase.server.deps import ProjectSlug, StoreDep
 
 router = APIRouter(prefix="/projects/{project}/messages", tags=["conversations"])
 
 
 @router.get("/{message_id}", response_model=Message, summary="Get a message")
-def get_message(project: str, message_id: uuid.UUID, store: StoreDep) -> Message:
+def get_message(project: ProjectSlug, message_id: uuid.UUID, store: StoreDep) -> Message:
     return store.messages.get(message_id, project=project)

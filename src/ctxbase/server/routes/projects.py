@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from ctxbase.records import Page, Project, ProjectIn, ProjectPatch
-from ctxbase.server.deps import DEFAULT_LIMIT, Cursor, Limit, StoreDep
+from ctxbase.server.deps import DEFAULT_LIMIT, Cursor, Limit, ProjectSlug, StoreDep
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
@@ -23,16 +23,16 @@ def list_projects(
 
 
 @router.get("/{project}", response_model=Project, summary="Get a project")
-def get_project(project: str, store: StoreDep) -> Project:
+def get_project(project: ProjectSlug, store: StoreDep) -> Project:
     return store.projects.get(project)
 
 
 @router.patch("/{project}", response_model=Project, summary="Rename or reconfigure a project")
-def update_project(project: str, body: ProjectPatch, store: StoreDep) -> Project:
+def update_project(project: ProjectSlug, body: ProjectPatch, store: StoreDep) -> Project:
     return store.projects.update(project, name=body.name, settings=body.settings)
 
 
 @router.delete("/{project}", status_code=204, summary="Delete a project and all it holds")
-def delete_project(project: str, store: StoreDep) -> Response:
+def delete_project(project: ProjectSlug, store: StoreDep) -> Response:
     store.projects.delete(project)
     return Response(status_code=204)

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from ctxbase.errors import InvalidInputError
 from ctxbase.records import Page, StateEntry, StateIn
-from ctxbase.server.deps import DEFAULT_LIMIT, Cursor, Limit, StoreDep
+from ctxbase.server.deps import DEFAULT_LIMIT, Cursor, Limit, ProjectSlug, StoreDep
 
 router = APIRouter(prefix="/projects/{project}/state", tags=["state"])
 
@@ -41,7 +41,7 @@ def _version(if_match: str | None, if_none_match: str | None) -> int | None:
 
 @router.get("", response_model=Page[StateEntry], summary="List entries in a namespace and below")
 def list_state(
-    project: str,
+    project: ProjectSlug,
     store: StoreDep,
     namespace: str = "",
     limit: Limit = DEFAULT_LIMIT,
@@ -53,7 +53,7 @@ def list_state(
 @router.get(
     "/{path:path}", response_model=StateEntry, summary="Get an entry: `…/state/{namespace…}/{key}`"
 )
-def get_state(project: str, path: str, store: StoreDep) -> JSONResponse:
+def get_state(project: ProjectSlug, path: str, store: StoreDep) -> JSONResponse:
     namespace, key = _split(path)
     entry = store.state.get(key, namespace=namespace, project=project)
     return JSONResponse(entry.model_dump(mode="json"), headers=_etag(entry))
@@ -66,7 +66,7 @@ def get_state(project: str, path: str, store: StoreDep) -> JSONResponse:
     responses={201: {"model": StateEntry, "description": "Created"}},
 )
 def put_state(
-    project: str,
+    project: ProjectSlug,
     path: str,
     body: StateIn,
     store: StoreDep,
@@ -87,7 +87,9 @@ def put_state(
 
 
 @router.delete("/{path:path}", status_code=204, summary="Delete an entry (`If-Match` optional)")
-def delete_state(project: str, path: str, store: StoreDep, if_match: IfMatch = None) -> Response:
+def delete_state(
+    project: ProjectSlug, path: str, store: StoreDep, if_match: IfMatch = None
+) -> Response:
     namespace, key = _split(path)
     store.state.delete(
         key, namespace=namespace, project=project, expected_version=_version(if_match, None)
