@@ -65,7 +65,7 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
         _serve(app, store)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(MetricsMiddleware, prefix=API_PREFIX)
     for module in ROUTERS:
         app.include_router(module.router, prefix=API_PREFIX)
     return app

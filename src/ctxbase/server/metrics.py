@@ -113,8 +113,14 @@ class _StoreCollector(Collector):
 class MetricsMiddleware:
     """Counts and times every request by its route template (not its raw path)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, prefix: str = "") -> None:
+        self.app, self.prefix = app, prefix
+
+    def _route(self, scope: Scope) -> str:
+        path = getattr(scope.get("route"), "path", None)
+        if path is None:
+            return "unmatched"  # one label for every unknown path: no unbounded cardinality
+        return path if path.startswith(self.prefix) else self.prefix + path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -133,7 +139,7 @@ class MetricsMiddleware:
         finally:
             metrics: Metrics | None = getattr(scope["app"].state, "metrics", None)
             if metrics is not None:
-                route = getattr(scope.get("route"), "path", "unmatched")
+                route = self._route(scope)
                 method = scope["method"]
                 metrics.requests.labels(method, route, str(status[0])).inc()
                 metrics.latency.labels(method, route).observe(time.perf_counter() - started)

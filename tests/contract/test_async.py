@@ -1,0 +1,29 @@
+"""The asyncio facade runs the Store's methods without blocking the loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import ctxbase
+
+
+def test_async_facade(database_url: str) -> None:
+    async def scenario() -> None:
+        async with await ctxbase.open_async(database_url) as store:
+            conversation = await store.conversations.create(title="async")
+            messages = await asyncio.gather(
+                *(
+                    store.messages.append(conversation.id, role="user", content=str(i))
+                    for i in range(20)
+                )
+            )
+            assert sorted(m.position for m in messages) == list(range(1, 21))
+            memory = await store.memories.add("async memory")
+            assert (await store.memories.get(memory.id)).access_count == 1
+            with pytest.raises(ctxbase.NotFoundError):
+                await store.conversations.get(memory.id)
+            assert (await store.check_connection()).status == "ok"
+
+    asyncio.run(scenario())
