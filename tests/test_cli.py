@@ -73,6 +73,25 @@ def test_doctor_strict_fails_on_pending_migrations(cli_url: str) -> None:
     assert code == 1 and "ctxbase db upgrade" in output  # … unless strict
 
 
+def test_prune(cli_url: str) -> None:
+    import datetime as dt
+
+    import ctxbase
+
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+    with ctxbase.open(cli_url) as store:
+        store.memories.add("stale", expires_at=past)
+        kept = store.memories.add("fresh")
+        store.state.put("lease", 1, ttl_seconds=1)
+    import time
+
+    time.sleep(1.1)
+    code, output = run("-d", cli_url, "prune")
+    assert code == 0 and "Deleted 1 expired memories and 1 expired state entries" in output
+    with ctxbase.open(cli_url) as store:
+        assert [m.id for m in store.memories.list().items] == [kept.id]
+
+
 def test_errors_are_a_message_and_exit_1_never_a_traceback() -> None:
     for args in (
         ["-d", "mysql://u:pw@h/db", "db", "current"],

@@ -24,6 +24,7 @@ from ctxbase.db.database import Database
 from ctxbase.db.diagnostics import ConnectionReport, check_connection
 from ctxbase.db.urls import parse_database_url
 from ctxbase.errors import CtxbaseError
+from ctxbase.store import Store
 
 app = typer.Typer(
     name="ctxbase",
@@ -177,6 +178,19 @@ def _print_report(report: ConnectionReport) -> None:
         out.print(f"[{colour}]•[/] {problem.message}")
         if problem.hint:
             out.print(f"  hint: {problem.hint}")
+
+
+# --- data -------------------------------------------------------------------------------
+
+
+@app.command()
+def prune(ctx: typer.Context) -> None:
+    """Delete expired memories and state entries in every project."""
+    with Store(settings=_settings(ctx)) as store:
+        counts = store.prune()
+    out.print(
+        f"Deleted {counts['memories']} expired memories and {counts['state']} expired state entries"
+    )
 
 
 # --- serve --------------------------------------------------------------------------------

@@ -36,7 +36,12 @@ class Settings(BaseSettings):
     max_overflow: int = Field(10, ge=0, description="PostgreSQL: extra connections under load.")
     pool_timeout: float = Field(30.0, gt=0, description="Seconds to wait for a free connection.")
     pool_recycle: int = Field(1800, description="Seconds after which a connection is renewed.")
-    pool_pre_ping: bool = Field(True, description="Check a connection before handing it out.")
+    pool_pre_ping: bool = Field(
+        True, description="Check a pooled connection that sat idle before handing it out."
+    )
+    pool_pre_ping_idle_seconds: float = Field(
+        5.0, ge=0, description="Idle time after which pre-ping checks a connection (0: always)."
+    )
     sqlite_busy_timeout_ms: int = Field(
         30000, ge=0, description="SQLite: how long a writer waits for another writer's lock."
     )

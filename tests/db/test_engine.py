@@ -26,8 +26,10 @@ def _add_tenant(store: ctxbase.Store, slug: str) -> None:
 
 
 def _tenant_count(store: ctxbase.Store) -> int:
+    """Tenants written by the test (the store makes tenant `default` itself)."""
     with store.db.session() as session:
-        return session.scalar(select(func.count()).select_from(Tenant)) or 0
+        query = select(func.count()).select_from(Tenant).where(Tenant.slug != "default")
+        return session.scalar(query) or 0
 
 
 def test_sqlite_file_pragmas(tmp_path: Path) -> None:
@@ -123,8 +125,19 @@ def test_postgres_pool_settings(postgres, postgres_template) -> None:
             assert pool._max_overflow == 2  # type: ignore[attr-defined]
             assert pool._timeout == 7  # type: ignore[attr-defined]
             assert pool._recycle == 99
-            assert pool._pre_ping is True
+            assert store.settings.pool_pre_ping is True
             assert store.db.engine.url.drivername == "postgresql+psycopg"
+
+
+def test_idle_pre_ping_replaces_a_dead_connection(postgres, postgres_template) -> None:
+    with postgres.database(template=postgres_template) as url:
+        with ctxbase.open(url, pool_size=1, pool_pre_ping_idle_seconds=0) as store:
+            with store.db.connect() as connection:
+                pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            postgres.execute(f"SELECT pg_terminate_backend({pid})")
+            with store.db.connect() as connection:  # the ping finds it dead; a new one serves
+                assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
+            assert store.check_connection().status == "ok"
 
 
 def test_postgres_accepts_plain_postgresql_url(postgres, postgres_template) -> None:

@@ -143,16 +143,10 @@ def test_deleting_a_tenant_deletes_everything_under_it(store: ctxbase.Store) -> 
         tenant_id = project.tenant_id
     with store.db.session(write=True) as session:
         session.execute(delete(Tenant).where(Tenant.id == tenant_id))
-    for model in (
-        Project,
-        Conversation,
-        Message,
-        Embedding,
-        Memory,
-        MemoryChange,
-        ContextUnit,
-        StateEntry,
-    ):
+    with store.db.session() as session:
+        left = session.scalar(select(func.count()).where(Project.tenant_id == tenant_id))
+    assert left == 0
+    for model in (Conversation, Message, Embedding, Memory, MemoryChange, ContextUnit, StateEntry):
         assert _count(store, model) == 0, model.__name__
 
 

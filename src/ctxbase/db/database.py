@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ClauseElement
 
 from ctxbase.config import Settings
-from ctxbase.db.driver_errors import translate_error
+from ctxbase.db.driver_errors import DRIVER_ERRORS, translate_error
 from ctxbase.db.engine import WRITE_OPTION, create_engine_for
+from ctxbase.db.prepared import PreparedStatement, raw_transaction
 from ctxbase.db.urls import DatabaseURL, parse_database_url
 
 
@@ -22,6 +24,25 @@ class Database:
         self.settings = settings or Settings.from_values()
         self.url = url if isinstance(url, DatabaseURL) else parse_database_url(url)
         self.engine: Engine = create_engine_for(self.url, self.settings)
+        #: Called with the seconds each statement took on the prepared-statement path
+        #: (the Core path reports through SQLAlchemy's engine events).
+        self.query_observers: list[Callable[[float], None]] = []
+        self._prepared: dict[str, PreparedStatement] = {}
+
+    def observe_query(self, seconds: float) -> None:
+        for observer in self.query_observers:
+            observer(seconds)
+
+    def prepared(self, name: str, build: Callable[[], ClauseElement]) -> PreparedStatement:
+        """The statement ``name``, compiled for this database on first use."""
+        statement = self._prepared.get(name)
+        if statement is None:
+            statement = self._prepared[name] = PreparedStatement(self, build())
+        return statement
+
+    def raw(self, *, write: bool = False) -> AbstractContextManager[Any]:
+        """A driver cursor in one transaction, for prepared statements."""
+        return raw_transaction(self, write=write)
 
     @property
     def backend(self) -> str:
@@ -32,7 +53,7 @@ class Database:
         """Re-raise any driver error inside the block as a ctxbase error."""
         try:
             yield
-        except sa_exc.SQLAlchemyError as e:
+        except DRIVER_ERRORS as e:
             raise translate_error(e, self.url) from e
 
     @contextmanager

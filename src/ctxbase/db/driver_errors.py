@@ -6,6 +6,9 @@ module sees only :mod:`ctxbase.errors`.
 
 from __future__ import annotations
 
+import sqlite3
+
+import psycopg
 from sqlalchemy import exc as sa_exc
 
 from ctxbase.db.urls import DatabaseURL, mask_url
@@ -18,6 +21,12 @@ from ctxbase.errors import (
     InvalidInputError,
     SchemaError,
 )
+
+#: What the boundary catches: SQLAlchemy's errors, and the drivers' own from prepared
+#: statements, which run on driver cursors.
+DRIVER_ERRORS = (sa_exc.SQLAlchemyError, sqlite3.Error, psycopg.Error)
+_INTEGRITY = (sa_exc.IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
+_OPERATIONAL = (sa_exc.OperationalError, sqlite3.OperationalError, psycopg.OperationalError)
 
 # PostgreSQL SQLSTATE codes (https://www.postgresql.org/docs/current/errcodes-appendix.html)
 _INVALID_PASSWORD = {"28P01", "28000"}
@@ -63,7 +72,7 @@ def translate_error(error: BaseException, db_url: DatabaseURL) -> CtxbaseError:
             f"The database does not exist on the server ({where})",
             hint="create it first, e.g. `createdb <name>`, or fix the name in the URL",
         )
-    if isinstance(error, sa_exc.OperationalError) and _is_unreachable(lowered):
+    if isinstance(error, _OPERATIONAL) and _is_unreachable(lowered):
         return DatabaseUnavailableError(
             f"The database server is unreachable ({where}): {text}",
             hint="check that the server runs and that host and port are right",
@@ -75,7 +84,7 @@ def translate_error(error: BaseException, db_url: DatabaseURL) -> CtxbaseError:
             f"The database has no ctxbase schema ({where}): {text}",
             hint="run `ctxbase db upgrade`",
         )
-    if isinstance(error, sa_exc.IntegrityError):
+    if isinstance(error, _INTEGRITY):
         return _integrity_error(sqlstate, lowered, text)
     if isinstance(error, sa_exc.StatementError) and not isinstance(error, sa_exc.DBAPIError):
         return InvalidInputError(f"A value could not be stored: {text}")

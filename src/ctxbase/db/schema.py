@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import (
@@ -28,6 +28,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     Uuid,
@@ -499,3 +500,8 @@ class MigrationJob(Base):
 
 
 metadata = Base.metadata
+
+
+def table(model: type[Base]) -> Table:
+    """The Core table of a model, typed as such (for Core statements on hot paths)."""
+    return cast(Table, model.__table__)

@@ -58,6 +58,7 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_StoreCollector(store))
+        self._observer = self.queries.labels(store.backend).observe
         self._listen(store)
 
     def _listen(self, store: Store) -> None:
@@ -80,6 +81,8 @@ class Metrics:
         ]
 
     def close(self) -> None:
+        if self._observer in self.store.db.query_observers:
+            self.store.db.query_observers.remove(self._observer)
         for target, name, listener in self._listeners:
             if event.contains(target, name, listener):
                 event.remove(target, name, listener)

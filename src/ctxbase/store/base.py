@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select, true
 
 from ctxbase.db.schema import Project as ProjectRow
 from ctxbase.db.schema import Tenant as TenantRow
+from ctxbase.db.schema import table
 from ctxbase.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
 from ctxbase.records import Page, json_size
 
@@ -25,8 +26,8 @@ DEFAULT_PROJECT = "default"
 MAX_PAGE = 1000
 DEFAULT_PAGE = 50
 
-projects_table = ProjectRow.__table__
-tenants_table = TenantRow.__table__
+projects_table = table(ProjectRow)
+tenants_table = table(TenantRow)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -67,6 +68,13 @@ class Domain:
             raise NotFoundError(f"No project {project!r}", hint="create it with projects.create")
         return found
 
+    def _scope_params(self, project: str) -> dict[str, Any]:
+        """Parameters of :func:`project_id_subquery` for ``project`` in this scope."""
+        scope = self._store.scope
+        if scope.projects is not None and project not in scope.projects:
+            raise NotFoundError(f"No project {project!r}")
+        return {"scope_tenant": scope.tenant, "scope_project": project}
+
     # --- limits ---
 
     def _check_text(self, field: str, text: str | None) -> None:
@@ -91,6 +99,24 @@ class Domain:
             )
         if count == 0:
             raise InvalidInputError("The batch is empty")
+
+
+def project_id_subquery() -> Any:
+    """The id of project ``:scope_project`` of active tenant ``:scope_tenant``, as SQL.
+
+    Point reads and writes put it in their WHERE clause, so checking that a record is in
+    the caller's project costs no extra round trip.
+    """
+    return (
+        select(projects_table.c.id)
+        .join(tenants_table, tenants_table.c.id == projects_table.c.tenant_id)
+        .where(
+            tenants_table.c.slug == bindparam("scope_tenant"),
+            tenants_table.c.is_active.is_(true()),
+            projects_table.c.slug == bindparam("scope_project"),
+        )
+        .scalar_subquery()
+    )
 
 
 def parse(model: type[M], value: Any) -> M:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from ctxbase.db.schema import ContextUnit as ContextRow
-from ctxbase.db.schema import new_id, utcnow
+from ctxbase.db.schema import new_id, table, utcnow
 from ctxbase.errors import ConflictError, NotFoundError
 from ctxbase.records import ContextIn, ContextUnit, ContextUpdate, Page
 from ctxbase.store.base import (
@@ -28,7 +28,7 @@ from ctxbase.store.base import (
     parse,
 )
 
-contexts_table = ContextRow.__table__
+contexts_table = table(ContextRow)
 x = contexts_table.c
 
 

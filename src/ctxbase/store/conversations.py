@@ -13,11 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import BigInteger, Integer, bindparam, delete, insert, select, update
 
 from ctxbase.db.schema import Conversation as ConversationRow
 from ctxbase.db.schema import Message as MessageRow
-from ctxbase.db.schema import new_id, utcnow
+from ctxbase.db.schema import new_id, table, utcnow
+from ctxbase.db.types import UTCDateTime
 from ctxbase.errors import NotFoundError
 from ctxbase.records import (
     Conversation,
@@ -37,11 +38,12 @@ from ctxbase.store.base import (
     make_page,
     page_limit,
     parse,
+    project_id_subquery,
 )
 from ctxbase.store.filters import metadata_matches
 
-conversations_table = ConversationRow.__table__
-messages_table = MessageRow.__table__
+conversations_table = table(ConversationRow)
+messages_table = table(MessageRow)
 c = conversations_table.c
 m = messages_table.c
 _timestamp = TypeAdapter(Timestamp | None)
@@ -184,47 +186,43 @@ class Messages(Domain):
             self._check_json("metadata", item.metadata)
         conversation_id = as_uuid(conversation_id, "conversation")
         now = utcnow()
-        with self._db.connect(write=True) as connection:
-            project_id = self._project_id(connection, project)
-            last = connection.execute(
-                update(conversations_table)
-                .where(c.id == conversation_id, c.project_id == project_id)
-                .values(
-                    message_count=c.message_count + len(items),
-                    input_tokens=c.input_tokens + sum(i.input_tokens for i in items),
-                    output_tokens=c.output_tokens + sum(i.output_tokens for i in items),
-                    updated_at=now,
-                )
-                .returning(c.message_count)
-            ).scalar()
-            if last is None:
+        bump = self._db.prepared("messages.bump", _bump_conversation)
+        add = self._db.prepared("messages.insert", lambda: insert(messages_table))
+        params = {
+            "id": conversation_id,
+            "count": len(items),
+            "input_tokens": sum(i.input_tokens for i in items),
+            "output_tokens": sum(i.output_tokens for i in items),
+            "now": now,
+            **self._scope_params(project),
+        }
+        with self._db.raw(write=True) as cursor:
+            bumped = bump.first(cursor, params)
+            if bumped is None:
                 raise NotFoundError(f"No conversation {conversation_id}")
-            first = last - len(items) + 1
+            first = bumped["message_count"] - len(items) + 1
             rows = [
                 {
                     **item.model_dump(),
                     "id": new_id(),
-                    "project_id": project_id,
+                    "project_id": bumped["project_id"],
                     "conversation_id": conversation_id,
                     "position": first + offset,
                     "created_at": now,
                 }
                 for offset, item in enumerate(items)
             ]
-            connection.execute(insert(messages_table), rows)
+            add.many(cursor, rows)
         return [Message.model_validate(row) for row in rows]
 
     def get(self, message_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT) -> Message:
         message_id = as_uuid(message_id, "message")
-        with self._db.connect() as connection:
-            row = connection.execute(
-                select(messages_table).where(
-                    m.id == message_id, m.project_id == self._project_id(connection, project)
-                )
-            ).first()
+        statement = self._db.prepared("messages.get", _select_message)
+        with self._db.raw() as cursor:
+            row = statement.first(cursor, {"id": message_id, **self._scope_params(project)})
         if row is None:
             raise NotFoundError(f"No message {message_id}")
-        return Message.model_validate(row._mapping)
+        return Message.model_validate(row)
 
     def list(
         self,
@@ -252,3 +250,33 @@ class Messages(Domain):
             query = query.where(m.position > start).order_by(m.position).limit(limit + 1)
             items = [Message.model_validate(r._mapping) for r in connection.execute(query)]
         return make_page(items, limit, lambda item: [item.position])
+
+
+# --- prepared statements (compiled once per database) --------------------------------------
+
+
+def _select_conversation() -> Any:
+    return select(conversations_table).where(
+        c.id == bindparam("id"), c.project_id == project_id_subquery()
+    )
+
+
+def _select_message() -> Any:
+    return select(messages_table).where(
+        m.id == bindparam("id"), m.project_id == project_id_subquery()
+    )
+
+
+def _bump_conversation() -> Any:
+    """Hands out the next positions: the row lock it takes serialises appends."""
+    return (
+        update(conversations_table)
+        .where(c.id == bindparam("id"), c.project_id == project_id_subquery())
+        .values(
+            message_count=c.message_count + bindparam("count", type_=Integer),
+            input_tokens=c.input_tokens + bindparam("input_tokens", type_=BigInteger),
+            output_tokens=c.output_tokens + bindparam("output_tokens", type_=BigInteger),
+            updated_at=bindparam("now", type_=UTCDateTime()),
+        )
+        .returning(c.message_count, c.project_id)
+    )

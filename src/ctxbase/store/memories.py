@@ -17,7 +17,7 @@ from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from ctxbase.db.schema import Memory as MemoryRow
 from ctxbase.db.schema import MemoryChange as MemoryChangeRow
-from ctxbase.db.schema import new_id, utcnow
+from ctxbase.db.schema import new_id, table, utcnow
 from ctxbase.errors import NotFoundError
 from ctxbase.records import Memory, MemoryChange, MemoryIn, MemoryPatch, Page
 from ctxbase.store.base import (
@@ -31,8 +31,8 @@ from ctxbase.store.base import (
     parse,
 )
 
-memories_table = MemoryRow.__table__
-changes_table = MemoryChangeRow.__table__
+memories_table = table(MemoryRow)
+changes_table = table(MemoryChangeRow)
 mem = memories_table.c
 chg = changes_table.c
 

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ctxbase.db.schema import StateEntry as StateRow
-from ctxbase.db.schema import new_id, utcnow
+from ctxbase.db.schema import new_id, table, utcnow
 from ctxbase.errors import InvalidInputError, NotFoundError, VersionConflictError
 from ctxbase.records import Page, StateEntry, StateIn
 from ctxbase.store.base import (
@@ -31,7 +31,7 @@ from ctxbase.store.base import (
     parse,
 )
 
-state_table = StateRow.__table__
+state_table = table(StateRow)
 s = state_table.c
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.:@+=-]+$")
 _UNIQUE = ["project_id", "namespace", "key"]

@@ -1,0 +1,176 @@
+"""Store appends and reads against the same work in raw SQL, on the same database.
+
+    python benchmarks/crud.py [--operations 2000]
+
+For SQLite (a file, WAL) and PostgreSQL (embedded, or CTXBASE_BENCH_POSTGRES_URL) it
+times, in one run:
+
+- append: ``store.messages.append`` vs. the raw driver doing what an append must do
+  (one transaction: bump the conversation's counter and token totals, insert the row);
+- read:   ``store.messages.get`` vs. ``SELECT … WHERE id = …`` on the raw driver.
+
+and prints operations per second and the ratio Store / raw (target: >= 0.7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+import ctxbase
+from benchmarks._servers import postgres_url, sqlite_url
+
+
+def rate(operation: Callable[[int], Any], count: int) -> float:
+    for i in range(min(50, count)):  # warm up caches, pools and prepared statements
+        operation(i)
+    started = time.perf_counter()
+    for i in range(count):
+        operation(i)
+    return count / (time.perf_counter() - started)
+
+
+class RawSQLite:
+    def __init__(self, path: str, conversation: uuid.UUID, project: uuid.UUID) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        for pragma in (
+            "journal_mode=WAL",
+            "busy_timeout=30000",
+            "foreign_keys=ON",
+            "synchronous=NORMAL",
+        ):
+            self.db.execute(f"PRAGMA {pragma}")
+        self.conversation, self.project = conversation.hex, project.hex
+        self.ids: list[str] = []
+
+    def append(self, i: int) -> None:
+        now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        self.db.execute("BEGIN IMMEDIATE")
+        (position,) = self.db.execute(
+            "UPDATE conversations SET message_count = message_count + 1,"
+            " input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, updated_at = ?"
+            " WHERE id = ? RETURNING message_count",
+            (3, 0, now, self.conversation),
+        ).fetchone()
+        message_id = uuid.uuid4().hex
+        self.db.execute(
+            "INSERT INTO messages (id, project_id, conversation_id, position, role, content,"
+            " input_tokens, output_tokens, metadata, created_at)"
+            " VALUES (?, ?, ?, ?, 'user', ?, 3, 0, ?, ?)",
+            (
+                message_id,
+                self.project,
+                self.conversation,
+                position,
+                f"raw message {i}",
+                json.dumps({"i": i}),
+                now,
+            ),
+        )
+        self.db.execute("COMMIT")
+        self.ids.append(message_id)
+
+    def read(self, i: int) -> Any:
+        row = self.db.execute("SELECT * FROM messages WHERE id = ?", (self.ids[i],)).fetchone()
+        assert row is not None
+        return row
+
+
+class RawPostgres:
+    def __init__(self, url: str, conversation: uuid.UUID, project: uuid.UUID) -> None:
+        self.db = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+        self.conversation, self.project = conversation, project
+        self.ids: list[uuid.UUID] = []
+
+    def append(self, i: int) -> None:
+        now = datetime.now(UTC)
+        with self.db.transaction():
+            (position,) = self.db.execute(
+                "UPDATE conversations SET message_count = message_count + 1,"
+                " input_tokens = input_tokens + %s, output_tokens = output_tokens + %s,"
+                " updated_at = %s WHERE id = %s RETURNING message_count",
+                (3, 0, now, self.conversation),
+            ).fetchone()
+            message_id = uuid.uuid4()
+            self.db.execute(
+                "INSERT INTO messages (id, project_id, conversation_id, position, role, content,"
+                " input_tokens, output_tokens, metadata, created_at)"
+                " VALUES (%s, %s, %s, %s, 'user', %s, 3, 0, %s, %s)",
+                (
+                    message_id,
+                    self.project,
+                    self.conversation,
+                    position,
+                    f"raw message {i}",
+                    json.dumps({"i": i}),
+                    now,
+                ),
+            )
+        self.ids.append(message_id)
+
+    def read(self, i: int) -> Any:
+        with self.db.transaction():
+            row = self.db.execute("SELECT * FROM messages WHERE id = %s", (self.ids[i],)).fetchone()
+        assert row is not None
+        return row
+
+
+def measure(name: str, url: str, operations: int) -> list[tuple[str, str, float, float]]:
+    with ctxbase.open(url) as store:
+        mine = store.conversations.create(title="store")
+        theirs = store.conversations.create(title="raw")
+        if store.backend == "sqlite":
+            raw: RawSQLite | RawPostgres = RawSQLite(
+                store.db.url.sqlite_path or "", theirs.id, theirs.project_id
+            )
+        else:
+            raw = RawPostgres(url, theirs.id, theirs.project_id)
+        ids: list[uuid.UUID] = []
+
+        def store_append(i: int) -> None:
+            message = store.messages.append(
+                mine.id,
+                role="user",
+                content=f"store message {i}",
+                input_tokens=3,
+                metadata={"i": i},
+            )
+            ids.append(message.id)
+
+        results = []
+        # Interleave the two so neither profits from a warmer disk cache or a later moment.
+        store_rate = rate(store_append, operations)
+        raw_rate = rate(raw.append, operations)
+        results.append((name, "append", store_rate, raw_rate))
+        store_rate = rate(lambda i: store.messages.get(ids[i]), operations)
+        raw_rate = rate(raw.read, operations)
+        results.append((name, "read", store_rate, raw_rate))
+        raw.db.close()
+        return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--operations", type=int, default=2000)
+    args = parser.parse_args()
+    rows = []
+    with sqlite_url() as url:
+        rows += measure("sqlite", url, args.operations)
+    with postgres_url() as url:
+        rows += measure("postgresql", url, args.operations)
+    print(f"{'backend':<11} {'operation':<9} {'store/s':>9} {'raw/s':>9} {'ratio':>6}")
+    for backend, operation, store_rate, raw_rate in rows:
+        ratio = store_rate / raw_rate
+        print(f"{backend:<11} {operation:<9} {store_rate:>9.0f} {raw_rate:>9.0f} {ratio:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()
