@@ -20,6 +20,10 @@ from ctxbase.db.database import Database
 from tests.postgres import TEMPLATE, PostgresServer, running_server
 
 BACKENDS = ["sqlite-memory", "sqlite-file", "postgres"]
+#: Tests embed with word hashing (fast, deterministic); tests marked `model` use the real
+#: local model. Set for processes the tests start too (servers, CLI).
+TEST_EMBEDDER = "hash:64"
+os.environ.setdefault("CTXBASE_EMBEDDER", TEST_EMBEDDER)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -81,9 +85,14 @@ def store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Itera
     if backend == "postgres":
         server: PostgresServer = request.getfixturevalue("postgres")
         template = request.getfixturevalue("postgres_template")
-        with server.database(template=template) as url, ctxbase.open(url) as opened:
+        with server.database(template=template) as url, open_store(url) as opened:
             yield opened
     else:
         url = "sqlite://" if backend == "sqlite-memory" else f"sqlite:///{tmp_path / 'ctxbase.db'}"
-        with ctxbase.open(url) as opened:
+        with open_store(url) as opened:
             yield opened
+
+
+def open_store(url: str, **options: object) -> ctxbase.Store:
+    """A store as the tests use it: the test embedder unless one is given."""
+    return ctxbase.open(url, **{"embedder": TEST_EMBEDDER, **options})

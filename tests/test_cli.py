@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from ctxbase.cli import app
 from ctxbase.db import migrate
+from tests.conftest import open_store
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,10 +77,8 @@ def test_doctor_strict_fails_on_pending_migrations(cli_url: str) -> None:
 def test_prune(cli_url: str) -> None:
     import datetime as dt
 
-    import ctxbase
-
     past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
-    with ctxbase.open(cli_url) as store:
+    with open_store(cli_url) as store:
         store.memories.add("stale", expires_at=past)
         kept = store.memories.add("fresh")
         store.state.put("lease", 1, ttl_seconds=1)
@@ -88,7 +87,7 @@ def test_prune(cli_url: str) -> None:
     time.sleep(1.1)
     code, output = run("-d", cli_url, "prune")
     assert code == 0 and "Deleted 1 expired memories and 1 expired state entries" in output
-    with ctxbase.open(cli_url) as store:
+    with open_store(cli_url) as store:
         assert [m.id for m in store.memories.list().items] == [kept.id]
 
 

@@ -7,15 +7,22 @@ explicit values with :meth:`Settings.from_values`, which never looks at the envi
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from ctxbase.db.urls import mask_url
 
 DEFAULT_DATABASE_URL = "sqlite:///./ctxbase.db"
 DEFAULT_PORT = 8420
+EmbeddableKind = Literal["message", "context", "memory"]
+EMBEDDABLE_KINDS: tuple[EmbeddableKind, ...] = ("message", "context", "memory")
 
 
 class Settings(BaseSettings):
@@ -46,6 +53,26 @@ class Settings(BaseSettings):
         30000, ge=0, description="SQLite: how long a writer waits for another writer's lock."
     )
 
+    # Embeddings
+    embedder: str = Field(
+        "local:all-MiniLM-L6-v2",
+        description="local[:MODEL], openai:MODEL, hash[:DIMENSIONS] or none.",
+    )
+    embedder_base_url: str | None = Field(
+        None, description="openai: base URL of the embeddings API (default OpenAI's)."
+    )
+    embedder_api_key: SecretStr | None = Field(None, description="openai: the API key.")
+    embedder_dimensions: int | None = Field(
+        None, gt=0, description="openai: ask the model for vectors of this length."
+    )
+    embedder_batch_size: int = Field(64, gt=0, description="Texts per embedding request.")
+    embedder_timeout: float = Field(30.0, gt=0, description="openai: seconds per request.")
+    embedder_max_retries: int = Field(4, ge=0, description="openai: retries with backoff.")
+    embed_on_write: Annotated[list[EmbeddableKind], NoDecode] = Field(
+        default_factory=lambda: list(EMBEDDABLE_KINDS),
+        description="Kinds embedded when written (comma-separated in the environment).",
+    )
+
     # Limits: over them, writes fail with PayloadTooLargeError (HTTP 413) and write nothing.
     max_content_bytes: int = Field(
         1_048_576, gt=0, description="Largest message, context or memory text (UTF-8 bytes)."
@@ -64,6 +91,13 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Server log level."
     )
+
+    @field_validator("embed_on_write", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @classmethod
     def from_values(cls, **values: Any) -> Settings:

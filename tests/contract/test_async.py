@@ -7,11 +7,12 @@ import asyncio
 import pytest
 
 import ctxbase
+from tests.conftest import TEST_EMBEDDER
 
 
 def test_async_facade(database_url: str) -> None:
     async def scenario() -> None:
-        async with await ctxbase.open_async(database_url) as store:
+        async with await ctxbase.open_async(database_url, embedder=TEST_EMBEDDER) as store:
             conversation = await store.conversations.create(title="async")
             messages = await asyncio.gather(
                 *(

@@ -14,6 +14,7 @@ from ctxbase.db import migrate
 from ctxbase.db.database import Database
 from ctxbase.db.diagnostics import ConnectionReport, check_connection
 from ctxbase.errors import DatabaseUnavailableError
+from tests.conftest import open_store
 from tests.postgres import PostgresServer
 
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -54,7 +55,7 @@ def test_unreachable_server() -> None:
     assert "unreachable" in report.problems[0].message
     assert "hunter2" not in report.model_dump_json()
     with pytest.raises(DatabaseUnavailableError):
-        ctxbase.open(url)
+        open_store(url)
 
 
 def test_missing_database(postgres: PostgresServer) -> None:
@@ -102,7 +103,7 @@ def test_no_permission_to_create_the_extension(
         postgres.execute(f"ALTER DATABASE {name} OWNER TO {owner}")
         postgres.execute(f"GRANT ALL ON SCHEMA public TO {owner}", database=name)
         url = postgres.url(name, user=owner, password=None)
-        with caplog.at_level(logging.WARNING, logger="ctxbase"), ctxbase.open(url) as store:
+        with caplog.at_level(logging.WARNING, logger="ctxbase"), open_store(url) as store:
             report = store.check_connection()
             assert store.schema_revision == migrate.head_revision()
         assert report.status == "degraded"
@@ -139,7 +140,7 @@ def test_postgres_without_pgvector(
     local_postgres_without_pgvector: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = local_postgres_without_pgvector
-    with caplog.at_level(logging.WARNING, logger="ctxbase"), ctxbase.open(url) as store:
+    with caplog.at_level(logging.WARNING, logger="ctxbase"), open_store(url) as store:
         report = store.check_connection()
         assert migrate.schema_differences(store.db) == []
         migrate.downgrade(store.db, "base")

@@ -13,6 +13,7 @@ from sqlalchemy import func, select, text
 import ctxbase
 from ctxbase.db.schema import Project, Tenant
 from ctxbase.errors import DatabaseBusyError
+from tests.conftest import open_store
 
 
 def _add_tenant(store: ctxbase.Store, slug: str) -> None:
@@ -33,7 +34,7 @@ def _tenant_count(store: ctxbase.Store) -> int:
 
 
 def test_sqlite_file_pragmas(tmp_path: Path) -> None:
-    with ctxbase.open(f"sqlite:///{tmp_path / 'p.db'}", sqlite_busy_timeout_ms=4321) as store:
+    with open_store(f"sqlite:///{tmp_path / 'p.db'}", sqlite_busy_timeout_ms=4321) as store:
         with store.db.connect() as connection:
             pragma = lambda name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
             assert pragma("journal_mode") == "wal"
@@ -44,7 +45,7 @@ def test_sqlite_file_pragmas(tmp_path: Path) -> None:
 
 def test_sqlite_file_is_created_with_its_directory(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "dir" / "agents.db"
-    with ctxbase.open(f"sqlite:///{path}"):
+    with open_store(f"sqlite:///{path}"):
         assert path.exists()
 
 
@@ -70,14 +71,14 @@ def test_writer_threads_never_see_database_locked(store: ctxbase.Store) -> None:
 
 
 def _write_from_process(url: str, worker: int, count: int) -> None:
-    with ctxbase.open(url) as store:
+    with open_store(url) as store:
         for i in range(count):
             _add_tenant(store, f"p{worker}-{i}")
 
 
 def test_several_processes_write_one_sqlite_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    with ctxbase.open(url):
+    with open_store(url):
         pass  # schema first, so processes race on data only
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=_write_from_process, args=(url, w, 40)) for w in range(4)]
@@ -86,13 +87,13 @@ def test_several_processes_write_one_sqlite_file(tmp_path: Path) -> None:
     for process in processes:
         process.join(timeout=120)
     assert [p.exitcode for p in processes] == [0, 0, 0, 0]
-    with ctxbase.open(url) as store:
+    with open_store(url) as store:
         assert _tenant_count(store) == 160
 
 
 def test_busy_timeout_exceeded_is_a_clear_error(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'busy.db'}"
-    with ctxbase.open(url) as holder, ctxbase.open(url, sqlite_busy_timeout_ms=50) as waiter:
+    with open_store(url) as holder, open_store(url, sqlite_busy_timeout_ms=50) as waiter:
         with holder.db.connect(write=True) as connection:
             connection.execute(text("DELETE FROM tenants"))  # holds the write lock
             with pytest.raises(DatabaseBusyError) as caught:
@@ -101,7 +102,7 @@ def test_busy_timeout_exceeded_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_in_memory_store_is_shared_by_threads() -> None:
-    with ctxbase.open("memory://") as store:
+    with open_store("memory://") as store:
         threads = [threading.Thread(target=_add_tenant, args=(store, f"m{i}")) for i in range(10)]
         for thread in threads:
             thread.start()
@@ -111,7 +112,7 @@ def test_in_memory_store_is_shared_by_threads() -> None:
 
 
 def test_in_memory_stores_are_separate() -> None:
-    with ctxbase.open("sqlite://") as first, ctxbase.open("sqlite://") as second:
+    with open_store("sqlite://") as first, open_store("sqlite://") as second:
         _add_tenant(first, "only-here")
         assert (_tenant_count(first), _tenant_count(second)) == (1, 0)
 
@@ -119,7 +120,7 @@ def test_in_memory_stores_are_separate() -> None:
 def test_postgres_pool_settings(postgres, postgres_template) -> None:
     with postgres.database(template=postgres_template) as url:
         options = dict(pool_size=3, max_overflow=2, pool_timeout=7, pool_recycle=99)
-        with ctxbase.open(url, **options) as store:
+        with open_store(url, **options) as store:
             pool = store.db.engine.pool
             assert pool.size() == 3
             assert pool._max_overflow == 2  # type: ignore[attr-defined]
@@ -131,7 +132,7 @@ def test_postgres_pool_settings(postgres, postgres_template) -> None:
 
 def test_idle_pre_ping_replaces_a_dead_connection(postgres, postgres_template) -> None:
     with postgres.database(template=postgres_template) as url:
-        with ctxbase.open(url, pool_size=1, pool_pre_ping_idle_seconds=0) as store:
+        with open_store(url, pool_size=1, pool_pre_ping_idle_seconds=0) as store:
             with store.db.connect() as connection:
                 pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
             postgres.execute(f"SELECT pg_terminate_backend({pid})")
@@ -143,7 +144,7 @@ def test_idle_pre_ping_replaces_a_dead_connection(postgres, postgres_template) -
 def test_postgres_accepts_plain_postgresql_url(postgres, postgres_template) -> None:
     with postgres.database(template=postgres_template) as url:
         plain = url.replace("postgresql+psycopg://", "postgresql://")
-        with ctxbase.open(plain) as store:
+        with open_store(plain) as store:
             assert store.check_connection().status == "ok"
             tenant = f"t-{uuid.uuid4().hex[:6]}"
             _add_tenant(store, tenant)

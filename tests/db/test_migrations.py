@@ -11,6 +11,7 @@ import ctxbase
 from ctxbase.db import migrate
 from ctxbase.db.database import Database
 from ctxbase.db.schema import metadata
+from tests.conftest import open_store
 
 
 def test_upgrade_downgrade_upgrade_matches_models(database_url: str) -> None:
@@ -102,14 +103,14 @@ def test_reset_empties_every_table(store: ctxbase.Store) -> None:
 
 
 def test_open_migrates_unless_told_not_to(database_url: str) -> None:
-    with ctxbase.open(database_url, auto_migrate=False) as store:
+    with open_store(database_url, auto_migrate=False) as store:
         assert migrate.current_revision(store.db) is None
         assert store.check_connection().pending_migrations == [
             r.revision for r in reversed(migrate.history())
         ]
     if database_url == "sqlite://":
         return  # an in-memory database does not outlive its store
-    with ctxbase.open(database_url) as store:
+    with open_store(database_url) as store:
         assert store.schema_revision == migrate.head_revision()
         assert store.check_connection().status == "ok"
 
@@ -120,7 +121,7 @@ def test_concurrent_first_opens_do_not_collide(persistent_database_url: str) -> 
 
     def open_once() -> None:
         try:
-            with ctxbase.open(database_url) as store:
+            with open_store(database_url) as store:
                 assert store.schema_revision == migrate.head_revision()
         except BaseException as e:
             errors.append(e)

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 import ctxbase
 from ctxbase.db import migrate
 from ctxbase.server import create_app
+from tests.conftest import open_store
 
 
 def _error_shape(body: dict) -> None:
@@ -54,7 +55,7 @@ def test_ready(client: TestClient) -> None:
 
 
 def test_not_ready_while_migrations_are_pending(tmp_path) -> None:
-    with ctxbase.open(f"sqlite:///{tmp_path / 'old.db'}", auto_migrate=False) as store:
+    with open_store(f"sqlite:///{tmp_path / 'old.db'}", auto_migrate=False) as store:
         with TestClient(create_app(store=store)) as client:
             response = client.get("/api/v1/ready")
             health = client.get("/api/v1/health").json()

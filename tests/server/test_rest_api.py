@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 import ctxbase
 from ctxbase.server import create_app
+from tests.conftest import open_store
 
 API = "/api/v1/projects/default"
 
@@ -114,7 +115,7 @@ def test_batch_with_one_bad_message_writes_none(http: TestClient, store: ctxbase
 
 
 def test_request_body_limit(tmp_path) -> None:
-    with ctxbase.open(f"sqlite:///{tmp_path / 'small.db'}", max_request_bytes=2000) as store:
+    with open_store(f"sqlite:///{tmp_path / 'small.db'}", max_request_bytes=2000) as store:
         with TestClient(create_app(store=store)) as http:
             big = {"title": "x" * 3000}
             response = http.post(f"{API}/conversations", json=big)

@@ -61,12 +61,13 @@ class Contexts(Domain):
         self._check_text("content", data.content)
         self._check_json("metadata", data.metadata)
         digest = content_hash(data.content)
+        (vector,) = self._store.embeddings.vectors_for("context", [data.content])
         with self._db.connect(write=True) as connection:
             project_id = self._project_id(connection, project)
             latest = self._latest(connection, project_id, data.name)
             if latest is not None and latest.content_hash == digest:
                 return latest
-            return self._insert_version(connection, project_id, data, digest, latest)
+            return self._insert_version(connection, project_id, data, digest, latest, vector)
 
     def update(
         self,
@@ -80,6 +81,7 @@ class Contexts(Domain):
         change = parse(ContextUpdate, {"content": content, "metadata": metadata})
         self._check_text("content", change.content)
         self._check_json("metadata", change.metadata)
+        (vector,) = self._store.embeddings.vectors_for("context", [change.content])
         with self._db.connect(write=True) as connection:
             project_id = self._project_id(connection, project)
             current = self._by_id(connection, project_id, as_uuid(context_id, "context unit"))
@@ -99,7 +101,7 @@ class Contexts(Domain):
                 source_type=current.source_type,
                 metadata=new_metadata,
             )
-            return self._insert_version(connection, project_id, data, digest, current)
+            return self._insert_version(connection, project_id, data, digest, current, vector)
 
     def get(self, context_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT) -> ContextUnit:
         """Any version, by id."""
@@ -214,6 +216,7 @@ class Contexts(Domain):
         data: ContextIn,
         digest: str,
         previous: ContextUnit | None,
+        vector: Any,
     ) -> ContextUnit:
         now = utcnow()
         row = {
@@ -227,6 +230,10 @@ class Contexts(Domain):
             "updated_at": now,
         }
         connection.execute(insert(contexts_table), row)
+        embeddings = self._store.embeddings
+        embeddings.insert(
+            connection, embeddings.rows("context", project_id, [(row["id"], data.content, vector)])
+        )
         if previous is not None:
             connection.execute(
                 update(contexts_table)

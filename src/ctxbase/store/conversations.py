@@ -185,6 +185,7 @@ class Messages(Domain):
             self._check_text("thinking", item.thinking)
             self._check_json("metadata", item.metadata)
         conversation_id = as_uuid(conversation_id, "conversation")
+        vectors = self._store.embeddings.vectors_for("message", [i.content for i in items])
         now = utcnow()
         bump = self._db.prepared("messages.bump", _bump_conversation)
         add = self._db.prepared("messages.insert", lambda: insert(messages_table))
@@ -213,6 +214,13 @@ class Messages(Domain):
                 for offset, item in enumerate(items)
             ]
             add.many(cursor, rows)
+            embedded = self._store.embeddings.rows(
+                "message",
+                bumped["project_id"],
+                [(r["id"], r["content"], v) for r, v in zip(rows, vectors, strict=True)],
+            )
+            if embedded:
+                self._store.embeddings.insert_prepared(cursor, embedded)
         return [Message.model_validate(row) for row in rows]
 
     def get(self, message_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT) -> Message:

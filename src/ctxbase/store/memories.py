@@ -71,9 +71,15 @@ class Memories(Domain):
             "created_at": now,
             "updated_at": now,
         }
+        embeddings = self._store.embeddings
+        (vector,) = embeddings.vectors_for("memory", [data.content])
         with self._db.connect(write=True) as connection:
             row["project_id"] = self._project_id(connection, project)
             connection.execute(insert(memories_table), row)
+            embeddings.insert(
+                connection,
+                embeddings.rows("memory", row["project_id"], [(row["id"], data.content, vector)]),
+            )
             memory = Memory.model_validate(row)
             self._record(connection, memory.id, "add", None, _tracked(memory), actor, now)
         return memory
@@ -108,6 +114,8 @@ class Memories(Domain):
         self._check_json("metadata", patch.metadata)
         changes = patch.model_dump(exclude_none=True)
         memory_id = as_uuid(memory_id, "memory")
+        embeddings = self._store.embeddings
+        vectors = embeddings.vectors_for("memory", [patch.content] if patch.content else [])
         now = utcnow()
         with self._db.connect(write=True) as connection:
             current = self._alive_by_id(connection, project, memory_id, now)
@@ -122,6 +130,14 @@ class Memories(Domain):
                 .returning(*memories_table.c)
             ).one()
             memory = Memory.model_validate(row._mapping)
+            if "content" in changed:  # the old vectors describe the old text
+                embeddings.forget(connection, "memory", memory_id)
+                embeddings.insert(
+                    connection,
+                    embeddings.rows(
+                        "memory", memory.project_id, [(memory_id, memory.content, vectors[0])]
+                    ),
+                )
             after = _tracked(memory)
             self._record(
                 connection,

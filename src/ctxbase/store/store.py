@@ -9,9 +9,11 @@ from ctxbase.config import Settings
 from ctxbase.db import migrate
 from ctxbase.db.database import Database
 from ctxbase.db.diagnostics import ConnectionReport, check_connection
+from ctxbase.embeddings import Embedder
 from ctxbase.store.base import Scope
 from ctxbase.store.contexts import Contexts
 from ctxbase.store.conversations import Conversations, Messages
+from ctxbase.store.embedding import _UNSET, Embeddings
 from ctxbase.store.memories import Memories, prune_expired_memories
 from ctxbase.store.projects import Projects, ensure_defaults
 from ctxbase.store.state import State, prune_expired_state
@@ -24,7 +26,10 @@ class Store:
     ``auto_migrate=False``; a Store is safe to share between threads.
 
     Sub-APIs: ``projects``, ``conversations``, ``messages``, ``contexts``, ``memories``,
-    ``state``. Each method takes ``project=`` (default ``"default"``).
+    ``state``, ``embeddings``. Each method takes ``project=`` (default ``"default"``).
+
+    ``embedder`` overrides the ``embedder`` setting with a provider object (anything with
+    ``name``, ``dimensions`` and ``embed(texts)``), or ``None`` for no vectors.
     """
 
     scope: Scope
@@ -35,8 +40,11 @@ class Store:
         *,
         settings: Settings | None = None,
         auto_migrate: bool | None = None,
+        embedder: Embedder | Any | None = _UNSET,
         **options: Any,
     ) -> None:
+        if isinstance(embedder, str):  # a spec: the `embedder` setting
+            options["embedder"], embedder = embedder, _UNSET
         if settings is None:
             values = {"database_url": url, **options} if url else options
             settings = Settings.from_values(**values)
@@ -54,6 +62,7 @@ class Store:
         except BaseException:
             self.db.dispose()
             raise
+        self.embeddings = Embeddings(self, embedder)
         self._attach(Scope())
 
     def _attach(self, scope: Scope) -> None:
@@ -69,6 +78,7 @@ class Store:
         """A view of this store limited to ``scope``, sharing its connections."""
         view = object.__new__(Store)
         view.settings, view.db, view.schema_revision = self.settings, self.db, self.schema_revision
+        view.embeddings = self.embeddings
         view._attach(scope)
         return view
 
