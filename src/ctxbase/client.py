@@ -33,6 +33,9 @@ from ctxbase.records import (
     Project,
     ProjectIn,
     ProjectPatch,
+    SearchFilters,
+    SearchRequest,
+    SearchResult,
     StateEntry,
     StateIn,
 )
@@ -66,6 +69,34 @@ class Client:
         self.contexts = ContextsClient(self)
         self.memories = MemoriesClient(self)
         self.state = StateClient(self)
+
+    def search(
+        self,
+        query: str,
+        *,
+        kinds: list[str] | None = None,
+        mode: str = "hybrid",
+        k: int = 10,
+        threshold: float | None = None,
+        filters: SearchFilters | dict[str, Any] | None = None,
+        distance: str = "cosine",
+        project: str = DEFAULT_PROJECT,
+    ) -> SearchResult:
+        """:meth:`Store.search <ctxbase.store.search.Search.__call__>` over HTTP."""
+        values: dict[str, Any] = {
+            "query": query,
+            "mode": mode,
+            "k": k,
+            "threshold": threshold,
+            "distance": distance,
+        }
+        if kinds is not None:
+            values["kinds"] = kinds
+        if filters is not None:
+            values["filters"] = filters
+        body = _body(SearchRequest, values)
+        response = self.request("POST", _path("projects", project, "search"), json=body)
+        return SearchResult.model_validate(response.json())
 
     def health(self) -> dict[str, Any]:
         """The server's ``/health`` report (also when it says the database is down)."""

@@ -73,6 +73,34 @@ class Settings(BaseSettings):
         description="Kinds embedded when written (comma-separated in the environment).",
     )
 
+    # Search
+    search_threshold: float = Field(
+        0.7, description="Least similarity a vector-mode hit needs (cosine unless told)."
+    )
+    hybrid_rrf_k: int = Field(60, gt=0, description="Rank fusion constant: 1 / (k + rank).")
+    hybrid_vector_weight: float = Field(1.0, ge=0, description="Weight of the vector ranking.")
+    hybrid_text_weight: float = Field(1.0, ge=0, description="Weight of the full-text ranking.")
+    memory_importance_weight: float = Field(
+        0.3, ge=0, description="Memory hits: score x (1 + w x importance + …)."
+    )
+    memory_recency_weight: float = Field(
+        0.1, ge=0, description="Memory hits: boost for recent memories (halves every half-life)."
+    )
+    memory_recency_half_life_days: float = Field(
+        30.0, gt=0, description="Memory hits: age at which the recency boost halves."
+    )
+    memory_access_weight: float = Field(
+        0.1, ge=0, description="Memory hits: boost growing with log(access count), full at 100."
+    )
+    vector_index: Literal["hnsw", "ivfflat"] = Field(
+        "hnsw", description="PostgreSQL: pgvector index type."
+    )
+    hnsw_m: int = Field(16, gt=1, description="PostgreSQL HNSW: links per node.")
+    hnsw_ef_construction: int = Field(64, gt=0, description="PostgreSQL HNSW: build effort.")
+    hnsw_ef_search: int = Field(100, gt=0, description="PostgreSQL HNSW: search effort.")
+    ivfflat_lists: int = Field(100, gt=0, description="PostgreSQL IVFFlat: lists.")
+    ivfflat_probes: int = Field(10, gt=0, description="PostgreSQL IVFFlat: lists probed.")
+
     # Limits: over them, writes fail with PayloadTooLargeError (HTTP 413) and write nothing.
     max_content_bytes: int = Field(
         1_048_576, gt=0, description="Largest message, context or memory text (UTF-8 bytes)."

@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 MessageRole = Literal["user", "assistant", "system", "tool"]
 INT32_MAX = 2**31 - 1
@@ -320,4 +320,80 @@ class StateIn(BaseModel):
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"value": {"step": 3, "plan": ["a", "b"]}}]}
+    )
+
+
+# --- search -------------------------------------------------------------------------------
+
+SearchKind = Literal["message", "context", "memory"]
+SearchMode = Literal["hybrid", "vector", "text"]
+DistanceName = Literal["cosine", "l2", "ip"]
+
+
+class SearchFilters(BaseModel):
+    """Each filter applies to the kinds that have its field; setting a filter leaves out
+    the kinds that lack it (e.g. ``user_id`` searches memories only)."""
+
+    agent_id: Annotated[Text, Field(max_length=200)] | None = None
+    user_id: Annotated[Text, Field(max_length=200)] | None = None
+    conversation_id: uuid.UUID | None = None
+    source_type: Annotated[Text, Field(max_length=64)] | None = None
+    memory_type: Annotated[Text, Field(max_length=32)] | None = None
+    created_after: Timestamp | None = None
+    created_before: Timestamp | None = None
+    metadata: JSONObject | None = None
+
+
+class SearchRequest(BaseModel):
+    query: Annotated[Text, Field(min_length=1, max_length=10_000)]
+    kinds: list[SearchKind] = Field(
+        default_factory=lambda: ["message", "context", "memory"], min_length=1
+    )
+    mode: SearchMode = "hybrid"
+    k: Annotated[int, Field(ge=1, le=200)] = 10
+    threshold: float | None = Field(
+        None, description="Least vector similarity; default 0.7 in vector mode, none in hybrid."
+    )
+    filters: SearchFilters = Field(default_factory=SearchFilters)
+    distance: DistanceName = "cosine"
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "query": "what does the user drink in the morning?",
+                    "kinds": ["memory", "message"],
+                    "mode": "hybrid",
+                    "k": 5,
+                }
+            ]
+        }
+    )
+
+
+class SearchHit(BaseModel):
+    kind: SearchKind
+    id: uuid.UUID
+    score: float = Field(description="Higher is better; comparable within one search only.")
+    retrieval_method: Literal["vector", "text", "hybrid"]
+    item: Message | ContextUnit | Memory
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _item_by_kind(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("item"), dict):
+            model = {"message": Message, "context": ContextUnit, "memory": Memory}.get(
+                value.get("kind", "")
+            )
+            if model is not None:
+                value = {**value, "item": model.model_validate(value["item"])}
+        return value
+
+
+class SearchResult(BaseModel):
+    hits: list[SearchHit]
+    mode: SearchMode = Field(description="The mode asked for.")
+    fallback: str | None = Field(
+        None, description="Why vectors could not be used, when search fell back to full text."
     )

@@ -51,7 +51,7 @@ def is_managed_elsewhere(name: str | None, type_: str) -> bool:
         return False
     if type_ == "table":
         return name == VERSION_TABLE or "_fts" in name
-    return type_ == "index" and name.startswith(ANN_INDEX_PREFIX)
+    return type_ == "index" and (name.startswith(ANN_INDEX_PREFIX) or name.endswith("_fts"))
 
 
 def compare_type(

@@ -21,12 +21,13 @@ from ctxbase.server.routes import (
     messages,
     metrics,
     projects,
+    search,
     state,
 )
 from ctxbase.store import Store
 
 API_PREFIX = "/api/v1"
-ROUTERS = (health, metrics, projects, conversations, messages, contexts, memories, state)
+ROUTERS = (health, metrics, projects, conversations, messages, contexts, memories, state, search)
 
 log = logging.getLogger("ctxbase.server")
 

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ctxbase.db.diagnostics import ConnectionReport
+from ctxbase.records import SearchResult
 from ctxbase.store.store import Store
 
 SUB_APIS = ("projects", "conversations", "messages", "contexts", "memories", "state")
@@ -46,6 +47,9 @@ class AsyncStore:
 
     async def check_connection(self) -> ConnectionReport:
         return await asyncio.to_thread(self.sync.check_connection)
+
+    async def search(self, query: str, **options: Any) -> SearchResult:
+        return await asyncio.to_thread(self.sync.search, query, **options)
 
     async def prune(self) -> dict[str, int]:
         return await asyncio.to_thread(self.sync.prune)

@@ -16,6 +16,7 @@ from ctxbase.store.conversations import Conversations, Messages
 from ctxbase.store.embedding import _UNSET, Embeddings
 from ctxbase.store.memories import Memories, prune_expired_memories
 from ctxbase.store.projects import Projects, ensure_defaults
+from ctxbase.store.search import Search
 from ctxbase.store.state import State, prune_expired_state
 
 
@@ -73,6 +74,7 @@ class Store:
         self.contexts = Contexts(self)
         self.memories = Memories(self)
         self.state = State(self)
+        self.search = Search(self)
 
     def scoped(self, scope: Scope) -> Store:
         """A view of this store limited to ``scope``, sharing its connections."""

@@ -1,0 +1,32 @@
+"""Vector scores, defined once: every backend must agree with these numpy references."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+Distance = Literal["cosine", "l2", "ip"]
+DISTANCES: tuple[Distance, ...] = ("cosine", "l2", "ip")
+
+
+def reference_scores(matrix: np.ndarray, query: np.ndarray, distance: Distance) -> np.ndarray:
+    """Higher is better. cosine: cosine similarity; l2: 1 / (1 + Euclidean distance);
+    ip: inner product. Computed in float64."""
+    m = np.asarray(matrix, dtype=np.float64)
+    q = np.asarray(query, dtype=np.float64)
+    if distance == "cosine":
+        norms = np.linalg.norm(m, axis=1) * np.linalg.norm(q)
+        return (m @ q) / np.maximum(norms, 1e-12)
+    if distance == "l2":
+        return 1.0 / (1.0 + np.linalg.norm(m - q, axis=1))
+    return m @ q
+
+
+def score_from_pgvector(distance: Distance, value: float) -> float:
+    """pgvector's operator result as the score above (``<=>``, ``<->``, ``<#>``)."""
+    if distance == "cosine":
+        return 1.0 - value
+    if distance == "l2":
+        return 1.0 / (1.0 + value)
+    return -value  # <#> is the negative inner product

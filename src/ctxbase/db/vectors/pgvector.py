@@ -1,0 +1,111 @@
+"""Vector search with pgvector: one HNSW (or IVFFlat) index per model and distance.
+
+Embeddings of every model share one ``vector`` column without a fixed dimension; each
+index is a partial expression index, ``(vector::vector(D)) WHERE model = 'M'``, so several
+models and dimensions coexist. Queries repeat that expression and predicate literally so
+the planner matches the index even for prepared statements. Filtered queries use
+pgvector's iterative index scans so a selective filter still finds ``limit`` rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pgvector.sqlalchemy import VECTOR
+from sqlalchemy import Connection, Float, Table, bindparam, cast, literal_column, select
+
+from ctxbase.db.migrate import ANN_INDEX_PREFIX
+from ctxbase.db.vectors.base import Distance, score_from_pgvector
+
+_OPERATORS = {"cosine": "<=>", "l2": "<->", "ip": "<#>"}
+_OPCLASSES = {"cosine": "vector_cosine_ops", "l2": "vector_l2_ops", "ip": "vector_ip_ops"}
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    kind: str = "hnsw"  # or "ivfflat"
+    m: int = 16
+    ef_construction: int = 64
+    ef_search: int = 100
+    lists: int = 100
+    probes: int = 10
+
+
+_built: set[tuple[str, str, int, str]] = set()
+_lock = threading.Lock()
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def index_name(model: str, dimensions: int, distance: str, kind: str) -> str:
+    digest = hashlib.sha1(f"{model}|{dimensions}|{distance}|{kind}".encode()).hexdigest()[:12]
+    return f"{ANN_INDEX_PREFIX}{digest}"
+
+
+def ensure_index(
+    connection: Connection,
+    database: str,
+    model: str,
+    dimensions: int,
+    distance: Distance,
+    options: IndexOptions,
+) -> None:
+    """Create the model's index if missing (once per process and database)."""
+    key = (database, model, dimensions, f"{distance}/{options.kind}")
+    if key in _built:
+        return
+    with _lock:
+        name = index_name(model, dimensions, distance, options.kind)
+        params = (
+            f"m = {int(options.m)}, ef_construction = {int(options.ef_construction)}"
+            if options.kind == "hnsw"
+            else f"lists = {int(options.lists)}"
+        )
+        connection.exec_driver_sql(
+            f"CREATE INDEX IF NOT EXISTS {name} ON embeddings USING {options.kind} "
+            f"((vector::vector({int(dimensions)})) {_OPCLASSES[distance]}) "
+            f"WITH ({params}) WHERE model = {_quote(model)}"
+        )
+        _built.add(key)
+
+
+def search(
+    connection: Connection,
+    embeddings: Table,
+    items: Table,
+    owner: Any,
+    conditions: list[Any],
+    model: str,
+    query: np.ndarray,
+    distance: Distance,
+    limit: int,
+    options: IndexOptions,
+) -> list[tuple[uuid.UUID, float]]:
+    dimensions = int(query.shape[0])
+    connection.exec_driver_sql(f"SET LOCAL hnsw.ef_search = {max(int(options.ef_search), limit)}")
+    connection.exec_driver_sql("SET LOCAL hnsw.iterative_scan = relaxed_order")
+    connection.exec_driver_sql(f"SET LOCAL ivfflat.probes = {int(options.probes)}")
+    connection.exec_driver_sql("SET LOCAL ivfflat.iterative_scan = relaxed_order")
+    vector_type = VECTOR(dimensions)
+    wanted = cast(bindparam("query_vector", query.tolist(), type_=vector_type), vector_type)
+    measured = literal_column(f"(embeddings.vector::vector({dimensions}))").op(
+        _OPERATORS[distance], return_type=Float()
+    )(wanted)
+    statement = (
+        select(owner, measured.label("distance"))
+        .select_from(embeddings.join(items, owner == items.c.id))
+        .where(literal_column(f"embeddings.model = {_quote(model)}"), *conditions)
+        .order_by(measured)
+        .limit(limit)
+    )
+    rows = connection.execute(statement).fetchall()
+    # Iterative scans may return rows slightly out of order: sort exactly.
+    scored = [(row[0], score_from_pgvector(distance, float(row[1]))) for row in rows]
+    return sorted(scored, key=lambda pair: -pair[1])

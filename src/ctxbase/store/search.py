@@ -1,0 +1,347 @@
+"""One search over messages, context units and memories: vector, full text, or hybrid.
+
+- vector: the query's embedding against stored vectors of the active model (pgvector
+  on PostgreSQL, exact numpy elsewhere); ``threshold`` drops weak hits.
+- text: natural-language full text (OR over stemmed terms, stop words dropped).
+- hybrid: both, fused by weighted reciprocal rank (``w / (rrf_k + rank)``).
+
+Memory hits are boosted by importance, recency and access count; returned memories count
+an access. Without usable vectors (no embedder, provider down, nothing embedded yet)
+vector and hybrid searches fall back to full text and say why in ``fallback``.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Table, or_, select, update
+
+from ctxbase.db import fulltext
+from ctxbase.db.schema import EMBEDDING_OWNER_COLUMNS, Conversation, table, utcnow
+from ctxbase.db.types import VECTOR_STORAGE_ATTR
+from ctxbase.db.vectors import exact, pgvector
+from ctxbase.embeddings import EmbeddingError
+from ctxbase.records import (
+    ContextUnit,
+    Memory,
+    Message,
+    SearchFilters,
+    SearchHit,
+    SearchRequest,
+    SearchResult,
+)
+from ctxbase.store.base import DEFAULT_PROJECT, Domain, parse
+from ctxbase.store.embedding import KIND_TABLES, embeddings_table
+from ctxbase.store.filters import metadata_matches
+
+RECORDS = {"message": Message, "context": ContextUnit, "memory": Memory}
+conversations_table = table(Conversation)
+_FIELDS_OF = {
+    "message": {"agent_id", "conversation_id"},
+    "context": {"source_type"},
+    "memory": {"agent_id", "user_id", "conversation_id", "memory_type"},
+}
+Candidates = dict[tuple[str, uuid.UUID], float]
+
+
+class Search(Domain):
+    """``store.search(query, …)``."""
+
+    def __call__(
+        self,
+        query: str,
+        *,
+        kinds: list[str] | None = None,
+        mode: str = "hybrid",
+        k: int = 10,
+        threshold: float | None = None,
+        filters: SearchFilters | dict[str, Any] | None = None,
+        distance: str = "cosine",
+        project: str = DEFAULT_PROJECT,
+    ) -> SearchResult:
+        values: dict[str, Any] = {
+            "query": query,
+            "mode": mode,
+            "k": k,
+            "threshold": threshold,
+            "distance": distance,
+        }
+        if kinds is not None:
+            values["kinds"] = kinds
+        if filters is not None:
+            values["filters"] = filters
+        request = parse(SearchRequest, values)
+        now = utcnow()
+        query_vector, fallback = self._query_vector(request)
+        if query_vector is not None:
+            self._ensure_index(query_vector, request)
+        with self._db.connect() as connection:
+            project_id = self._project_id(connection, project)
+            vector, text = self._candidates(connection, request, project_id, query_vector, now)
+        if query_vector is not None and not vector and request.mode != "text":
+            fallback = "no stored vectors match yet (embeddings pending or none of this model)"
+        hits = self._rank(
+            request, vector, text, vector_ok=query_vector is not None and bool(vector)
+        )
+        return SearchResult(
+            hits=self._resolve(hits, project_id, now, request.k),
+            mode=request.mode,
+            fallback=fallback,
+        )
+
+    # --- legs ---
+
+    def _query_vector(self, request: SearchRequest) -> tuple[np.ndarray | None, str | None]:
+        if request.mode == "text":
+            return None, None
+        embeddings = self._store.embeddings
+        if embeddings.model is None:
+            return None, "no embedder is configured"
+        try:
+            return embeddings.embed([request.query])[0], None
+        except EmbeddingError as e:
+            return None, f"the embedding provider failed: {e.message}"
+
+    def _uses_pgvector(self) -> bool:
+        return getattr(self._db.engine.dialect, VECTOR_STORAGE_ATTR, "bytes") == "pgvector"
+
+    def _index_options(self) -> pgvector.IndexOptions:
+        s = self._settings
+        return pgvector.IndexOptions(
+            kind=s.vector_index,
+            m=s.hnsw_m,
+            ef_construction=s.hnsw_ef_construction,
+            ef_search=s.hnsw_ef_search,
+            lists=s.ivfflat_lists,
+            probes=s.ivfflat_probes,
+        )
+
+    def _ensure_index(self, query_vector: np.ndarray, request: SearchRequest) -> None:
+        if not self._uses_pgvector():
+            return
+        model = self._store.embeddings.model
+        assert model is not None
+        with self._db.connect(write=True) as connection:
+            pgvector.ensure_index(
+                connection,
+                self._db.url.masked(),
+                model,
+                int(query_vector.shape[0]),
+                request.distance,
+                self._index_options(),
+            )
+
+    def _candidates(
+        self,
+        connection: Connection,
+        request: SearchRequest,
+        project_id: uuid.UUID,
+        query_vector: np.ndarray | None,
+        now: datetime,
+    ) -> tuple[Candidates, Candidates]:
+        vector: Candidates = {}
+        text: Candidates = {}
+        depth = request.k if request.mode != "hybrid" else max(request.k * 4, 40)
+        scopes = {
+            kind: conditions
+            for kind in dict.fromkeys(request.kinds)
+            if (conditions := self._conditions(kind, request.filters, project_id, now)) is not None
+        }
+        if query_vector is not None:
+            for kind, conditions in scopes.items():
+                for item_id, score in self._vector_leg(
+                    connection, kind, KIND_TABLES[kind], conditions, query_vector, request, depth
+                ):
+                    vector[(kind, item_id)] = score
+        if request.mode != "vector" or not vector:
+            for kind, conditions in scopes.items():
+                for item_id, score in fulltext.text_search(
+                    connection,
+                    self._db.backend,
+                    KIND_TABLES[kind],
+                    conditions,
+                    request.query,
+                    depth,
+                ):
+                    text[(kind, item_id)] = score
+        return vector, text
+
+    def _vector_leg(
+        self,
+        connection: Connection,
+        kind: str,
+        items: Table,
+        conditions: list[Any],
+        query_vector: np.ndarray,
+        request: SearchRequest,
+        depth: int,
+    ) -> list[tuple[uuid.UUID, float]]:
+        model = self._store.embeddings.model
+        assert model is not None
+        owner = embeddings_table.c[EMBEDDING_OWNER_COLUMNS[kind]]
+        arguments = (
+            connection,
+            embeddings_table,
+            items,
+            owner,
+            conditions,
+            model,
+            query_vector,
+            request.distance,
+            depth,
+        )
+        if self._uses_pgvector():
+            found = pgvector.search(*arguments, self._index_options())
+        else:
+            found = exact.search(*arguments)
+        threshold = request.threshold
+        if threshold is None and request.mode == "vector":
+            threshold = self._settings.search_threshold
+        return [(i, s) for i, s in found if threshold is None or s >= threshold]
+
+    def _conditions(
+        self, kind: str, filters: SearchFilters, project_id: uuid.UUID, now: datetime
+    ) -> list[Any] | None:
+        """SQL conditions on the kind's table, or None when a filter rules the kind out."""
+        wanted = {
+            name
+            for name in _FIELDS_OF["memory"] | _FIELDS_OF["context"]
+            if getattr(filters, name) is not None
+        }
+        if wanted - _FIELDS_OF[kind]:
+            return None
+        items = KIND_TABLES[kind]
+        conditions: list[Any] = [items.c.project_id == project_id]
+        if filters.created_after is not None:
+            conditions.append(items.c.created_at >= filters.created_after)
+        if filters.created_before is not None:
+            conditions.append(items.c.created_at < filters.created_before)
+        if filters.metadata:
+            conditions.append(
+                metadata_matches(items.c.metadata, filters.metadata, self._db.backend)
+            )
+        if kind == "context":
+            conditions.append(items.c.superseded_by.is_(None))
+        if kind == "memory":
+            conditions.append(or_(items.c.expires_at.is_(None), items.c.expires_at > now))
+        for name in wanted & {"user_id", "memory_type", "source_type"}:
+            conditions.append(items.c[name] == getattr(filters, name))
+        if filters.conversation_id is not None:
+            conditions.append(items.c.conversation_id == filters.conversation_id)
+        if filters.agent_id is not None:
+            if kind == "memory":
+                conditions.append(items.c.agent_id == filters.agent_id)
+            else:
+                conversations = select(conversations_table.c.id).where(
+                    conversations_table.c.agent_id == filters.agent_id,
+                    conversations_table.c.project_id == project_id,
+                )
+                conditions.append(items.c.conversation_id.in_(conversations))
+        return conditions
+
+    # --- ranking ---
+
+    def _rank(
+        self, request: SearchRequest, vector: Candidates, text: Candidates, *, vector_ok: bool
+    ) -> list[tuple[str, uuid.UUID, float, str, dict[str, Any]]]:
+        if request.mode == "vector" and vector_ok:
+            ranked = [
+                (key, score, "vector", {"similarity": score}) for key, score in vector.items()
+            ]
+        elif request.mode == "hybrid" and vector_ok:
+            ranked = self._fuse(vector, text)
+        else:
+            ranked = [(key, score, "text", {"text_score": score}) for key, score in text.items()]
+        ranked.sort(key=lambda entry: -entry[1])
+        return [
+            (kind, item_id, score, method, details)
+            for (kind, item_id), score, method, details in ranked
+        ]
+
+    def _fuse(self, vector: Candidates, text: Candidates) -> list[Any]:
+        s = self._settings
+        fused: dict[tuple[str, uuid.UUID], dict[str, Any]] = {}
+        for leg, weight, found in (
+            ("vector", s.hybrid_vector_weight, vector),
+            ("text", s.hybrid_text_weight, text),
+        ):
+            ordered = sorted(found.items(), key=lambda pair: -pair[1])
+            for rank, (key, score) in enumerate(ordered, start=1):
+                entry = fused.setdefault(key, {"score": 0.0})
+                entry["score"] += weight / (s.hybrid_rrf_k + rank)
+                entry[f"{leg}_rank"], entry[f"{leg}_score"] = rank, score
+        return [(key, entry.pop("score"), "hybrid", entry) for key, entry in fused.items()]
+
+    # --- records ---
+
+    def _resolve(
+        self, ranked: list[Any], project_id: uuid.UUID, now: datetime, k: int
+    ) -> list[SearchHit]:
+        """Load the records, boost memories, count their access, keep the best k."""
+        if not ranked:
+            return []
+        records: dict[tuple[str, uuid.UUID], Any] = {}
+        by_kind: dict[str, list[uuid.UUID]] = {}
+        for kind, item_id, *_ in ranked:
+            by_kind.setdefault(kind, []).append(item_id)
+        with self._db.connect(write="memory" in by_kind) as connection:
+            for kind, ids in by_kind.items():
+                items = KIND_TABLES[kind]
+                rows = connection.execute(
+                    select(items).where(items.c.id.in_(ids), items.c.project_id == project_id)
+                )
+                for row in rows:
+                    records[(kind, row.id)] = RECORDS[kind].model_validate(row._mapping)
+            hits = []
+            for kind, item_id, score, method, details in ranked:
+                record = records.get((kind, item_id))
+                if record is None:  # deleted meanwhile
+                    continue
+                if kind == "memory":
+                    factor = self._memory_boost(record, now)
+                    details = {**details, "boost": factor}
+                    score *= factor
+                hits.append(
+                    SearchHit(
+                        kind=kind,
+                        id=item_id,
+                        score=score,  # type: ignore[arg-type]
+                        retrieval_method=method,
+                        item=record,
+                        details=details,
+                    )
+                )
+            hits.sort(key=lambda hit: -hit.score)
+            hits = hits[:k]
+            self._count_access(connection, [h for h in hits if h.kind == "memory"], now)
+        return hits
+
+    def _memory_boost(self, memory: Memory, now: datetime) -> float:
+        s = self._settings
+        age_days = max(0.0, (now - memory.created_at).total_seconds() / 86400)
+        recency = 0.5 ** (age_days / s.memory_recency_half_life_days)
+        access = min(1.0, math.log1p(memory.access_count) / math.log1p(100))
+        return 1.0 + (
+            s.memory_importance_weight * memory.importance
+            + s.memory_recency_weight * recency
+            + s.memory_access_weight * access
+        )
+
+    def _count_access(self, connection: Connection, hits: list[SearchHit], now: datetime) -> None:
+        if not hits:
+            return
+        memories = KIND_TABLES["memory"]
+        connection.execute(
+            update(memories)
+            .where(memories.c.id.in_([hit.id for hit in hits]))
+            .values(access_count=memories.c.access_count + 1, last_accessed_at=now)
+        )
+        for hit in hits:
+            assert isinstance(hit.item, Memory)
+            hit.item = hit.item.model_copy(
+                update={"access_count": hit.item.access_count + 1, "last_accessed_at": now}
+            )
