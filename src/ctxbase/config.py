@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     hybrid_rrf_k: int = Field(60, gt=0, description="Rank fusion constant: 1 / (k + rank).")
     hybrid_vector_weight: float = Field(1.0, ge=0, description="Weight of the vector ranking.")
     hybrid_text_weight: float = Field(1.0, ge=0, description="Weight of the full-text ranking.")
+    hybrid_exact_weight: float = Field(
+        1.0,
+        ge=0,
+        description="Hybrid: bonus, as for a first rank, for hits containing an identifier of "
+        "the query verbatim (a token with digits, _ or camelCase, e.g. E4471).",
+    )
     memory_importance_weight: float = Field(
         0.3, ge=0, description="Memory hits: score x (1 + w x importance + …)."
     )

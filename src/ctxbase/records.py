@@ -326,6 +326,7 @@ class StateIn(BaseModel):
 # --- search -------------------------------------------------------------------------------
 
 SearchKind = Literal["message", "context", "memory"]
+SEARCH_KINDS: tuple[SearchKind, ...] = ("message", "context", "memory")
 SearchMode = Literal["hybrid", "vector", "text"]
 DistanceName = Literal["cosine", "l2", "ip"]
 
@@ -346,9 +347,7 @@ class SearchFilters(BaseModel):
 
 class SearchRequest(BaseModel):
     query: Annotated[Text, Field(min_length=1, max_length=10_000)]
-    kinds: list[SearchKind] = Field(
-        default_factory=lambda: ["message", "context", "memory"], min_length=1
-    )
+    kinds: list[SearchKind] = Field(default_factory=lambda: list(SEARCH_KINDS), min_length=1)
     mode: SearchMode = "hybrid"
     k: Annotated[int, Field(ge=1, le=200)] = 10
     threshold: float | None = Field(
@@ -383,9 +382,12 @@ class SearchHit(BaseModel):
     @classmethod
     def _item_by_kind(cls, value: Any) -> Any:
         if isinstance(value, dict) and isinstance(value.get("item"), dict):
-            model = {"message": Message, "context": ContextUnit, "memory": Memory}.get(
-                value.get("kind", "")
-            )
+            models: dict[str, type[Record]] = {
+                "message": Message,
+                "context": ContextUnit,
+                "memory": Memory,
+            }
+            model = models.get(value.get("kind", ""))
             if model is not None:
                 value = {**value, "item": model.model_validate(value["item"])}
         return value

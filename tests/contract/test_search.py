@@ -25,8 +25,9 @@ TEXTS = [
 def test_vector_scores_match_the_numpy_reference(api: Any, distance: str) -> None:
     units = [api.contexts.add(f"doc-{i}", text) for i, text in enumerate(TEXTS)]
     query = "staging cluster deploy"
-    result = api.search(query, kinds=["context"], mode="vector", k=10, threshold=-1e9,
-                        distance=distance)
+    result = api.search(
+        query, kinds=["context"], mode="vector", k=10, threshold=-1e9, distance=distance
+    )
     embedder = HashEmbedder(64)
     expected = reference_scores(embedder.embed(TEXTS), embedder.embed([query])[0], distance)
     by_id = {unit.id: float(score) for unit, score in zip(units, expected, strict=True)}
@@ -39,16 +40,22 @@ def test_vector_scores_match_the_numpy_reference(api: Any, distance: str) -> Non
 
 def test_text_search_finds_exact_identifiers(api: Any) -> None:
     chat = api.conversations.create()
-    api.messages.append_many(chat.id, [
-        {"role": "user", "content": "the parser crashed with error E4471 on invoice 12"},
-        {"role": "assistant", "content": "invoices are parsed by parse_invoice_lines"},
-        {"role": "user", "content": "the weather is nice"},
-    ])
+    api.messages.append_many(
+        chat.id,
+        [
+            {"role": "user", "content": "the parser crashed with error E4471 on invoice 12"},
+            {"role": "assistant", "content": "invoices are parsed by parse_invoice_lines"},
+            {"role": "user", "content": "the weather is nice"},
+        ],
+    )
     hits = api.search("what does E4471 mean?", mode="text").hits
     assert hits[0].item.content.startswith("the parser crashed") and hits[0].kind == "message"
     assert all(hit.retrieval_method == "text" for hit in hits)
-    assert api.search("parse_invoice_lines", mode="text").hits[0].item.content.startswith(
-        "invoices are parsed")
+    assert (
+        api.search("parse_invoice_lines", mode="text")
+        .hits[0]
+        .item.content.startswith("invoices are parsed")
+    )
     assert api.search("the of and", mode="text").hits == []  # stop words only
 
 
@@ -68,10 +75,18 @@ def test_filters_and_kinds(api: Any) -> None:
     other = api.conversations.create(agent_id="coder")
     api.messages.append(chat.id, role="user", content="deploy the staging cluster")
     api.messages.append(other.id, role="user", content="deploy the staging cluster now")
-    api.contexts.add("runbook", "deploy staging cluster runbook", source_type="document",
-                     metadata={"team": "ops"})
-    api.memories.add("user deploys the staging cluster on fridays", user_id="u1",
-                     agent_id="planner", memory_type="fact")
+    api.contexts.add(
+        "runbook",
+        "deploy staging cluster runbook",
+        source_type="document",
+        metadata={"team": "ops"},
+    )
+    api.memories.add(
+        "user deploys the staging cluster on fridays",
+        user_id="u1",
+        agent_id="planner",
+        memory_type="fact",
+    )
     query = "deploy staging cluster"
 
     def kinds_of(**options: Any) -> list[str]:
@@ -118,9 +133,14 @@ def test_vector_threshold(api: Any) -> None:
 
 
 def test_bad_search_input(api: Any) -> None:
-    for bad in ({"query": ""}, {"query": "x", "k": 0}, {"query": "x", "kinds": ["emails"]},
-                {"query": "x", "mode": "psychic"}, {"query": "x", "distance": "manhattan"},
-                {"query": "x", "kinds": []}):
+    for bad in (
+        {"query": ""},
+        {"query": "x", "k": 0},
+        {"query": "x", "kinds": ["emails"]},
+        {"query": "x", "mode": "psychic"},
+        {"query": "x", "distance": "manhattan"},
+        {"query": "x", "kinds": []},
+    ):
         query = bad.pop("query")
         with pytest.raises(InvalidInputError):
             api.search(query, **bad)

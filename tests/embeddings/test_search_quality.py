@@ -34,19 +34,34 @@ def test_meaning_beats_lexical_distractors(model_store: ctxbase.Store) -> None:
     assert text.hits[0].item.content != "I always start my day with an espresso"
 
 
+GATEWAY_NOTES = [
+    "To fix connection errors in the payment gateway, restart the gateway service and retry",
+    "Payment gateway connection problems are usually fixed by renewing the TLS certificate",
+    "How to fix a payment gateway that keeps dropping connections: raise the timeout",
+    "The payment gateway connection pool was exhausted; we fixed it by raising the pool size",
+    "Connection resets in the payment gateway happen when the load balancer idles out",
+]
+# The one message holding the identifier is about something else entirely.
+NIGHTLY_LOG = (
+    "Nightly batch log, 02:14: 1,204 invoices exported, 3 skipped for missing VAT numbers; "
+    "archive job rotated 14 files; one worker crashed with ERR_CONN_RESET_4412 and was restarted"
+)
+
+
 @pytest.mark.model
 def test_hybrid_finds_an_identifier_vector_search_misses(model_store: ctxbase.Store) -> None:
     chat = model_store.conversations.create()
-    model_store.messages.append_many(chat.id, [
-        {"role": "user", "content": f"Ticket about login problems number {i}: users cannot sign in"}
-        for i in range(12)
-    ] + [{"role": "user", "content": "Build failed with error XQ-7731 in module billing"}])
-    query = "XQ-7731"
-    vector = model_store.search(query, mode="vector", k=3, threshold=0.0)
-    hybrid = model_store.search(query, mode="hybrid", k=3)
-    wanted = "Build failed with error XQ-7731 in module billing"
-    assert wanted not in [hit.item.content for hit in vector.hits[:1]]
-    assert hybrid.hits[0].item.content == wanted
+    model_store.messages.append_many(
+        chat.id, [{"role": "user", "content": text} for text in [*GATEWAY_NOTES, NIGHTLY_LOG]]
+    )
+    query = "how do I fix ERR_CONN_RESET_4412 in the payment gateway?"
+
+    def top3(mode: str) -> list[str]:
+        return [hit.item.content for hit in model_store.search(query, mode=mode, k=3).hits]
+
+    assert NIGHTLY_LOG not in top3("vector")
+    assert top3("hybrid")[0] == NIGHTLY_LOG
+    assert top3("text")[0] == NIGHTLY_LOG
 
 
 def test_without_an_embedder_search_is_full_text(database_url: str) -> None:

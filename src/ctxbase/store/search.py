@@ -13,6 +13,7 @@ vector and hybrid searches fall back to full text and say why in ``fallback``.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -38,7 +39,15 @@ from ctxbase.store.base import DEFAULT_PROJECT, Domain, parse
 from ctxbase.store.embedding import KIND_TABLES, embeddings_table
 from ctxbase.store.filters import metadata_matches
 
-RECORDS = {"message": Message, "context": ContextUnit, "memory": Memory}
+# Identifier-like tokens: codes, snake_case and camelCase names (E4471, parse_lines, getUser).
+_TOKEN = re.compile(r"[\w.\-:/#]+")
+_IDENTIFIER = re.compile(r"(?=.*[0-9_])|(?=.*[a-z][A-Z])")
+
+RECORDS: dict[str, type[Message | ContextUnit | Memory]] = {
+    "message": Message,
+    "context": ContextUnit,
+    "memory": Memory,
+}
 conversations_table = table(Conversation)
 _FIELDS_OF = {
     "message": {"agent_id", "conversation_id"},
@@ -88,7 +97,7 @@ class Search(Domain):
             request, vector, text, vector_ok=query_vector is not None and bool(vector)
         )
         return SearchResult(
-            hits=self._resolve(hits, project_id, now, request.k),
+            hits=self._resolve(hits, project_id, now, request.k, request.query),
             mode=request.mode,
             fallback=fallback,
         )
@@ -279,7 +288,7 @@ class Search(Domain):
     # --- records ---
 
     def _resolve(
-        self, ranked: list[Any], project_id: uuid.UUID, now: datetime, k: int
+        self, ranked: list[Any], project_id: uuid.UUID, now: datetime, k: int, query: str
     ) -> list[SearchHit]:
         """Load the records, boost memories, count their access, keep the best k."""
         if not ranked:
@@ -296,11 +305,15 @@ class Search(Domain):
                 )
                 for row in rows:
                     records[(kind, row.id)] = RECORDS[kind].model_validate(row._mapping)
+            identifiers = _identifiers(query)
             hits = []
             for kind, item_id, score, method, details in ranked:
                 record = records.get((kind, item_id))
                 if record is None:  # deleted meanwhile
                     continue
+                if method == "hybrid" and identifiers and _contains_any(record, identifiers):
+                    score += self._settings.hybrid_exact_weight / (self._settings.hybrid_rrf_k + 1)
+                    details = {**details, "exact_identifier": True}
                 if kind == "memory":
                     factor = self._memory_boost(record, now)
                     details = {**details, "boost": factor}
@@ -309,7 +322,7 @@ class Search(Domain):
                     SearchHit(
                         kind=kind,
                         id=item_id,
-                        score=score,  # type: ignore[arg-type]
+                        score=score,
                         retrieval_method=method,
                         item=record,
                         details=details,
@@ -345,3 +358,17 @@ class Search(Domain):
             hit.item = hit.item.model_copy(
                 update={"access_count": hit.item.access_count + 1, "last_accessed_at": now}
             )
+
+
+def _identifiers(query: str) -> list[str]:
+    """Tokens of the query that look like identifiers, lower-cased, at least 4 long."""
+    return [
+        token.strip(".-:/#").lower()
+        for token in _TOKEN.findall(query)
+        if len(token) >= 4 and _IDENTIFIER.match(token.strip(".-:/#"))
+    ]
+
+
+def _contains_any(record: Any, identifiers: list[str]) -> bool:
+    content = record.content.lower()
+    return any(identifier in content for identifier in identifiers)

@@ -11,7 +11,8 @@ from sqlalchemy import table as light_table
 
 from ctxbase.db.fulltext.stopwords import STOP_WORDS
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+# Tokens as FTS5's unicode61 tokenizer sees them: letters and digits; `_` separates.
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 def match_expression(query: str) -> str | None:
@@ -29,7 +30,7 @@ def search(
     if expression is None:
         return []
     fts = f"{items.name}_fts"
-    rank = literal_column(f"bm25({fts})")
+    rank: Any = literal_column(f"bm25({fts})")
     statement = (
         select(items.c.id, rank.label("rank"))
         .select_from(
