@@ -499,9 +499,20 @@ class MigrationJob(Base):
     finished_at: Mapped[datetime | None]
 
 
-metadata = Base.metadata
+class StoreSetting(Base):
+    """Settings a database carries itself, shared by every process using it
+    (e.g. the active embedding model, which re-embedding switches)."""
+
+    __tablename__ = "store_settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONDocument, nullable=False)
+    updated_at: Mapped[datetime] = _updated()
 
 
 def table(model: type[Base]) -> Table:
     """The Core table of a model, typed as such (for Core statements on hot paths)."""
     return cast(Table, model.__table__)
+
+
+metadata = Base.metadata

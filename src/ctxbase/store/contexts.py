@@ -61,7 +61,7 @@ class Contexts(Domain):
         self._check_text("content", data.content)
         self._check_json("metadata", data.metadata)
         digest = content_hash(data.content)
-        (vector,) = self._store.embeddings.vectors_for("context", [data.content])
+        vector = self._store.embeddings.vectors_for("context", [data.content])
         with self._db.connect(write=True) as connection:
             project_id = self._project_id(connection, project)
             latest = self._latest(connection, project_id, data.name)
@@ -81,7 +81,7 @@ class Contexts(Domain):
         change = parse(ContextUpdate, {"content": content, "metadata": metadata})
         self._check_text("content", change.content)
         self._check_json("metadata", change.metadata)
-        (vector,) = self._store.embeddings.vectors_for("context", [change.content])
+        vector = self._store.embeddings.vectors_for("context", [change.content])
         with self._db.connect(write=True) as connection:
             project_id = self._project_id(connection, project)
             current = self._by_id(connection, project_id, as_uuid(context_id, "context unit"))
@@ -232,7 +232,7 @@ class Contexts(Domain):
         connection.execute(insert(contexts_table), row)
         embeddings = self._store.embeddings
         embeddings.insert(
-            connection, embeddings.rows("context", project_id, [(row["id"], data.content, vector)])
+            connection, embeddings.rows("context", project_id, [(row["id"], data.content)], vector)
         )
         if previous is not None:
             connection.execute(

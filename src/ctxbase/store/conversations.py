@@ -215,9 +215,7 @@ class Messages(Domain):
             ]
             add.many(cursor, rows)
             embedded = self._store.embeddings.rows(
-                "message",
-                bumped["project_id"],
-                [(r["id"], r["content"], v) for r, v in zip(rows, vectors, strict=True)],
+                "message", bumped["project_id"], [(r["id"], r["content"]) for r in rows], vectors
             )
             if embedded:
                 self._store.embeddings.insert_prepared(cursor, embedded)

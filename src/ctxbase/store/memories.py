@@ -72,13 +72,13 @@ class Memories(Domain):
             "updated_at": now,
         }
         embeddings = self._store.embeddings
-        (vector,) = embeddings.vectors_for("memory", [data.content])
+        vector = embeddings.vectors_for("memory", [data.content])
         with self._db.connect(write=True) as connection:
             row["project_id"] = self._project_id(connection, project)
             connection.execute(insert(memories_table), row)
             embeddings.insert(
                 connection,
-                embeddings.rows("memory", row["project_id"], [(row["id"], data.content, vector)]),
+                embeddings.rows("memory", row["project_id"], [(row["id"], data.content)], vector),
             )
             memory = Memory.model_validate(row)
             self._record(connection, memory.id, "add", None, _tracked(memory), actor, now)
@@ -135,7 +135,7 @@ class Memories(Domain):
                 embeddings.insert(
                     connection,
                     embeddings.rows(
-                        "memory", memory.project_id, [(memory_id, memory.content, vectors[0])]
+                        "memory", memory.project_id, [(memory_id, memory.content)], vectors
                     ),
                 )
             after = _tracked(memory)

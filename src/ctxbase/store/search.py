@@ -85,13 +85,17 @@ class Search(Domain):
             values["filters"] = filters
         request = parse(SearchRequest, values)
         now = utcnow()
+        # Everything that may read settings or call a model happens before the connection.
+        model = self._store.embeddings.model
         query_vector, fallback = self._query_vector(request)
-        if query_vector is not None:
-            self._ensure_index(query_vector, request)
+        if query_vector is not None and model is not None:
+            self._ensure_index(model, query_vector, request)
         with self._db.connect() as connection:
             project_id = self._project_id(connection, project)
-            vector, text = self._candidates(connection, request, project_id, query_vector, now)
-        if query_vector is not None and not vector and request.mode != "text":
+            vector, text, seen = self._candidates(
+                connection, request, project_id, model, query_vector, now
+            )
+        if query_vector is not None and not seen and request.mode != "text":
             fallback = "no stored vectors match yet (embeddings pending or none of this model)"
         hits = self._rank(
             request, vector, text, vector_ok=query_vector is not None and bool(vector)
@@ -129,11 +133,23 @@ class Search(Domain):
             probes=s.ivfflat_probes,
         )
 
-    def _ensure_index(self, query_vector: np.ndarray, request: SearchRequest) -> None:
+    def prepare_index(self, model: str, dimensions: int, distance: str = "cosine") -> None:
+        """Build a model's pgvector index now (re-embedding does, before switching)."""
         if not self._uses_pgvector():
             return
-        model = self._store.embeddings.model
-        assert model is not None
+        with self._db.connect(write=True) as connection:
+            pgvector.ensure_index(
+                connection,
+                self._db.url.masked(),
+                model,
+                dimensions,
+                distance,
+                self._index_options(),
+            )  # type: ignore[arg-type]
+
+    def _ensure_index(self, model: str, query_vector: np.ndarray, request: SearchRequest) -> None:
+        if not self._uses_pgvector():
+            return
         with self._db.connect(write=True) as connection:
             pgvector.ensure_index(
                 connection,
@@ -149,24 +165,40 @@ class Search(Domain):
         connection: Connection,
         request: SearchRequest,
         project_id: uuid.UUID,
+        model: str | None,
         query_vector: np.ndarray | None,
         now: datetime,
-    ) -> tuple[Candidates, Candidates]:
+    ) -> tuple[Candidates, Candidates, bool]:
+        """Vector and text candidates, and whether any stored vector was compared."""
         vector: Candidates = {}
         text: Candidates = {}
+        seen = False
         depth = request.k if request.mode != "hybrid" else max(request.k * 4, 40)
         scopes = {
             kind: conditions
             for kind in dict.fromkeys(request.kinds)
             if (conditions := self._conditions(kind, request.filters, project_id, now)) is not None
         }
-        if query_vector is not None:
+        if query_vector is not None and model is not None:
             for kind, conditions in scopes.items():
-                for item_id, score in self._vector_leg(
-                    connection, kind, KIND_TABLES[kind], conditions, query_vector, request, depth
-                ):
-                    vector[(kind, item_id)] = score
-        if request.mode != "vector" or not vector:
+                found = self._vector_leg(
+                    connection,
+                    kind,
+                    model,
+                    KIND_TABLES[kind],
+                    conditions,
+                    query_vector,
+                    request,
+                    depth,
+                )
+                seen = seen or bool(found)
+                threshold = request.threshold
+                if threshold is None and request.mode == "vector":
+                    threshold = self._settings.search_threshold
+                for item_id, score in found:
+                    if threshold is None or score >= threshold:
+                        vector[(kind, item_id)] = score
+        if request.mode != "vector" or not seen:
             for kind, conditions in scopes.items():
                 for item_id, score in fulltext.text_search(
                     connection,
@@ -177,20 +209,19 @@ class Search(Domain):
                     depth,
                 ):
                     text[(kind, item_id)] = score
-        return vector, text
+        return vector, text, seen
 
     def _vector_leg(
         self,
         connection: Connection,
         kind: str,
+        model: str,
         items: Table,
         conditions: list[Any],
         query_vector: np.ndarray,
         request: SearchRequest,
         depth: int,
     ) -> list[tuple[uuid.UUID, float]]:
-        model = self._store.embeddings.model
-        assert model is not None
         owner = embeddings_table.c[EMBEDDING_OWNER_COLUMNS[kind]]
         arguments = (
             connection,
@@ -207,10 +238,7 @@ class Search(Domain):
             found = pgvector.search(*arguments, self._index_options())
         else:
             found = exact.search(*arguments)
-        threshold = request.threshold
-        if threshold is None and request.mode == "vector":
-            threshold = self._settings.search_threshold
-        return [(i, s) for i, s in found if threshold is None or s >= threshold]
+        return found
 
     def _conditions(
         self, kind: str, filters: SearchFilters, project_id: uuid.UUID, now: datetime

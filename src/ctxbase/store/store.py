@@ -65,6 +65,8 @@ class Store:
             raise
         self.embeddings = Embeddings(self, embedder)
         self._attach(Scope())
+        if self.schema_revision == migrate.head_revision():
+            self.embeddings.record_active_model()
 
     def _attach(self, scope: Scope) -> None:
         self.scope = scope
