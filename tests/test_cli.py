@@ -162,3 +162,31 @@ def _command_paths() -> list[str]:
         else:
             paths.append(name)
     return paths
+
+
+def test_embed_and_reembed(cli_url: str) -> None:
+    from ctxbase.embeddings import EmbeddingError
+    from ctxbase.store.embedding import Embeddings
+
+    with open_store(cli_url) as store:
+        healthy = store.embeddings
+
+        class Down:
+            name, dimensions = "hash:64", 64
+
+            def embed(self, texts: list[str]) -> None:
+                raise EmbeddingError("down")
+
+        store.embeddings = Embeddings(store, Down())  # type: ignore[arg-type]
+        store.memories.add("waiting for a vector")
+        store.embeddings = healthy
+        assert store.embeddings.pending()["memory"] == 1
+    code, output = run("-d", cli_url, "embed")
+    assert code == 0 and "Embedded 1 item(s) with hash:64" in output
+    code, output = run("-d", cli_url, "reembed", "--model", "hash:16", "--drop-old")
+    assert code == 0 and "hash:64 → hash:16" in output
+    with open_store(cli_url) as store:
+        assert store.embeddings.active_model() == "hash:16"
+        assert store.search("vector", mode="vector", threshold=-1).hits
+    code, output = run("-d", cli_url, "reembed", "--model", "magic:1")
+    assert code == 1

@@ -15,6 +15,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 import ctxbase
@@ -190,6 +197,62 @@ def prune(ctx: typer.Context) -> None:
         counts = store.prune()
     out.print(
         f"Deleted {counts['memories']} expired memories and {counts['state']} expired state entries"
+    )
+
+
+@app.command()
+def embed(
+    ctx: typer.Context,
+    batch_size: Annotated[int, typer.Option(min=1, help="Texts per model call.")] = 256,
+) -> None:
+    """Embed every item still waiting for a vector of the active model."""
+    with Store(settings=_settings(ctx)) as store:
+        model = store.embeddings.model
+        if model is None:
+            raise CtxbaseError("No embedder is configured", hint="set CTXBASE_EMBEDDER")
+        total = sum(store.embeddings.pending().values())
+        with _progress() as progress:
+            task = progress.add_task(f"embedding with {model}", total=total)
+            done = store.embeddings.backfill(
+                batch_size=batch_size, progress=lambda _kind, n: progress.advance(task, n)
+            )
+    out.print(f"Embedded {done} item(s) with {model}")
+
+
+@app.command()
+def reembed(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", help="e.g. openai:text-embedding-3-small")],
+    drop_old: Annotated[
+        bool, typer.Option("--drop-old", help="Delete other models' vectors afterwards.")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Texts per model call.")] = 256,
+) -> None:
+    """Build MODEL's vectors beside the current ones, then switch searches to it.
+
+    Searches keep working during the run; run it again to resume after an interruption."""
+    with Store(settings=_settings(ctx)) as store:
+        before = store.embeddings.active_model()
+        with _progress() as progress:
+            task = progress.add_task(f"re-embedding with {model}", total=None)
+
+            def advance(_kind: str, count: int) -> None:
+                status = store.embeddings.reembed_status() or {}
+                progress.update(task, total=status.get("total"), advance=count)
+
+            job = store.embeddings.reembed(
+                model, batch_size=batch_size, drop_old=drop_old, progress=advance
+            )
+    out.print(f"Active model: {before} → {job['model']} ({job['done']} item(s) embedded)")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
     )
 
 

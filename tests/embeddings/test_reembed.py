@@ -66,11 +66,15 @@ def test_reembed_to_another_dimension_while_searching(store: ctxbase.Store) -> N
     assert _models(store) == {"hash:64": 60, "hash:32": 60}
 
     # the new model now serves searches, with its own scores
-    hits = store.search("staging cluster deploy", kinds=["context"], mode="vector",
-                        threshold=-1, k=3).hits
+    hits = store.search(
+        "staging cluster deploy", kinds=["context"], mode="vector", threshold=-1, k=3
+    ).hits
     embedder = HashEmbedder(32)
-    expected = reference_scores(embedder.embed([h.item.content for h in hits]),
-                                embedder.embed(["staging cluster deploy"])[0], "cosine")
+    expected = reference_scores(
+        embedder.embed([h.item.content for h in hits]),
+        embedder.embed(["staging cluster deploy"])[0],
+        "cosine",
+    )
     np.testing.assert_allclose([h.score for h in hits], expected, atol=1e-5)
 
     # new writes embed with the new model
@@ -117,9 +121,10 @@ def test_other_processes_follow_the_switch(
     persistent_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(embedding_module, "ACTIVE_MODEL_TTL_SECONDS", 0.0)
-    with open_store(persistent_database_url) as server, open_store(
-        persistent_database_url
-    ) as admin:
+    with (
+        open_store(persistent_database_url) as server,
+        open_store(persistent_database_url) as admin,
+    ):
         server.memories.add("the staging cluster is down")
         admin.embeddings.reembed("hash:32")
         assert server.embeddings.model == "hash:32"

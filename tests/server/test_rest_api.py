@@ -169,3 +169,21 @@ def test_openapi_documents_every_operation(http: TestClient) -> None:
     schemas = spec["components"]["schemas"]
     for name in ("ConversationIn", "MessageIn", "ContextIn", "MemoryIn", "StateIn"):
         assert schemas[name].get("examples"), f"{name} has no example"
+
+
+def test_reembed_over_http(http: TestClient, store: ctxbase.Store) -> None:
+    import time
+
+    store.memories.add("the staging cluster is down")
+    status = http.get("/api/v1/embeddings").json()
+    assert status["active_model"] == "hash:64"
+    assert status["pending"] == {"message": 0, "context": 0, "memory": 0}
+    assert http.post("/api/v1/embeddings/reembed", json={"model": "magic:1"}).status_code == 422
+    started = http.post("/api/v1/embeddings/reembed", json={"model": "hash:32"})
+    assert started.status_code == 202
+    deadline = time.monotonic() + 30
+    while (job := http.get("/api/v1/embeddings/reembed").json())["status"] != "completed":
+        assert job["status"] == "running" and time.monotonic() < deadline
+        time.sleep(0.05)
+    assert job["model"] == "hash:32" and job["done"] == 1
+    assert http.get("/api/v1/embeddings").json()["active_model"] == "hash:32"

@@ -16,6 +16,7 @@ from ctxbase.server.metrics import Metrics, MetricsMiddleware
 from ctxbase.server.routes import (
     contexts,
     conversations,
+    embeddings,
     health,
     memories,
     messages,
@@ -27,7 +28,18 @@ from ctxbase.server.routes import (
 from ctxbase.store import Store
 
 API_PREFIX = "/api/v1"
-ROUTERS = (health, metrics, projects, conversations, messages, contexts, memories, state, search)
+ROUTERS = (
+    health,
+    metrics,
+    projects,
+    conversations,
+    messages,
+    contexts,
+    memories,
+    state,
+    search,
+    embeddings,
+)
 
 log = logging.getLogger("ctxbase.server")
 

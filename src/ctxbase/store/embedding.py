@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +89,7 @@ class Embeddings:
         new database starts with, and a mismatch is logged once.
         """
         if self._explicit is not _UNSET:
-            return self._explicit  # type: ignore[no-any-return]
+            return self._explicit
         configured = self._configured_embedder()
         active = self.active_model()
         if active is None or (configured is not None and active == configured.name):
@@ -393,7 +393,7 @@ class Embeddings:
     def _fill(
         self,
         embedder: Embedder,
-        kinds: list[str],
+        kinds: Sequence[str],
         batch_size: int,
         progress: Callable[[str, int], None] | None,
     ) -> int:

@@ -143,9 +143,9 @@ class Search(Domain):
                 self._db.url.masked(),
                 model,
                 dimensions,
-                distance,
+                distance,  # type: ignore[arg-type]
                 self._index_options(),
-            )  # type: ignore[arg-type]
+            )
 
     def _ensure_index(self, model: str, query_vector: np.ndarray, request: SearchRequest) -> None:
         if not self._uses_pgvector():
