@@ -17,8 +17,14 @@ from ctxbase.server import create_app
 
 OPENAPI = "/api/v1/openapi.json"
 _SPEC = create_app(settings=Settings.from_values(database_url="sqlite://")).openapi()
+# Starting a re-embedding job runs a background thread that would outlive the test's
+# store; its input validation is covered in test_rest_api.py instead.
+_NOT_FUZZED = {("POST", "/api/v1/embeddings/reembed")}
 OPERATIONS = sorted(
-    (method.upper(), path) for path, item in _SPEC["paths"].items() for method in item
+    (method.upper(), path)
+    for path, item in _SPEC["paths"].items()
+    for method in item
+    if (method.upper(), path) not in _NOT_FUZZED
 )
 
 

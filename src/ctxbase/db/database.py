@@ -57,6 +57,17 @@ class Database:
             raise translate_error(e, self.url) from e
 
     @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reads that need no snapshot across statements: on PostgreSQL
+        in autocommit, saving the BEGIN and COMMIT round trips."""
+        if self.backend != "postgresql":
+            with self.connect() as connection:
+                yield connection
+            return
+        with self.translated_errors(), self.engine.connect() as connection:
+            yield connection.execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextmanager
     def connect(self, *, write: bool = False) -> Iterator[Connection]:
         """A connection inside one transaction, committed when the block ends cleanly.
 

@@ -49,7 +49,17 @@ def create_engine_for(db_url: DatabaseURL, settings: Settings) -> Engine:
 
 
 def _postgres_engine(db_url: DatabaseURL, settings: Settings) -> Engine:
-    connect_args: dict[str, Any] = {"application_name": "ctxbase"}
+    connect_args: dict[str, Any] = {
+        "application_name": "ctxbase",
+        # pgvector search defaults for every session (placeholders if pgvector is absent);
+        # a search wanting more sets them for its own transaction.
+        "options": (
+            f"-c hnsw.ef_search={int(settings.hnsw_ef_search)} "
+            "-c hnsw.iterative_scan=relaxed_order "
+            f"-c ivfflat.probes={int(settings.ivfflat_probes)} "
+            "-c ivfflat.iterative_scan=relaxed_order"
+        ),
+    }
     if "connect_timeout" not in db_url.url.query:
         connect_args["connect_timeout"] = 10
     engine = create_engine(

@@ -59,6 +59,9 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
         try:
             yield
         finally:
+            job = getattr(app.state, "reembed_thread", None)
+            if job is not None:
+                job.join(timeout=60)  # never leave a job writing to a closed store
             if store is None:
                 app.state.metrics.close()
                 app.state.store.close()

@@ -191,13 +191,17 @@ class Embeddings:
             log.warning("Embedding failed; %d %s(s) stored and queued: %s", len(texts), kind, error)
             return Vectors(None, [None] * len(texts))
 
-    def embed(self, texts: list[str], embedder: Embedder | None = None) -> list[np.ndarray]:
-        """Vectors of ``texts`` (active model unless told), reusing every known vector."""
+    def embed(
+        self, texts: list[str], embedder: Embedder | None = None, *, remembered_only: bool = False
+    ) -> list[np.ndarray]:
+        """Vectors of ``texts`` (active model unless told), reusing every known vector:
+        from this process's cache, then (unless ``remembered_only``, as for queries, which
+        are rarely stored) from the table."""
         embedder = embedder or self.embedder
         if embedder is None:
             raise EmbeddingError("No embedder is configured (CTXBASE_EMBEDDER=none)")
         hashes = [text_hash(t) for t in texts]
-        known = self._known(embedder.name, set(hashes))
+        known = self._known(embedder.name, set(hashes), use_table=not remembered_only)
         missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in known}
         if missing:
             matrix = embedder.embed(list(missing.values()))
@@ -206,11 +210,11 @@ class Embeddings:
             self._remember(embedder.name, {h: known[h] for h in missing})
         return [known[h] for h in hashes]
 
-    def _known(self, model: str, hashes: set[str]) -> dict[str, np.ndarray]:
+    def _known(self, model: str, hashes: set[str], *, use_table: bool) -> dict[str, np.ndarray]:
         with self._lock:
             found = {h: self._cache[(model, h)] for h in hashes if (model, h) in self._cache}
         wanted = sorted(hashes - found.keys())
-        if wanted:
+        if wanted and use_table:
             with self._db.connect() as connection:
                 for start in range(0, len(wanted), 500):
                     rows = connection.execute(

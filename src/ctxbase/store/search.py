@@ -90,7 +90,7 @@ class Search(Domain):
         query_vector, fallback = self._query_vector(request)
         if query_vector is not None and model is not None:
             self._ensure_index(model, query_vector, request)
-        with self._db.connect() as connection:
+        with self._db.read() as connection:
             project_id = self._project_id(connection, project)
             vector, text, seen = self._candidates(
                 connection, request, project_id, model, query_vector, now
@@ -115,7 +115,7 @@ class Search(Domain):
         if embeddings.model is None:
             return None, "no embedder is configured"
         try:
-            return embeddings.embed([request.query])[0], None
+            return embeddings.embed([request.query], remembered_only=True)[0], None
         except EmbeddingError as e:
             return None, f"the embedding provider failed: {e.message}"
 
@@ -149,6 +149,11 @@ class Search(Domain):
 
     def _ensure_index(self, model: str, query_vector: np.ndarray, request: SearchRequest) -> None:
         if not self._uses_pgvector():
+            return
+        options, dimensions = self._index_options(), int(query_vector.shape[0])
+        if pgvector.is_built(
+            self._db.url.masked(), model, dimensions, request.distance, options.kind
+        ):
             return
         with self._db.connect(write=True) as connection:
             pgvector.ensure_index(
@@ -190,6 +195,7 @@ class Search(Domain):
                     query_vector,
                     request,
                     depth,
+                    project_id,
                 )
                 seen = seen or bool(found)
                 threshold = request.threshold
@@ -221,6 +227,7 @@ class Search(Domain):
         query_vector: np.ndarray,
         request: SearchRequest,
         depth: int,
+        project_id: uuid.UUID,
     ) -> list[tuple[uuid.UUID, float]]:
         owner = embeddings_table.c[EMBEDDING_OWNER_COLUMNS[kind]]
         arguments = (
@@ -235,7 +242,7 @@ class Search(Domain):
             depth,
         )
         if self._uses_pgvector():
-            found = pgvector.search(*arguments, self._index_options())
+            found = pgvector.search(*arguments, self._index_options(), project_id)
         else:
             found = exact.search(*arguments)
         return found
@@ -325,7 +332,8 @@ class Search(Domain):
         by_kind: dict[str, list[uuid.UUID]] = {}
         for kind, item_id, *_ in ranked:
             by_kind.setdefault(kind, []).append(item_id)
-        with self._db.connect(write="memory" in by_kind) as connection:
+        reading = self._db.connect(write=True) if "memory" in by_kind else self._db.read()
+        with reading as connection:
             for kind, ids in by_kind.items():
                 items = KIND_TABLES[kind]
                 rows = connection.execute(

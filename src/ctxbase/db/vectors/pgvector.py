@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 from pgvector.sqlalchemy import VECTOR
-from sqlalchemy import Connection, Float, Table, bindparam, cast, literal_column, select
+from sqlalchemy import Connection, Float, Table, bindparam, cast, func, literal_column, select
 
 from ctxbase.db.migrate import ANN_INDEX_PREFIX
 from ctxbase.db.vectors.base import Distance, score_from_pgvector
 
+_MAX_FETCH = 40_000
 _OPERATORS = {"cosine": "<=>", "l2": "<->", "ip": "<#>"}
 _OPCLASSES = {"cosine": "vector_cosine_ops", "l2": "vector_l2_ops", "ip": "vector_ip_ops"}
 
@@ -49,6 +50,19 @@ def index_name(model: str, dimensions: int, distance: str, kind: str) -> str:
     return f"{ANN_INDEX_PREFIX}{digest}"
 
 
+def is_built(database: str, model: str, dimensions: int, distance: str, kind: str) -> bool:
+    return (database, model, dimensions, f"{distance}/{kind}") in _built
+
+
+def tune(connection: Connection, options: IndexOptions, limit: int) -> None:
+    """Search effort above the session defaults (set at connect), only when needed."""
+    if limit <= options.ef_search:
+        return
+    connection.exec_driver_sql(
+        "SELECT set_config('hnsw.ef_search', %(ef)s, false)", {"ef": str(limit)}
+    )
+
+
 def ensure_index(
     connection: Connection,
     database: str,
@@ -73,6 +87,9 @@ def ensure_index(
             f"((vector::vector({int(dimensions)})) {_OPCLASSES[distance]}) "
             f"WITH ({params}) WHERE model = {_quote(model)}"
         )
+        # Fresh statistics, or the planner may think a filter leaves one row and skip the
+        # index (autovacuum would catch up, later).
+        connection.exec_driver_sql("ANALYZE embeddings, messages, context_units, memories")
         _built.add(key)
 
 
@@ -87,25 +104,48 @@ def search(
     distance: Distance,
     limit: int,
     options: IndexOptions,
+    project_id: uuid.UUID,
 ) -> list[tuple[uuid.UUID, float]]:
     dimensions = int(query.shape[0])
-    connection.exec_driver_sql(f"SET LOCAL hnsw.ef_search = {max(int(options.ef_search), limit)}")
-    connection.exec_driver_sql("SET LOCAL hnsw.iterative_scan = relaxed_order")
-    connection.exec_driver_sql(f"SET LOCAL ivfflat.probes = {int(options.probes)}")
-    connection.exec_driver_sql("SET LOCAL ivfflat.iterative_scan = relaxed_order")
+    tune(connection, options, limit)
     vector_type = VECTOR(dimensions)
     wanted = cast(bindparam("query_vector", query.tolist(), type_=vector_type), vector_type)
     measured = literal_column(f"(embeddings.vector::vector({dimensions}))").op(
         _OPERATORS[distance], return_type=Float()
     )(wanted)
-    statement = (
-        select(owner, measured.label("distance"))
-        .select_from(embeddings.join(items, owner == items.c.id))
-        .where(literal_column(f"embeddings.model = {_quote(model)}"), *conditions)
-        .order_by(measured)
-        .limit(limit)
-    )
-    rows = connection.execute(statement).fetchall()
+    # The nearest vectors come from the index alone (a join in the same query makes the
+    # planner sort every row instead); the item conditions are checked on those, and the
+    # search widens while too few pass.
+    fetch = limit
+    while True:
+        nearest = (
+            select(owner.label("item_id"), measured.label("distance"))
+            .where(
+                literal_column(f"embeddings.model = {_quote(model)}"),
+                owner.isnot(None),
+                embeddings.c.project_id == project_id,
+            )
+            .order_by(measured)
+            .limit(fetch)
+            .cte("nearest")
+        )
+        statement = (
+            select(nearest.c.item_id, nearest.c.distance)
+            .select_from(nearest.join(items, nearest.c.item_id == items.c.id))
+            .where(*conditions)
+            .order_by(nearest.c.distance)
+            .limit(limit)
+        )
+        rows = connection.execute(statement).fetchall()
+        if len(rows) >= limit or fetch >= _MAX_FETCH or _exhausted(connection, nearest, fetch):
+            break
+        fetch *= 4
     # Iterative scans may return rows slightly out of order: sort exactly.
     scored = [(row[0], score_from_pgvector(distance, float(row[1]))) for row in rows]
     return sorted(scored, key=lambda pair: -pair[1])
+
+
+def _exhausted(connection: Connection, nearest: Any, fetch: int) -> bool:
+    """Whether the index had fewer than ``fetch`` vectors to give (no point widening)."""
+    count = connection.execute(select(func.count()).select_from(nearest)).scalar() or 0
+    return count < fetch

@@ -1,0 +1,65 @@
+"""Items stored with embeddings per second, next to raw ``model.encode`` on the same texts.
+
+    python -m benchmarks.ingest [--items 2000] [--batch 64]
+
+The local model (all-MiniLM-L6-v2) embeds on the CPU; ctxbase appends messages in
+batches, embedding each batch in one model call and storing items and vectors in one
+transaction. Texts are unique so no cache helps. Target: ctxbase >= 0.85x raw encode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import ctxbase
+from benchmarks._servers import postgres_url, sqlite_url
+from ctxbase.embeddings.local import LocalEmbedder
+
+
+def texts(count: int, salt: str) -> list[str]:
+    topics = ["deploy", "invoice", "espresso", "cluster", "billing", "login", "backup", "report"]
+    return [
+        f"{salt} note {i}: the {topics[i % 8]} task moved to step {i % 13} after review {i}"
+        for i in range(count)
+    ]
+
+
+def raw_rate(model: LocalEmbedder, items: list[str], batch: int) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(items), batch):
+        model.embed(items[start : start + batch])
+    return len(items) / (time.perf_counter() - started)
+
+
+def store_rate(url: str, model: LocalEmbedder, items: list[str], batch: int) -> float:
+    with ctxbase.open(url, embedder=model) as store:
+        chat = store.conversations.create()
+        started = time.perf_counter()
+        for start in range(0, len(items), batch):
+            store.messages.append_many(
+                chat.id, [{"role": "user", "content": t} for t in items[start : start + batch]]
+            )
+        elapsed = time.perf_counter() - started
+        assert sum(store.embeddings.pending().values()) == 0
+    return len(items) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=64)
+    args = parser.parse_args()
+    model = LocalEmbedder()
+    model.embed(["warm up the model"])
+    print(f"{'backend':<11} {'ctxbase/s':>10} {'encode/s':>10} {'ratio':>6}")
+    for name, database in (("sqlite", sqlite_url), ("postgresql", postgres_url)):
+        with database() as url:
+            # alternate, each on its own texts, so neither profits from a warmer moment
+            raw = raw_rate(model, texts(args.items, f"{name}-raw"), args.batch)
+            mine = store_rate(url, model, texts(args.items, f"{name}-store"), args.batch)
+        print(f"{name:<11} {mine:>10.0f} {raw:>10.0f} {mine / raw:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()

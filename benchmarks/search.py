@@ -1,0 +1,191 @@
+"""Vector search latency and recall@10: ctxbase next to raw pgvector and exact numpy.
+
+    python -m benchmarks.search [--sizes 10000,100000] [--queries 200]
+
+Random unit vectors (384 dims) stand in for embeddings of context units; the query
+embedding is excluded from the timings (the query "embedder" looks vectors up). For each
+size and backend it prints p50 / p95 latency and recall@10 against exact search, for:
+
+- ctxbase ``store.search(mode="vector")`` (pgvector HNSW on PostgreSQL, exact numpy on
+  SQLite),
+- the raw pgvector query on the same table and index (PostgreSQL),
+- exact numpy over vectors already in memory.
+
+Targets: PostgreSQL overhead <= 1.25x raw pgvector at recall@10 >= 0.95; SQLite at 100k
+p50 <= 3 ms at recall@10 >= 0.95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from collections.abc import Callable
+
+import numpy as np
+import psycopg
+from sqlalchemy import insert
+
+import ctxbase
+from benchmarks._servers import postgres_url, sqlite_url
+from ctxbase.db.schema import ContextUnit, Embedding, new_id, table, utcnow
+
+DIMENSIONS = 384
+MODEL = f"bench:{DIMENSIONS}"
+
+
+class LookupEmbedder:
+    """Returns prepared query vectors: search cost without the model's cost."""
+
+    name = MODEL
+    dimensions = DIMENSIONS
+
+    def __init__(self, vectors: dict[str, np.ndarray]) -> None:
+        self.vectors = vectors
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return np.vstack([self.vectors[t] for t in texts])
+
+
+def unit_vectors(rng: np.random.Generator, count: int) -> np.ndarray:
+    matrix = rng.standard_normal((count, DIMENSIONS)).astype(np.float32)
+    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+
+
+def load(store: ctxbase.Store, vectors: np.ndarray) -> list[uuid.UUID]:
+    project = store.projects.get("default").id
+    ids = [new_id() for _ in range(len(vectors))]
+    now = utcnow()
+    for start in range(0, len(ids), 5000):
+        chunk = range(start, min(start + 5000, len(ids)))
+        with store.db.connect(write=True) as connection:
+            connection.execute(
+                insert(table(ContextUnit)),
+                [
+                    {
+                        "id": ids[i],
+                        "project_id": project,
+                        "source_type": "note",
+                        "name": f"n{i}",
+                        "content": f"item {i}",
+                        "content_hash": f"h{i}",
+                        "metadata": {},
+                        "version": 1,
+                        "superseded_by": None,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for i in chunk
+                ],
+            )
+            connection.execute(
+                insert(table(Embedding)),
+                [
+                    {
+                        "id": new_id(),
+                        "project_id": project,
+                        "message_id": None,
+                        "context_id": ids[i],
+                        "memory_id": None,
+                        "model": MODEL,
+                        "dimensions": DIMENSIONS,
+                        "content_hash": f"h{i}",
+                        "vector": vectors[i],
+                        "created_at": now,
+                    }
+                    for i in chunk
+                ],
+            )
+    return ids
+
+
+def timed(
+    run: Callable[[int], list[uuid.UUID]], queries: int
+) -> tuple[list[float], list[list[uuid.UUID]]]:
+    run(0)  # warm up
+    latencies, results = [], []
+    for q in range(queries):
+        started = time.perf_counter()
+        results.append(run(q))
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies, results
+
+
+def recall(results: list[list[uuid.UUID]], truth: list[list[uuid.UUID]]) -> float:
+    return float(
+        np.mean([len(set(r) & set(t)) / len(t) for r, t in zip(results, truth, strict=True)])
+    )
+
+
+def report(
+    label: str, latencies: list[float], found: list[list[uuid.UUID]], truth: list[list[uuid.UUID]]
+) -> float:
+    p50, p95 = np.percentile(latencies, [50, 95])
+    print(
+        f"  {label:<22} p50 {p50:8.2f} ms   p95 {p95:8.2f} ms   recall@10 {recall(found, truth):.3f}"
+    )
+    return float(p50)
+
+
+def bench(backend: str, url: str, size: int, queries: int) -> None:
+    rng = np.random.default_rng(size)
+    items, asked = unit_vectors(rng, size), unit_vectors(rng, queries)
+    texts = [f"query {q}" for q in range(queries)]
+    with ctxbase.open(url, embedder=LookupEmbedder(dict(zip(texts, asked, strict=True)))) as store:
+        started = time.perf_counter()
+        ids = load(store, items)
+        print(f"{backend}, {size} items: loaded in {time.perf_counter() - started:.1f} s")
+        started = time.perf_counter()
+        store.search.prepare_index(MODEL, DIMENSIONS)
+        if store.db.backend == "postgresql":
+            print(f"  index built in {time.perf_counter() - started:.1f} s")
+        order = np.argsort(-(asked @ items.T), axis=1)[:, :10]
+        truth = [[ids[i] for i in row] for row in order]
+
+        def numpy_exact(q: int) -> list[uuid.UUID]:
+            top = np.argpartition(-(items @ asked[q]), 10)[:10]
+            return [ids[i] for i in top]
+
+        def ours(q: int) -> list[uuid.UUID]:
+            hits = store.search(texts[q], kinds=["context"], mode="vector", k=10, threshold=-2)
+            return [hit.id for hit in hits.hits]
+
+        mine = report("ctxbase", *timed(ours, queries), truth)
+        if store.db.backend == "postgresql":
+            raw = raw_pgvector(url, asked)
+            base = report("raw pgvector", *timed(lambda q: raw(q), queries), truth)
+            print(f"  ctxbase / raw pgvector latency: {mine / base:.2f}x")
+        report("exact numpy (in memory)", *timed(numpy_exact, queries), truth)
+
+
+def raw_pgvector(url: str, asked: np.ndarray) -> Callable[[int], list[uuid.UUID]]:
+    connection = psycopg.connect(
+        url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    )
+    connection.execute("SET hnsw.ef_search = 100")
+    sql = (
+        f"SELECT context_id FROM embeddings WHERE model = '{MODEL}' "
+        f"ORDER BY (vector::vector({DIMENSIONS})) <=> %s::vector({DIMENSIONS}) LIMIT 10"
+    )
+
+    def run(q: int) -> list[uuid.UUID]:
+        literal = "[" + ",".join(f"{x:.7f}" for x in asked[q]) + "]"
+        return [row[0] for row in connection.execute(sql, (literal,))]
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000")
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    for size in (int(s) for s in args.sizes.split(",")):
+        with sqlite_url() as url:
+            bench("sqlite", url, size, args.queries)
+        with postgres_url() as url:
+            bench("postgresql", url, size, args.queries)
+
+
+if __name__ == "__main__":
+    main()
