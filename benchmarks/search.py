@@ -121,9 +121,8 @@ def report(
     label: str, latencies: list[float], found: list[list[uuid.UUID]], truth: list[list[uuid.UUID]]
 ) -> float:
     p50, p95 = np.percentile(latencies, [50, 95])
-    print(
-        f"  {label:<22} p50 {p50:8.2f} ms   p95 {p95:8.2f} ms   recall@10 {recall(found, truth):.3f}"
-    )
+    quality = recall(found, truth)
+    print(f"  {label:<22} p50 {p50:8.2f} ms   p95 {p95:8.2f} ms   recall@10 {quality:.3f}")
     return float(p50)
 
 
