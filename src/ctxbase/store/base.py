@@ -101,7 +101,7 @@ class Domain:
             raise InvalidInputError("The batch is empty")
 
 
-def project_id_subquery() -> Any:
+def project_id_subquery(tenant: str | None = None, project: str | None = None) -> Any:
     """The id of project ``:scope_project`` of active tenant ``:scope_tenant``, as SQL.
 
     Point reads and writes put it in their WHERE clause, so checking that a record is in
@@ -111,12 +111,17 @@ def project_id_subquery() -> Any:
         select(projects_table.c.id)
         .join(tenants_table, tenants_table.c.id == projects_table.c.tenant_id)
         .where(
-            tenants_table.c.slug == bindparam("scope_tenant"),
+            tenants_table.c.slug == bindparam("scope_tenant", tenant),
             tenants_table.c.is_active.is_(true()),
-            projects_table.c.slug == bindparam("scope_project"),
+            projects_table.c.slug == bindparam("scope_project", project),
         )
         .scalar_subquery()
     )
+
+
+def project_id_expression(tenant: str, project: str) -> Any:
+    """:func:`project_id_subquery` with its values bound: usable in any statement."""
+    return project_id_subquery(tenant, project)
 
 
 def parse(model: type[M], value: Any) -> M:

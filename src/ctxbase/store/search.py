@@ -35,7 +35,7 @@ from ctxbase.records import (
     SearchRequest,
     SearchResult,
 )
-from ctxbase.store.base import DEFAULT_PROJECT, Domain, parse
+from ctxbase.store.base import DEFAULT_PROJECT, Domain, parse, project_id_expression
 from ctxbase.store.embedding import KIND_TABLES, embeddings_table
 from ctxbase.store.filters import metadata_matches
 
@@ -90,18 +90,23 @@ class Search(Domain):
         query_vector, fallback = self._query_vector(request)
         if query_vector is not None and model is not None:
             self._ensure_index(model, query_vector, request)
+        # The project is resolved inside each statement (no round trip of its own); only an
+        # empty result checks that it exists, to tell "nothing found" from "no project".
+        scope = self._scope_params(project)
+        project_id = project_id_expression(scope["scope_tenant"], project)
         with self._db.read() as connection:
-            project_id = self._project_id(connection, project)
-            vector, text, seen = self._candidates(
+            vector, text, seen, fetched = self._candidates(
                 connection, request, project_id, model, query_vector, now
             )
+            if not vector and not text:
+                self._project_id(connection, project)
         if query_vector is not None and not seen and request.mode != "text":
             fallback = "no stored vectors match yet (embeddings pending or none of this model)"
         hits = self._rank(
             request, vector, text, vector_ok=query_vector is not None and bool(vector)
         )
         return SearchResult(
-            hits=self._resolve(hits, project_id, now, request.k, request.query),
+            hits=self._resolve(hits, project_id, now, request.k, request.query, fetched),
             mode=request.mode,
             fallback=fallback,
         )
@@ -169,15 +174,17 @@ class Search(Domain):
         self,
         connection: Connection,
         request: SearchRequest,
-        project_id: uuid.UUID,
+        project_id: Any,
         model: str | None,
         query_vector: np.ndarray | None,
         now: datetime,
-    ) -> tuple[Candidates, Candidates, bool]:
-        """Vector and text candidates, and whether any stored vector was compared."""
+    ) -> tuple[Candidates, Candidates, bool, dict[tuple[str, uuid.UUID], Any]]:
+        """Vector and text candidates, whether any stored vector was compared, and the
+        item rows the vector leg already read."""
         vector: Candidates = {}
         text: Candidates = {}
         seen = False
+        fetched: dict[tuple[str, uuid.UUID], Any] = {}
         depth = request.k if request.mode != "hybrid" else max(request.k * 4, 40)
         scopes = {
             kind: conditions
@@ -198,10 +205,11 @@ class Search(Domain):
                     project_id,
                 )
                 seen = seen or bool(found)
+                fetched.update(((kind, item_id), row) for item_id, _, row in found if row)
                 threshold = request.threshold
                 if threshold is None and request.mode == "vector":
                     threshold = self._settings.search_threshold
-                for item_id, score in found:
+                for item_id, score, _row in found:
                     if threshold is None or score >= threshold:
                         vector[(kind, item_id)] = score
         if request.mode != "vector" or not seen:
@@ -215,7 +223,7 @@ class Search(Domain):
                     depth,
                 ):
                     text[(kind, item_id)] = score
-        return vector, text, seen
+        return vector, text, seen, fetched
 
     def _vector_leg(
         self,
@@ -227,8 +235,8 @@ class Search(Domain):
         query_vector: np.ndarray,
         request: SearchRequest,
         depth: int,
-        project_id: uuid.UUID,
-    ) -> list[tuple[uuid.UUID, float]]:
+        project_id: Any,
+    ) -> list[tuple[uuid.UUID, float, Any]]:
         owner = embeddings_table.c[EMBEDDING_OWNER_COLUMNS[kind]]
         arguments = (
             connection,
@@ -244,11 +252,11 @@ class Search(Domain):
         if self._uses_pgvector():
             found = pgvector.search(*arguments, self._index_options(), project_id)
         else:
-            found = exact.search(*arguments)
+            found = [(i, score, None) for i, score in exact.search(*arguments)]
         return found
 
     def _conditions(
-        self, kind: str, filters: SearchFilters, project_id: uuid.UUID, now: datetime
+        self, kind: str, filters: SearchFilters, project_id: Any, now: datetime
     ) -> list[Any] | None:
         """SQL conditions on the kind's table, or None when a filter rules the kind out."""
         wanted = {
@@ -323,50 +331,57 @@ class Search(Domain):
     # --- records ---
 
     def _resolve(
-        self, ranked: list[Any], project_id: uuid.UUID, now: datetime, k: int, query: str
+        self,
+        ranked: list[Any],
+        project_id: Any,
+        now: datetime,
+        k: int,
+        query: str,
+        fetched: dict[tuple[str, uuid.UUID], Any],
     ) -> list[SearchHit]:
-        """Load the records, boost memories, count their access, keep the best k."""
+        """Load the records not read yet, boost memories, keep the best k, count access."""
         if not ranked:
             return []
-        records: dict[tuple[str, uuid.UUID], Any] = {}
-        by_kind: dict[str, list[uuid.UUID]] = {}
+        records = {key: RECORDS[key[0]].model_validate(row) for key, row in fetched.items()}
+        missing: dict[str, list[uuid.UUID]] = {}
         for kind, item_id, *_ in ranked:
-            by_kind.setdefault(kind, []).append(item_id)
-        reading = self._db.connect(write=True) if "memory" in by_kind else self._db.read()
-        with reading as connection:
-            for kind, ids in by_kind.items():
-                items = KIND_TABLES[kind]
-                rows = connection.execute(
-                    select(items).where(items.c.id.in_(ids), items.c.project_id == project_id)
-                )
-                for row in rows:
-                    records[(kind, row.id)] = RECORDS[kind].model_validate(row._mapping)
-            identifiers = _identifiers(query)
-            hits = []
-            for kind, item_id, score, method, details in ranked:
-                record = records.get((kind, item_id))
-                if record is None:  # deleted meanwhile
-                    continue
-                if method == "hybrid" and identifiers and _contains_any(record, identifiers):
-                    score += self._settings.hybrid_exact_weight / (self._settings.hybrid_rrf_k + 1)
-                    details = {**details, "exact_identifier": True}
-                if kind == "memory":
-                    factor = self._memory_boost(record, now)
-                    details = {**details, "boost": factor}
-                    score *= factor
-                hits.append(
-                    SearchHit(
-                        kind=kind,
-                        id=item_id,
-                        score=score,
-                        retrieval_method=method,
-                        item=record,
-                        details=details,
+            if (kind, item_id) not in records:
+                missing.setdefault(kind, []).append(item_id)
+        if missing:
+            with self._db.read() as connection:
+                for kind, ids in missing.items():
+                    items = KIND_TABLES[kind]
+                    rows = connection.execute(
+                        select(items).where(items.c.id.in_(ids), items.c.project_id == project_id)
                     )
+                    for row in rows:
+                        records[(kind, row.id)] = RECORDS[kind].model_validate(row._mapping)
+        identifiers = _identifiers(query)
+        hits = []
+        for kind, item_id, score, method, details in ranked:
+            record = records.get((kind, item_id))
+            if record is None:  # deleted meanwhile
+                continue
+            if method == "hybrid" and identifiers and _contains_any(record, identifiers):
+                score += self._settings.hybrid_exact_weight / (self._settings.hybrid_rrf_k + 1)
+                details = {**details, "exact_identifier": True}
+            if kind == "memory":
+                factor = self._memory_boost(record, now)
+                details = {**details, "boost": factor}
+                score *= factor
+            hits.append(
+                SearchHit(
+                    kind=kind,
+                    id=item_id,
+                    score=score,
+                    retrieval_method=method,
+                    item=record,
+                    details=details,
                 )
-            hits.sort(key=lambda hit: -hit.score)
-            hits = hits[:k]
-            self._count_access(connection, [h for h in hits if h.kind == "memory"], now)
+            )
+        hits.sort(key=lambda hit: -hit.score)
+        hits = hits[:k]
+        self._count_access([hit for hit in hits if hit.kind == "memory"], now)
         return hits
 
     def _memory_boost(self, memory: Memory, now: datetime) -> float:
@@ -380,15 +395,16 @@ class Search(Domain):
             + s.memory_access_weight * access
         )
 
-    def _count_access(self, connection: Connection, hits: list[SearchHit], now: datetime) -> None:
+    def _count_access(self, hits: list[SearchHit], now: datetime) -> None:
         if not hits:
             return
         memories = KIND_TABLES["memory"]
-        connection.execute(
-            update(memories)
-            .where(memories.c.id.in_([hit.id for hit in hits]))
-            .values(access_count=memories.c.access_count + 1, last_accessed_at=now)
-        )
+        with self._db.connect(write=True) as connection:
+            connection.execute(
+                update(memories)
+                .where(memories.c.id.in_([hit.id for hit in hits]))
+                .values(access_count=memories.c.access_count + 1, last_accessed_at=now)
+            )
         for hit in hits:
             assert isinstance(hit.item, Memory)
             hit.item = hit.item.model_copy(

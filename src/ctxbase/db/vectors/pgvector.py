@@ -104,8 +104,9 @@ def search(
     distance: Distance,
     limit: int,
     options: IndexOptions,
-    project_id: uuid.UUID,
-) -> list[tuple[uuid.UUID, float]]:
+    project_id: Any,
+) -> list[tuple[uuid.UUID, float, dict[str, Any]]]:
+    """(item id, score, item row) of the nearest items meeting ``conditions``."""
     dimensions = int(query.shape[0])
     tune(connection, options, limit)
     vector_type = VECTOR(dimensions)
@@ -130,7 +131,7 @@ def search(
             .cte("nearest")
         )
         statement = (
-            select(nearest.c.item_id, nearest.c.distance)
+            select(nearest.c.distance, *items.c)
             .select_from(nearest.join(items, nearest.c.item_id == items.c.id))
             .where(*conditions)
             .order_by(nearest.c.distance)
@@ -141,8 +142,12 @@ def search(
             break
         fetch *= 4
     # Iterative scans may return rows slightly out of order: sort exactly.
-    scored = [(row[0], score_from_pgvector(distance, float(row[1]))) for row in rows]
-    return sorted(scored, key=lambda pair: -pair[1])
+    scored = []
+    for row in rows:
+        item = dict(row._mapping)
+        measured_distance = item.pop("distance")
+        scored.append((item["id"], score_from_pgvector(distance, float(measured_distance)), item))
+    return sorted(scored, key=lambda entry: -entry[1])
 
 
 def _exhausted(connection: Connection, nearest: Any, fetch: int) -> bool:
