@@ -249,6 +249,7 @@ class Search(Domain):
             request.distance,
             depth,
         )
+        found: list[tuple[uuid.UUID, float, Any]]
         if self._uses_pgvector():
             found = pgvector.search(*arguments, self._index_options(), project_id)
         else:
@@ -365,7 +366,7 @@ class Search(Domain):
             if method == "hybrid" and identifiers and _contains_any(record, identifiers):
                 score += self._settings.hybrid_exact_weight / (self._settings.hybrid_rrf_k + 1)
                 details = {**details, "exact_identifier": True}
-            if kind == "memory":
+            if isinstance(record, Memory):
                 factor = self._memory_boost(record, now)
                 details = {**details, "boost": factor}
                 score *= factor
