@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     embedder_batch_size: int = Field(64, gt=0, description="Texts per embedding request.")
     embedder_timeout: float = Field(30.0, gt=0, description="openai: seconds per request.")
     embedder_max_retries: int = Field(4, ge=0, description="openai: retries with backoff.")
+    embed_worker_interval: float = Field(
+        30.0, ge=0, description="Server: seconds between backlog runs of pending vectors (0: off)."
+    )
     embed_on_write: Annotated[list[EmbeddableKind], NoDecode] = Field(
         default_factory=lambda: list(EMBEDDABLE_KINDS),
         description="Kinds embedded when written (comma-separated in the environment).",

@@ -191,3 +191,31 @@ def test_reembed_over_http(http: TestClient, store: ctxbase.Store) -> None:
         time.sleep(0.05)
     assert job["model"] == "hash:32" and job["done"] == 1
     assert http.get("/api/v1/embeddings").json()["active_model"] == "hash:32"
+
+
+def test_the_server_fills_the_backlog(tmp_path) -> None:
+    import time
+
+    import numpy as np
+
+    from ctxbase.embeddings import EmbeddingError
+    from ctxbase.store.embedding import Embeddings
+
+    class Down:
+        name, dimensions = "hash:64", 64
+
+        def embed(self, texts: list[str]) -> np.ndarray:
+            raise EmbeddingError("down")
+
+    url = f"sqlite:///{tmp_path / 'backlog.db'}"
+    with open_store(url, embed_worker_interval=0.1) as store:
+        healthy = store.embeddings
+        store.embeddings = Embeddings(store, Down())  # type: ignore[arg-type]
+        store.memories.add("written while the provider was down")
+        store.embeddings = healthy
+        assert store.embeddings.pending()["memory"] == 1
+        with TestClient(create_app(store=store)):
+            deadline = time.monotonic() + 20
+            while store.embeddings.pending()["memory"]:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)

@@ -25,6 +25,7 @@ from ctxbase.server.routes import (
     search,
     state,
 )
+from ctxbase.server.worker import BacklogWorker
 from ctxbase.store import Store
 
 API_PREFIX = "/api/v1"
@@ -56,9 +57,15 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
         if store is None:  # opened here, closed here
             _serve(app, Store(settings=settings))
         log.info("ctxbase %s serving %r", ctxbase.__version__, app.state.store)
+        worker = None
+        if settings.embed_worker_interval > 0:
+            worker = BacklogWorker(app.state.store, settings.embed_worker_interval)
+            worker.start()
         try:
             yield
         finally:
+            if worker is not None:
+                worker.stop()
             job = getattr(app.state, "reembed_thread", None)
             if job is not None:
                 job.join(timeout=60)  # never leave a job writing to a closed store
