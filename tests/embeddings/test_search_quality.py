@@ -71,3 +71,26 @@ def test_without_an_embedder_search_is_full_text(database_url: str) -> None:
             result = store.search("espresso", mode=mode)
             assert result.fallback == "no embedder is configured"
             assert [hit.retrieval_method for hit in result.hits] == ["text"]
+
+
+def test_sqlite_vector_index_follows_other_writers(tmp_path) -> None:
+    """Two stores on one file, as two processes: the searcher's in-memory vectors never
+    return what the other deleted, and find what it added."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    with open_store(url) as searcher, open_store(url) as writer:
+        doomed = writer.memories.add("the staging cluster is on fire")
+        kept = writer.contexts.add("runbook", "restart the staging cluster")
+
+        def found() -> set[str]:
+            hits = searcher.search("staging cluster", mode="vector", threshold=-1).hits
+            return {hit.item.content for hit in hits}
+
+        assert found() == {doomed.content, kept.content}
+        writer.memories.delete(doomed.id)
+        assert found() == {kept.content}
+        added = writer.memories.add("the staging cluster is back")
+        assert found() == {kept.content, added.content}
+        chat = writer.conversations.create()
+        writer.messages.append(chat.id, role="user", content="staging cluster status?")
+        writer.conversations.delete(chat.id)  # cascaded delete of the message's vector
+        assert found() == {kept.content, added.content}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
+import weakref
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from ctxbase.db import fulltext
 from ctxbase.db.schema import EMBEDDING_OWNER_COLUMNS, Conversation, table, utcnow
 from ctxbase.db.types import VECTOR_STORAGE_ATTR
 from ctxbase.db.vectors import exact, pgvector
+from ctxbase.db.vectors.sqlite import SQLiteVectorIndex
 from ctxbase.embeddings import EmbeddingError
 from ctxbase.records import (
     ContextUnit,
@@ -252,7 +254,9 @@ class Search(Domain):
         found: list[tuple[uuid.UUID, float, Any]]
         if self._uses_pgvector():
             found = pgvector.search(*arguments, self._index_options(), project_id)
-        else:
+        elif self._db.backend == "sqlite":
+            found = [(i, score, None) for i, score in _sqlite_index(self._db).search(*arguments)]
+        else:  # PostgreSQL without pgvector
             found = [(i, score, None) for i, score in exact.search(*arguments)]
         return found
 
@@ -411,6 +415,17 @@ class Search(Domain):
             hit.item = hit.item.model_copy(
                 update={"access_count": hit.item.access_count + 1, "last_accessed_at": now}
             )
+
+
+_SQLITE_INDEXES: weakref.WeakKeyDictionary[Any, SQLiteVectorIndex] = weakref.WeakKeyDictionary()
+
+
+def _sqlite_index(db: Any) -> SQLiteVectorIndex:
+    """One in-memory vector index per database, shared by every view of the store."""
+    index = _SQLITE_INDEXES.get(db.engine)
+    if index is None:
+        index = _SQLITE_INDEXES[db.engine] = SQLiteVectorIndex()
+    return index
 
 
 def _identifiers(query: str) -> list[str]:
