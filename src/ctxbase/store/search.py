@@ -155,6 +155,9 @@ class Search(Domain):
             )
 
     def _ensure_index(self, model: str, query_vector: np.ndarray, request: SearchRequest) -> None:
+        if self._db.backend == "sqlite":
+            _sqlite_index(self._db).prepare(self._db)
+            return
         if not self._uses_pgvector():
             return
         options, dimensions = self._index_options(), int(query_vector.shape[0])

@@ -62,6 +62,18 @@ class SQLiteVectorIndex:
     def __init__(self) -> None:
         self._vectors: dict[tuple[str, str], _Vectors] = {}
         self._lock = threading.Lock()
+        self._analyzed = False
+
+    def prepare(self, db: Any) -> None:
+        """Gather table statistics once per process (in a write transaction of its own).
+
+        Without them SQLite's planner may check candidate ids through the project index,
+        scanning the whole project, instead of looking each id up by primary key."""
+        if self._analyzed:
+            return
+        with db.connect(write=True) as connection:
+            connection.exec_driver_sql("ANALYZE")
+        self._analyzed = True
 
     def search(
         self,
