@@ -2,8 +2,8 @@
 
     python -m benchmarks.search [--sizes 10000,100000] [--queries 200]
 
-Random unit vectors (384 dims) stand in for embeddings of context units; the query
-embedding is excluded from the timings (the query "embedder" looks vectors up). For each
+Clustered unit vectors (384 dims, 256 topics with spread, as sentence embeddings are)
+stand in for embeddings of context units; the query embedding is excluded from the timings (the query "embedder" looks vectors up). For each
 size and backend it prints p50 / p95 latency and recall@10 against exact search, for:
 
 - ctxbase ``store.search(mode="vector")`` (pgvector HNSW on PostgreSQL, exact numpy on
@@ -47,8 +47,17 @@ class LookupEmbedder:
         return np.vstack([self.vectors[t] for t in texts])
 
 
+TOPICS = 256
+
+
 def unit_vectors(rng: np.random.Generator, count: int) -> np.ndarray:
-    matrix = rng.standard_normal((count, DIMENSIONS)).astype(np.float32)
+    """Vectors around a fixed set of topic centres: uniform random vectors would be the
+    unrealistic worst case for any approximate index."""
+    centres = np.random.default_rng(0).standard_normal((TOPICS, DIMENSIONS))
+    matrix = centres[rng.integers(0, TOPICS, count)] + 0.6 * rng.standard_normal(
+        (count, DIMENSIONS)
+    )
+    matrix = matrix.astype(np.float32)
     return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
 
 

@@ -82,6 +82,8 @@ def ensure_index(
             if options.kind == "hnsw"
             else f"lists = {int(options.lists)}"
         )
+        # Building in memory is several times faster than spilling to disk.
+        connection.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
         connection.exec_driver_sql(
             f"CREATE INDEX IF NOT EXISTS {name} ON embeddings USING {options.kind} "
             f"((vector::vector({int(dimensions)})) {_OPCLASSES[distance]}) "
