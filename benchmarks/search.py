@@ -3,7 +3,8 @@
     python -m benchmarks.search [--sizes 10000,100000] [--queries 200]
 
 Clustered unit vectors (384 dims, 256 topics with spread, as sentence embeddings are)
-stand in for embeddings of context units; the query embedding is excluded from the timings (the query "embedder" looks vectors up). For each
+stand in for embeddings of context units; the query embedding is excluded from the
+timings (the query "embedder" looks vectors up). For each
 size and backend it prints p50 / p95 latency and recall@10 against exact search, for:
 
 - ctxbase ``store.search(mode="vector")`` (pgvector HNSW on PostgreSQL, exact numpy on
