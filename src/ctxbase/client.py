@@ -38,6 +38,7 @@ from ctxbase.records import (
     SearchResult,
     StateEntry,
     StateIn,
+    search_values,
 )
 from ctxbase.store.base import DEFAULT_PAGE, DEFAULT_PROJECT, parse
 from ctxbase.store.state import check_key, check_namespace
@@ -83,17 +84,15 @@ class Client:
         project: str = DEFAULT_PROJECT,
     ) -> SearchResult:
         """:meth:`Store.search <ctxbase.store.search.Search.__call__>` over HTTP."""
-        values: dict[str, Any] = {
-            "query": query,
-            "mode": mode,
-            "k": k,
-            "threshold": threshold,
-            "distance": distance,
-        }
-        if kinds is not None:
-            values["kinds"] = kinds
-        if filters is not None:
-            values["filters"] = filters
+        values = search_values(
+            query,
+            kinds=kinds,
+            mode=mode,
+            k=k,
+            threshold=threshold,
+            filters=filters,
+            distance=distance,
+        )
         body = _body(SearchRequest, values)
         response = self.request("POST", _path("projects", project, "search"), json=body)
         return SearchResult.model_validate(response.json())

@@ -373,6 +373,31 @@ class SearchRequest(BaseModel):
     )
 
 
+def search_values(
+    query: str,
+    *,
+    kinds: list[str] | None,
+    mode: str,
+    k: int,
+    threshold: float | None,
+    filters: SearchFilters | dict[str, Any] | None,
+    distance: str,
+) -> dict[str, Any]:
+    """The fields of a :class:`SearchRequest` from search() arguments (defaults omitted)."""
+    values: dict[str, Any] = {
+        "query": query,
+        "mode": mode,
+        "k": k,
+        "threshold": threshold,
+        "distance": distance,
+    }
+    if kinds is not None:
+        values["kinds"] = kinds
+    if filters is not None:
+        values["filters"] = filters
+    return values
+
+
 class SearchHit(BaseModel):
     kind: SearchKind
     id: uuid.UUID

@@ -36,6 +36,7 @@ from ctxbase.records import (
     SearchHit,
     SearchRequest,
     SearchResult,
+    search_values,
 )
 from ctxbase.store.base import DEFAULT_PROJECT, Domain, parse, project_id_expression
 from ctxbase.store.embedding import KIND_TABLES, embeddings_table
@@ -74,17 +75,15 @@ class Search(Domain):
         distance: str = "cosine",
         project: str = DEFAULT_PROJECT,
     ) -> SearchResult:
-        values: dict[str, Any] = {
-            "query": query,
-            "mode": mode,
-            "k": k,
-            "threshold": threshold,
-            "distance": distance,
-        }
-        if kinds is not None:
-            values["kinds"] = kinds
-        if filters is not None:
-            values["filters"] = filters
+        values = search_values(
+            query,
+            kinds=kinds,
+            mode=mode,
+            k=k,
+            threshold=threshold,
+            filters=filters,
+            distance=distance,
+        )
         request = parse(SearchRequest, values)
         now = utcnow()
         # Everything that may read settings or call a model happens before the connection.
