@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -57,6 +58,7 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
         if store is None:  # opened here, closed here
             _serve(app, Store(settings=settings))
         log.info("ctxbase %s serving %r", ctxbase.__version__, app.state.store)
+        _warm_up(app.state.store)
         worker = None
         if settings.embed_worker_interval > 0:
             worker = BacklogWorker(app.state.store, settings.embed_worker_interval)
@@ -92,6 +94,26 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
     for module in ROUTERS:
         app.include_router(module.router, prefix=API_PREFIX)
     return app
+
+
+def _warm_up(store: Store) -> None:
+    """Load a local embedding model in the background, so the first write need not wait.
+
+    Models load once per process (shared by every embedder of that name); nothing here
+    touches the database."""
+    kind, _, model = store.settings.embedder.partition(":")
+    if kind != "local":
+        return
+
+    def load() -> None:
+        from ctxbase.embeddings.local import DEFAULT_MODEL, LocalEmbedder
+
+        try:
+            LocalEmbedder(model or DEFAULT_MODEL).embed(["warm up"])
+        except Exception as error:  # writes will queue their vectors meanwhile
+            log.warning("Embedding model not ready: %s", error)
+
+    threading.Thread(target=load, name="ctxbase-warm-up", daemon=True).start()
 
 
 def _serve(app: FastAPI, store: Store) -> None:
