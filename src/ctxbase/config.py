@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     search_threshold: float = Field(
         0.7, description="Least similarity a vector-mode hit needs (cosine unless told)."
     )
-    hybrid_rrf_k: int = Field(60, gt=0, description="Rank fusion constant: 1 / (k + rank).")
+    hybrid_rrf_k: int = Field(10, gt=0, description="Rank fusion constant: 1 / (k + rank).")
     hybrid_vector_weight: float = Field(1.0, ge=0, description="Weight of the vector ranking.")
     hybrid_text_weight: float = Field(1.0, ge=0, description="Weight of the full-text ranking.")
     hybrid_exact_weight: float = Field(
