@@ -134,9 +134,7 @@ class Search(Domain):
             kind=s.vector_index,
             m=s.hnsw_m,
             ef_construction=s.hnsw_ef_construction,
-            ef_search=s.hnsw_ef_search,
             lists=s.ivfflat_lists,
-            probes=s.ivfflat_probes,
         )
 
     def prepare_index(self, model: str, dimensions: int, distance: str = "cosine") -> None:
@@ -255,7 +253,7 @@ class Search(Domain):
         )
         found: list[tuple[uuid.UUID, float, Any]]
         if self._uses_pgvector():
-            found = pgvector.search(*arguments, self._index_options(), project_id)
+            found = pgvector.search(*arguments, project_id)
         elif self._db.backend == "sqlite":
             found = [(i, score, None) for i, score in _sqlite_index(self._db).search(*arguments)]
         else:  # PostgreSQL without pgvector

@@ -3,8 +3,9 @@
 Embeddings of every model share one ``vector`` column without a fixed dimension; each
 index is a partial expression index, ``(vector::vector(D)) WHERE model = 'M'``, so several
 models and dimensions coexist. Queries repeat that expression and predicate literally so
-the planner matches the index even for prepared statements. Filtered queries use
-pgvector's iterative index scans so a selective filter still finds ``limit`` rows.
+the planner matches the index even for prepared statements. Every session runs with
+iterative index scans (set at connect), so a selective filter or a ``limit`` above
+``ef_search`` still gets ``limit`` rows without changing the session's settings.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ _OPCLASSES = {"cosine": "vector_cosine_ops", "l2": "vector_l2_ops", "ip": "vecto
 
 @dataclass(frozen=True)
 class IndexOptions:
+    """How an index is built; search effort (ef_search, probes) is set per session."""
+
     kind: str = "hnsw"  # or "ivfflat"
     m: int = 16
     ef_construction: int = 64
-    ef_search: int = 100
     lists: int = 100
-    probes: int = 10
 
 
 _built: set[tuple[str, str, int, str]] = set()
@@ -52,15 +53,6 @@ def index_name(model: str, dimensions: int, distance: str, kind: str) -> str:
 
 def is_built(database: str, model: str, dimensions: int, distance: str, kind: str) -> bool:
     return (database, model, dimensions, f"{distance}/{kind}") in _built
-
-
-def tune(connection: Connection, options: IndexOptions, limit: int) -> None:
-    """Search effort above the session defaults (set at connect), only when needed."""
-    if limit <= options.ef_search:
-        return
-    connection.exec_driver_sql(
-        "SELECT set_config('hnsw.ef_search', %(ef)s, false)", {"ef": str(limit)}
-    )
 
 
 def ensure_index(
@@ -105,12 +97,10 @@ def search(
     query: np.ndarray,
     distance: Distance,
     limit: int,
-    options: IndexOptions,
     project_id: Any,
 ) -> list[tuple[uuid.UUID, float, dict[str, Any]]]:
     """(item id, score, item row) of the nearest items meeting ``conditions``."""
     dimensions = int(query.shape[0])
-    tune(connection, options, limit)
     vector_type = VECTOR(dimensions)
     wanted = cast(bindparam("query_vector", query.tolist(), type_=vector_type), vector_type)
     measured = literal_column(f"(embeddings.vector::vector({dimensions}))").op(
