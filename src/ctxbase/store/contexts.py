@@ -7,7 +7,6 @@ adding it with other content adds a version.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from typing import Any
 
@@ -27,13 +26,10 @@ from ctxbase.store.base import (
     page_limit,
     parse,
 )
+from ctxbase.store.embedding import text_hash
 
 contexts_table = table(ContextRow)
 x = contexts_table.c
-
-
-def content_hash(content: str) -> str:
-    return hashlib.sha256(content.encode()).hexdigest()
 
 
 class Contexts(Domain):
@@ -60,7 +56,7 @@ class Contexts(Domain):
         )
         self._check_text("content", data.content)
         self._check_json("metadata", data.metadata)
-        digest = content_hash(data.content)
+        digest = text_hash(data.content)
         vector = self._store.embeddings.vectors_for("context", [data.content])
         with self._db.connect(write=True) as connection:
             project_id = self._project_id(connection, project)
@@ -92,7 +88,7 @@ class Contexts(Domain):
                     details={"latest_id": str(latest.id) if latest else None},
                 )
             new_metadata = current.metadata if change.metadata is None else change.metadata
-            digest = content_hash(change.content)
+            digest = text_hash(change.content)
             if digest == current.content_hash and new_metadata == current.metadata:
                 return current
             data = ContextIn(

@@ -173,9 +173,6 @@ class Embeddings:
         with self._db.connect(write=True) as connection:
             connection.execute(statement)
 
-    def embeds(self, kind: str) -> bool:
-        return self.embedder is not None and kind in self._store.settings.embed_on_write
-
     # --- computing ---
 
     def vectors_for(self, kind: str, texts: list[str]) -> Vectors:
@@ -360,11 +357,10 @@ class Embeddings:
 
         try:
             self._fill(target, kinds, batch_size, advance)
-            self._prepare_index(target)
+            self._store.search.prepare_index(target.name, target.dimensions)
             self._set_setting(ACTIVE_MODEL, target.name)
             self._active = None
-            if not self._explicit_matches(target):
-                self._providers[target.name] = target
+            self._providers[target.name] = target  # no need to build it again
             if drop_old:
                 with self._db.connect(write=True) as connection:
                     connection.execute(delete(embeddings_table).where(e.model != target.name))
@@ -382,17 +378,6 @@ class Embeddings:
                 select(settings_table.c.value).where(settings_table.c.key == REEMBED_JOB)
             ).scalar()
         return value
-
-    def _explicit_matches(self, target: Embedder) -> bool:
-        return self._explicit is not _UNSET and getattr(self._explicit, "name", None) == target.name
-
-    def _prepare_index(self, target: Embedder) -> None:
-        """Build the new model's pgvector index before searches need it."""
-        from ctxbase.db.types import VECTOR_STORAGE_ATTR
-
-        if getattr(self._db.engine.dialect, VECTOR_STORAGE_ATTR, "bytes") != "pgvector":
-            return
-        self._store.search.prepare_index(target.name, target.dimensions)
 
     def _fill(
         self,

@@ -120,7 +120,7 @@ class Memories(Domain):
         with self._db.connect(write=True) as connection:
             current = self._alive_by_id(connection, project, memory_id, now)
             before = _tracked(current)
-            changed = {k: v for k, v in changes.items() if before.get(k) != _jsonable(v)}
+            changed = {k: v for k, v in changes.items() if before.get(k) != to_jsonable_python(v)}
             if not changed:
                 return current
             row = connection.execute(
@@ -260,10 +260,6 @@ class Memories(Domain):
 
 def _tracked(memory: Memory) -> dict[str, Any]:
     return memory.model_dump(mode="json", include=set(TRACKED))
-
-
-def _jsonable(value: Any) -> Any:
-    return to_jsonable_python(value)
 
 
 def prune_expired_memories(connection: Connection) -> int:
