@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 import ctxbase
 from ctxbase.db import migrate
@@ -24,6 +25,9 @@ BACKENDS = ["sqlite-memory", "sqlite-file", "postgres"]
 #: local model. Set for processes the tests start too (servers, CLI).
 TEST_EMBEDDER = "hash:64"
 os.environ.setdefault("CTXBASE_EMBEDDER", TEST_EMBEDDER)
+#: Stored secrets are encrypted with a key made for this run, never a file in the checkout.
+TEST_SECRET_KEY = Fernet.generate_key().decode()
+os.environ.setdefault("CTXBASE_SECRET_KEY", TEST_SECRET_KEY)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -95,4 +99,6 @@ def store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Itera
 
 def open_store(url: str, **options: object) -> ctxbase.Store:
     """A store as the tests use it: the test embedder unless one is given."""
-    return ctxbase.open(url, **{"embedder": TEST_EMBEDDER, **options})
+    return ctxbase.open(
+        url, **{"embedder": TEST_EMBEDDER, "secret_key": os.environ["CTXBASE_SECRET_KEY"], **options}
+    )

@@ -122,6 +122,18 @@ class Settings(BaseSettings):
         16_777_216, gt=0, description="Largest HTTP request body the server accepts."
     )
 
+    # Secrets
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Fernet key(s) encrypting stored secrets; comma-separated to rotate (the "
+        "first encrypts). Unset: the key file is used.",
+    )
+    secret_key_file: str = Field(
+        "ctxbase.key",
+        description="Key file used when `secret_key` is unset; created with mode 0600 when "
+        "the first secret is stored.",
+    )
+
     # Server
     host: str = Field("127.0.0.1", description="Address `ctxbase serve` binds to.")
     port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="Port `ctxbase serve` binds to.")

@@ -10,6 +10,7 @@ from ctxbase.db import migrate
 from ctxbase.db.database import Database
 from ctxbase.db.diagnostics import ConnectionReport, check_connection
 from ctxbase.embeddings import Embedder
+from ctxbase.secrets import Secrets
 from ctxbase.store.base import Scope
 from ctxbase.store.contexts import Contexts
 from ctxbase.store.conversations import Conversations, Messages
@@ -54,6 +55,7 @@ class Store:
                 update={"database_url": url or settings.database_url, **options}
             )
         self.settings = settings
+        self.secrets = Secrets(settings)
         self.db = Database(settings.database_url, settings=settings)
         migrate_now = settings.auto_migrate if auto_migrate is None else auto_migrate
         try:
@@ -82,7 +84,7 @@ class Store:
         """A view of this store limited to ``scope``, sharing its connections."""
         view = object.__new__(Store)
         view.settings, view.db, view.schema_revision = self.settings, self.db, self.schema_revision
-        view.embeddings = self.embeddings
+        view.embeddings, view.secrets = self.embeddings, self.secrets
         view._attach(scope)
         return view
 
