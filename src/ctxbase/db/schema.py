@@ -428,8 +428,35 @@ class Subscription(Base):
     secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     cursor: Mapped[int] = mapped_column(BigInteger, default=0)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Delivery of the event after `cursor`: failed attempts so far and when to try again.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # The worker delivering for this subscription, until the lease expires: two workers
+    # never deliver for one subscription at once, and a dead worker's lease runs out.
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
+
+
+class DeadLetter(Base):
+    """An event a subscription gave up delivering after its last attempt."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (UniqueConstraint("subscription_id", "sequence"),)
+
+    id: Mapped[uuid.UUID] = _id()
+    subscription_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE"), index=True
+    )
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
 
 
 # --- administration -----------------------------------------------------------------------
