@@ -110,6 +110,31 @@ class Settings(BaseSettings):
     ivfflat_lists: int = Field(100, gt=0, description="PostgreSQL IVFFlat: lists.")
     ivfflat_probes: int = Field(10, gt=0, description="PostgreSQL IVFFlat: lists probed.")
 
+    # Events and delivery
+    events_poll_interval: float = Field(
+        1.0, gt=0, description="Seconds between re-reads of a stream by live waiters."
+    )
+    subscription_threshold: float = Field(
+        0.5, ge=-1, le=1, description="Least similarity of a subscription's need and an event."
+    )
+    delivery_worker: bool = Field(True, description="Server: run the delivery worker inside.")
+    delivery_max_attempts: int = Field(
+        8, ge=1, description="Attempts at delivering an event before it goes to dead letters."
+    )
+    delivery_backoff_seconds: float = Field(
+        1.0, gt=0, description="Wait after the first failed attempt; doubles after each."
+    )
+    delivery_backoff_max_seconds: float = Field(
+        300.0, gt=0, description="Longest wait between two attempts."
+    )
+    delivery_lease_seconds: float = Field(
+        30.0, gt=0, description="How long a worker owns a subscription without renewing."
+    )
+    webhook_timeout: float = Field(10.0, gt=0, description="Seconds a webhook receiver has.")
+    redis_url: str = Field(
+        "redis://localhost:6379/0", description="Redis server of `redis` deliveries."
+    )
+
     # Limits: over them, writes fail with PayloadTooLargeError (HTTP 413) and write nothing.
     max_content_bytes: int = Field(
         1_048_576, gt=0, description="Largest message, context or memory text (UTF-8 bytes)."

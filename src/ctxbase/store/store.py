@@ -10,15 +10,18 @@ from ctxbase.db import migrate
 from ctxbase.db.database import Database
 from ctxbase.db.diagnostics import ConnectionReport, check_connection
 from ctxbase.embeddings import Embedder
+from ctxbase.events.notifier import EventNotifier
 from ctxbase.secrets import Secrets
 from ctxbase.store.base import Scope
 from ctxbase.store.contexts import Contexts
 from ctxbase.store.conversations import Conversations, Messages
 from ctxbase.store.embedding import _UNSET, Embeddings
+from ctxbase.store.events import Events
 from ctxbase.store.memories import Memories, prune_expired_memories
 from ctxbase.store.projects import Projects, ensure_defaults
 from ctxbase.store.search import Search
 from ctxbase.store.state import State, prune_expired_state
+from ctxbase.store.subscriptions import Subscriptions
 
 
 class Store:
@@ -28,7 +31,8 @@ class Store:
     ``auto_migrate=False``; a Store is safe to share between threads.
 
     Sub-APIs: ``projects``, ``conversations``, ``messages``, ``contexts``, ``memories``,
-    ``state``, ``embeddings``. Each method takes ``project=`` (default ``"default"``).
+    ``state``, ``embeddings``, ``events``, ``subscriptions``. Each method takes
+    ``project=`` (default ``"default"``).
 
     ``embedder`` overrides the ``embedder`` setting with a provider object (anything with
     ``name``, ``dimensions`` and ``embed(texts)``), or ``None`` for no vectors.
@@ -66,6 +70,7 @@ class Store:
             self.db.dispose()
             raise
         self.embeddings = Embeddings(self, embedder)
+        self.notifier = EventNotifier(self.db, poll_interval=settings.events_poll_interval)
         self._attach(Scope())
         if self.schema_revision == migrate.head_revision():
             self.embeddings.record_active_model()
@@ -79,12 +84,15 @@ class Store:
         self.memories = Memories(self)
         self.state = State(self)
         self.search = Search(self)
+        self.events = Events(self)
+        self.subscriptions = Subscriptions(self)
 
     def scoped(self, scope: Scope) -> Store:
         """A view of this store limited to ``scope``, sharing its connections."""
         view = object.__new__(Store)
         view.settings, view.db, view.schema_revision = self.settings, self.db, self.schema_revision
         view.embeddings, view.secrets = self.embeddings, self.secrets
+        view.notifier = self.notifier
         view._attach(scope)
         return view
 
@@ -107,6 +115,7 @@ class Store:
 
     def close(self) -> None:
         """Release every connection; an in-memory store loses its data."""
+        self.notifier.close()
         self.db.dispose()
 
     def __enter__(self) -> Store:

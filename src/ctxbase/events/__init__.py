@@ -1,0 +1,1 @@
+"""Live events and their delivery: notification of waiters, matching, transports, worker."""

@@ -1,0 +1,216 @@
+"""Event streams: append-only, one per project, numbered 1, 2, 3, … without gaps.
+
+An append bumps the project's counter row in ``event_streams`` and inserts the events in
+the same transaction. The counter row stays locked until the transaction commits
+(PostgreSQL row lock; SQLite's single writer), so sequences are handed out in commit
+order: a reader that has seen sequence N can never later find an unseen number below N,
+and a rolled-back append gives its numbers back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select, true
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ctxbase.db.schema import Event as EventRow
+from ctxbase.db.schema import EventStream, new_id, table, utcnow
+from ctxbase.errors import ConflictError, InvalidInputError, NotFoundError
+from ctxbase.events.notifier import CHANNEL
+from ctxbase.records import Event, EventIn, EventPage
+from ctxbase.store.base import (
+    DEFAULT_PAGE,
+    DEFAULT_PROJECT,
+    Domain,
+    page_limit,
+    parse,
+    project_id_subquery,
+    projects_table,
+    tenants_table,
+)
+
+events_table = table(EventRow)
+streams_table = table(EventStream)
+ev = events_table.c
+
+
+def _select_project() -> Any:
+    return (
+        select(projects_table.c.id, projects_table.c.tenant_id)
+        .join(tenants_table, tenants_table.c.id == projects_table.c.tenant_id)
+        .where(
+            tenants_table.c.slug == bindparam("scope_tenant"),
+            tenants_table.c.is_active.is_(true()),
+            projects_table.c.slug == bindparam("scope_project"),
+        )
+    )
+
+
+def _bump_stream(backend: str) -> Any:
+    """Add ``:count`` to the project's last sequence (creating its row), returning it."""
+    upsert = postgres_insert if backend == "postgresql" else sqlite_insert
+    statement = upsert(streams_table).values(
+        project_id=bindparam("project_id"), last_sequence=bindparam("count")
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["project_id"],
+        set_={"last_sequence": streams_table.c.last_sequence + statement.excluded.last_sequence},
+    ).returning(streams_table.c.last_sequence)
+
+
+def _notify() -> Any:
+    return select(func.pg_notify(CHANNEL, bindparam("payload")))
+
+
+def _last_sequence() -> Any:
+    return select(streams_table.c.last_sequence).where(
+        streams_table.c.project_id == project_id_subquery()
+    )
+
+
+class Events(Domain):
+    """``store.events``: append to and read a project's event stream."""
+
+    def append(
+        self,
+        event_type: str,
+        data: Any = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        expected_sequence: int | None = None,
+        project: str = DEFAULT_PROJECT,
+    ) -> Event:
+        """Append one event; with ``expected_sequence``, only if the stream's last sequence
+        is still that (ConflictError, HTTP 409, otherwise)."""
+        fields: dict[str, Any] = {"event_type": event_type, "metadata": metadata or {}}
+        if data is not None:
+            fields["data"] = data
+        return self.append_many([fields], expected_sequence=expected_sequence, project=project)[0]
+
+    def append_many(
+        self,
+        events: Iterable[EventIn | dict[str, Any]],
+        *,
+        expected_sequence: int | None = None,
+        project: str = DEFAULT_PROJECT,
+    ) -> list[Event]:
+        """Append events in order, all or none, at consecutive sequences."""
+        items = [parse(EventIn, item) for item in events]
+        self._check_batch(len(items))
+        for item in items:
+            self._check_json("data", item.data)
+            self._check_json("metadata", item.metadata)
+        if expected_sequence is not None and (
+            isinstance(expected_sequence, bool)
+            or not isinstance(expected_sequence, int)
+            or expected_sequence < 0
+        ):
+            raise InvalidInputError("expected_sequence must be a non-negative integer")
+        db = self._db
+        find = db.prepared("events.project", _select_project)
+        bump = db.prepared("events.bump", lambda: _bump_stream(db.backend))
+        add = db.prepared("events.insert", lambda: insert(events_table))
+        now = utcnow()
+        with db.raw(write=True) as cursor:
+            found = find.first(cursor, self._scope_params(project))
+            if found is None:
+                raise NotFoundError(f"No project {project!r}")
+            project_id = found["id"]
+            last = bump.first(cursor, {"project_id": project_id, "count": len(items)})
+            assert last is not None  # an upsert always returns its row
+            first = last["last_sequence"] - len(items) + 1
+            if expected_sequence is not None and first - 1 != expected_sequence:
+                raise ConflictError(
+                    f"The stream is at sequence {first - 1}, not {expected_sequence}",
+                    details={"expected_sequence": expected_sequence, "last_sequence": first - 1},
+                )
+            rows = [
+                {
+                    "id": new_id(),
+                    "project_id": project_id,
+                    "tenant_id": found["tenant_id"],
+                    "sequence": first + offset,
+                    "event_type": item.event_type,
+                    "data": item.data,
+                    "metadata": item.metadata,
+                    "created_at": now,
+                }
+                for offset, item in enumerate(items)
+            ]
+            add.many(cursor, rows)
+            if db.backend == "postgresql":  # sent by the server when this commits
+                notify = db.prepared("events.notify", _notify)
+                notify.rows(cursor, {"payload": f"{project_id}:{last['last_sequence']}"})
+        self._store.notifier.notify(project_id)
+        return [Event.model_validate(row) for row in rows]
+
+    def list(
+        self,
+        *,
+        after: int = 0,
+        limit: int = DEFAULT_PAGE,
+        project: str = DEFAULT_PROJECT,
+    ) -> EventPage:
+        """Events with a sequence above ``after``, in sequence order."""
+        page_limit(limit)
+        after = _sequence("after", after)
+        params = self._scope_params(project)
+        head = self._db.prepared("events.last", _last_sequence)
+        with self._db.raw() as cursor:
+            last = head.first(cursor, params)
+        with self._db.read() as connection:
+            rows = [
+                r._mapping
+                for r in connection.execute(
+                    select(events_table)
+                    .where(ev.project_id == project_id_subquery(), ev.sequence > after)
+                    .order_by(ev.sequence)
+                    .limit(limit + 1),
+                    params,
+                )
+            ]
+        if last is None:
+            self._ensure_project(project)
+        items = [Event.model_validate(row) for row in rows[:limit]]
+        # An append may commit between the two reads: the head is never below the events.
+        last_sequence = max([last["last_sequence"] if last else 0, *(e.sequence for e in items)])
+        return EventPage(
+            items=items,
+            last_sequence=last_sequence,
+            next_after=items[-1].sequence if len(rows) > limit else None,
+        )
+
+    def last_sequence(self, *, project: str = DEFAULT_PROJECT) -> int:
+        """The sequence of the project's newest event (0 before the first)."""
+        head = self._db.prepared("events.last", _last_sequence)
+        with self._db.raw() as cursor:
+            last = head.first(cursor, self._scope_params(project))
+        if last is None:
+            self._ensure_project(project)
+            return 0
+        return int(last["last_sequence"])
+
+    def between(self, project_id: uuid.UUID, after: int, limit: int) -> Sequence[Event]:
+        """Up to ``limit`` events after ``after`` of a project known by id (for delivery)."""
+        with self._db.read() as connection:
+            rows = connection.execute(
+                select(events_table)
+                .where(ev.project_id == project_id, ev.sequence > after)
+                .order_by(ev.sequence)
+                .limit(limit)
+            )
+            return [Event.model_validate(row._mapping) for row in rows]
+
+    def _ensure_project(self, project: str) -> None:
+        with self._db.connect() as connection:
+            self._project_id(connection, project)
+
+
+def _sequence(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInputError(f"{name} must be a non-negative integer")
+    return value

@@ -1,0 +1,221 @@
+"""Subscriptions: an agent's standing request for a project's events.
+
+Each keeps a cursor, the last sequence delivered or acknowledged; everything after it is
+still owed, so delivery is at-least-once and in order whatever crashes in between. Push
+deliveries (webhook, redis) are made by the delivery worker; ``poll`` subscribers read
+``pending`` and ``ack``; ``sse`` subscribers hold a stream open.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from ctxbase.db.schema import DeadLetter as DeadLetterRow
+from ctxbase.db.schema import Subscription as SubscriptionRow
+from ctxbase.db.schema import new_id, table, utcnow
+from ctxbase.errors import InvalidInputError, NotFoundError
+from ctxbase.events.matching import Matcher
+from ctxbase.records import DeadLetter, Event, Page, PendingEvents, Subscription, SubscriptionIn
+from ctxbase.store.base import (
+    DEFAULT_PAGE,
+    DEFAULT_PROJECT,
+    Domain,
+    as_uuid,
+    decode_cursor,
+    make_page,
+    page_limit,
+    parse,
+)
+from ctxbase.store.events import streams_table
+
+subscriptions_table = table(SubscriptionRow)
+dead_letters_table = table(DeadLetterRow)
+sub = subscriptions_table.c
+_SCAN_BATCH = 500
+
+
+def subscription_record(row: Any) -> Subscription:
+    values = dict(row)
+    values["has_secret"] = values.get("secret_encrypted") is not None
+    return Subscription.model_validate(values)
+
+
+class Subscriptions(Domain):
+    """``store.subscriptions``."""
+
+    def create(self, *, project: str = DEFAULT_PROJECT, **fields: Any) -> Subscription:
+        """Subscribe; ``fields`` are those of :class:`SubscriptionIn`."""
+        data = parse(SubscriptionIn, fields)
+        secret = self._store.secrets.encrypt(data.secret) if data.secret else None
+        now = utcnow()
+        with self._db.connect(write=True) as connection:
+            project_id = self._project_id(connection, project)
+            last = _last_sequence(connection, project_id)
+            start = last if data.start_after is None else data.start_after
+            if start > last:
+                raise InvalidInputError(
+                    f"start_after {start} is beyond the stream's last sequence {last}"
+                )
+            row = connection.execute(
+                insert(subscriptions_table)
+                .values(
+                    id=new_id(),
+                    project_id=project_id,
+                    agent_id=data.agent_id,
+                    needs=data.needs,
+                    event_types=data.event_types,
+                    threshold=data.threshold,
+                    delivery=data.delivery,
+                    target=data.target,
+                    secret_encrypted=secret,
+                    cursor=start,
+                    is_active=True,
+                    attempts=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(*subscriptions_table.c)
+            ).one()
+        return subscription_record(row._mapping)
+
+    def get(
+        self, subscription_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT
+    ) -> Subscription:
+        with self._db.connect() as connection:
+            return subscription_record(self._row(connection, subscription_id, project))
+
+    def list(
+        self,
+        *,
+        agent_id: str | None = None,
+        project: str = DEFAULT_PROJECT,
+        limit: int = DEFAULT_PAGE,
+        cursor: str | None = None,
+    ) -> Page[Subscription]:
+        page_limit(limit)
+        with self._db.connect() as connection:
+            query = select(subscriptions_table).where(
+                sub.project_id == self._project_id(connection, project)
+            )
+            if agent_id is not None:
+                query = query.where(sub.agent_id == agent_id)
+            if cursor:
+                (last_id,) = decode_cursor(cursor, uuid.UUID)
+                query = query.where(sub.id > last_id)
+            rows = connection.execute(query.order_by(sub.id).limit(limit + 1))
+            items = [subscription_record(r._mapping) for r in rows]
+        return make_page(items, limit, lambda item: [item.id])
+
+    def delete(self, subscription_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT) -> None:
+        with self._db.connect(write=True) as connection:
+            row = self._row(connection, subscription_id, project)
+            connection.execute(delete(subscriptions_table).where(sub.id == row["id"]))
+
+    def pending(
+        self,
+        subscription_id: uuid.UUID | str,
+        *,
+        limit: int = DEFAULT_PAGE,
+        project: str = DEFAULT_PROJECT,
+    ) -> PendingEvents:
+        """Matching events after the cursor, oldest first; nothing moves until ``ack``."""
+        page_limit(limit)
+        with self._db.connect() as connection:
+            subscription = subscription_record(self._row(connection, subscription_id, project))
+            last = _last_sequence(connection, subscription.project_id)
+        events = self._store.events
+        matcher = Matcher(self._store)
+        items: list[Event] = []
+        scanned = subscription.cursor
+        while len(items) < limit and scanned < last:
+            batch = events.between(subscription.project_id, scanned, _SCAN_BATCH)
+            if not batch:
+                break
+            for event, wanted in zip(batch, matcher.select(subscription, batch), strict=True):
+                if wanted:
+                    items.append(event)
+                scanned = event.sequence
+                if len(items) == limit:
+                    break
+        return PendingEvents(
+            items=items, cursor=subscription.cursor, scanned_to=scanned, last_sequence=last
+        )
+
+    def ack(
+        self, subscription_id: uuid.UUID | str, sequence: int, *, project: str = DEFAULT_PROJECT
+    ) -> Subscription:
+        """Mark everything up to ``sequence`` handled (a lower one than the cursor is a no-op)."""
+        if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 0:
+            raise InvalidInputError("sequence must be a non-negative integer")
+        with self._db.connect(write=True) as connection:
+            row = self._row(connection, subscription_id, project)
+            last = _last_sequence(connection, row["project_id"])
+            if sequence > last:
+                raise InvalidInputError(
+                    f"sequence {sequence} is beyond the stream's last sequence {last}"
+                )
+            if sequence > row["cursor"]:
+                row = self._advance(connection, row["id"], sequence)
+        return subscription_record(row)
+
+    def dead_letters(
+        self,
+        subscription_id: uuid.UUID | str,
+        *,
+        project: str = DEFAULT_PROJECT,
+        limit: int = DEFAULT_PAGE,
+        cursor: str | None = None,
+    ) -> Page[DeadLetter]:
+        """Events given up on after the last delivery attempt, oldest first."""
+        page_limit(limit)
+        dl = dead_letters_table.c
+        with self._db.connect() as connection:
+            row = self._row(connection, subscription_id, project)
+            query = select(dead_letters_table).where(dl.subscription_id == row["id"])
+            if cursor:
+                (after,) = decode_cursor(cursor, int)
+                query = query.where(dl.sequence > after)
+            rows = connection.execute(query.order_by(dl.sequence).limit(limit + 1))
+            items = [DeadLetter.model_validate(r._mapping) for r in rows]
+        return make_page(items, limit, lambda item: [item.sequence])
+
+    # --- helpers ---
+
+    def _row(self, connection: Connection, subscription_id: uuid.UUID | str, project: str) -> Any:
+        found = connection.execute(
+            select(subscriptions_table).where(
+                sub.id == as_uuid(subscription_id, "subscription"),
+                sub.project_id == self._project_id(connection, project),
+            )
+        ).first()
+        if found is None:
+            raise NotFoundError(f"No subscription {subscription_id}")
+        return found._mapping
+
+    def _advance(self, connection: Connection, subscription_id: uuid.UUID, sequence: int) -> Any:
+        return (
+            connection.execute(
+                update(subscriptions_table)
+                .where(sub.id == subscription_id)
+                .values(
+                    cursor=sequence,
+                    attempts=0,
+                    next_attempt_at=None,
+                    last_error=None,
+                    updated_at=utcnow(),
+                )
+                .returning(*subscriptions_table.c)
+            )
+            .one()
+            ._mapping
+        )
+
+
+def _last_sequence(connection: Connection, project_id: uuid.UUID) -> int:
+    last = connection.execute(
+        select(streams_table.c.last_sequence).where(streams_table.c.project_id == project_id)
+    ).scalar()
+    return int(last or 0)
