@@ -8,21 +8,29 @@ local Store runs unchanged against a server.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+from httpx_sse import connect_sse
 from pydantic import BaseModel
 
 from ctxbase.errors import CtxbaseError, NotFoundError, error_class_for
 from ctxbase.records import (
+    Ack,
     ContextIn,
     ContextUnit,
     ContextUpdate,
     Conversation,
     ConversationIn,
     ConversationPatch,
+    DeadLetter,
+    Event,
+    EventBatch,
+    EventIn,
+    EventPage,
     Memory,
     MemoryChange,
     MemoryIn,
@@ -30,6 +38,7 @@ from ctxbase.records import (
     Message,
     MessageIn,
     Page,
+    PendingEvents,
     Project,
     ProjectIn,
     ProjectPatch,
@@ -38,6 +47,8 @@ from ctxbase.records import (
     SearchResult,
     StateEntry,
     StateIn,
+    Subscription,
+    SubscriptionIn,
     search_values,
 )
 from ctxbase.store.base import DEFAULT_PAGE, DEFAULT_PROJECT, parse
@@ -70,6 +81,8 @@ class Client:
         self.contexts = ContextsClient(self)
         self.memories = MemoriesClient(self)
         self.state = StateClient(self)
+        self.events = EventsClient(self)
+        self.subscriptions = SubscriptionsClient(self)
 
     def search(
         self,
@@ -123,6 +136,22 @@ class Client:
         if response.status_code >= 400:
             _raise(response)
         return response
+
+    def stream(self, path: str, *, params: dict[str, Any] | None = None) -> Iterator[Event]:
+        """Events of an SSE stream, as they arrive; stops when the server closes it."""
+        clean = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+        try:
+            with connect_sse(
+                self._http, "GET", path, params=clean, timeout=httpx.Timeout(None, connect=10)
+            ) as source:
+                if source.response.status_code >= 400:
+                    source.response.read()
+                    _raise(source.response)
+                for message in source.iter_sse():
+                    if message.event == "event":
+                        yield Event.model_validate_json(message.data)
+        except httpx.TransportError as e:
+            raise CtxbaseError(f"Cannot reach the ctxbase server: {e}") from e
 
     def close(self) -> None:
         self._http.close()
@@ -495,6 +524,136 @@ class StateClient(_Sub):
     ) -> Page[StateEntry]:
         params = {"namespace": namespace, "limit": limit, "cursor": cursor}
         return _page(StateEntry, self._call("GET", "projects", project, "state", params=params))
+
+
+class EventsClient(_Sub):
+    def append(
+        self,
+        event_type: str,
+        data: Any = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        expected_sequence: int | None = None,
+        project: str = DEFAULT_PROJECT,
+    ) -> Event:
+        fields: dict[str, Any] = {"event_type": event_type, "metadata": metadata or {}}
+        if data is not None:
+            fields["data"] = data
+        return self.append_many([fields], expected_sequence=expected_sequence, project=project)[0]
+
+    def append_many(
+        self,
+        events: Any,
+        *,
+        expected_sequence: int | None = None,
+        project: str = DEFAULT_PROJECT,
+    ) -> list[Event]:
+        body = _body(
+            EventBatch,
+            {"events": [_body(EventIn, e) for e in events], "expected_sequence": expected_sequence},
+        )
+        response = self._call("POST", "projects", project, "events", json=body)
+        return [Event.model_validate(item) for item in response.json()]
+
+    def list(
+        self, *, after: int = 0, limit: int = DEFAULT_PAGE, project: str = DEFAULT_PROJECT
+    ) -> EventPage:
+        params = {"after": after, "limit": limit}
+        return _one(EventPage, self._call("GET", "projects", project, "events", params=params))
+
+    def last_sequence(self, *, project: str = DEFAULT_PROJECT) -> int:
+        return self.list(after=2**62, limit=1, project=project).last_sequence
+
+    def stream(self, *, after: int = 0, project: str = DEFAULT_PROJECT) -> Iterator[Event]:
+        """Events after ``after`` and then each new one as it commits (server-sent events)."""
+        return self._client.stream(
+            _path("projects", project, "events", "stream"), params={"after": after}
+        )
+
+
+class SubscriptionsClient(_Sub):
+    def create(self, *, project: str = DEFAULT_PROJECT, **fields: Any) -> Subscription:
+        body = _body(SubscriptionIn, fields)
+        return _one(
+            Subscription, self._call("POST", "projects", project, "subscriptions", json=body)
+        )
+
+    def get(
+        self, subscription_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT
+    ) -> Subscription:
+        return _one(
+            Subscription, self._call("GET", "projects", project, "subscriptions", subscription_id)
+        )
+
+    def list(
+        self,
+        *,
+        agent_id: str | None = None,
+        project: str = DEFAULT_PROJECT,
+        limit: int = DEFAULT_PAGE,
+        cursor: str | None = None,
+    ) -> Page[Subscription]:
+        params = {"agent_id": agent_id, "limit": limit, "cursor": cursor}
+        return _page(
+            Subscription, self._call("GET", "projects", project, "subscriptions", params=params)
+        )
+
+    def delete(self, subscription_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT) -> None:
+        self._call("DELETE", "projects", project, "subscriptions", subscription_id)
+
+    def pending(
+        self,
+        subscription_id: uuid.UUID | str,
+        *,
+        limit: int = DEFAULT_PAGE,
+        project: str = DEFAULT_PROJECT,
+    ) -> PendingEvents:
+        response = self._call(
+            "GET",
+            "projects",
+            project,
+            "subscriptions",
+            subscription_id,
+            "pending",
+            params={"limit": limit},
+        )
+        return _one(PendingEvents, response)
+
+    def ack(
+        self, subscription_id: uuid.UUID | str, sequence: int, *, project: str = DEFAULT_PROJECT
+    ) -> Subscription:
+        body = _body(Ack, {"sequence": sequence})
+        response = self._call(
+            "POST", "projects", project, "subscriptions", subscription_id, "ack", json=body
+        )
+        return _one(Subscription, response)
+
+    def dead_letters(
+        self,
+        subscription_id: uuid.UUID | str,
+        *,
+        project: str = DEFAULT_PROJECT,
+        limit: int = DEFAULT_PAGE,
+        cursor: str | None = None,
+    ) -> Page[DeadLetter]:
+        response = self._call(
+            "GET",
+            "projects",
+            project,
+            "subscriptions",
+            subscription_id,
+            "dead-letters",
+            params={"limit": limit, "cursor": cursor},
+        )
+        return _page(DeadLetter, response)
+
+    def stream(
+        self, subscription_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT
+    ) -> Iterator[Event]:
+        """An ``sse`` subscription's events from its cursor, then live."""
+        return self._client.stream(
+            _path("projects", project, "subscriptions", subscription_id, "stream")
+        )
 
 
 def _state_path(namespace: str, key: str) -> list[str]:

@@ -59,22 +59,33 @@ class EventNotifier:
             with contextlib.suppress(RuntimeError):  # its loop closed: it waits no more
                 waiter.loop.call_soon_threadsafe(waiter.event.set)
 
-    def wait(self, timeout: float | None = None) -> None:
-        """Block this thread until a notice arrives or ``timeout`` (default: the poll
-        interval) passes."""
+    @property
+    def generation(self) -> int:
+        """Counts notices; read it before reading the database and pass it to a wait, so
+        a notice arriving in between is not missed."""
+        return self._generation
+
+    def wait(self, since: int | None = None, timeout: float | None = None) -> None:
+        """Block this thread until a notice arrives (or arrived after generation
+        ``since``) or ``timeout`` (default: the poll interval) passes."""
         self._listen()
         with self._condition:
-            seen = self._generation
+            seen = self._generation if since is None else since
             self._condition.wait_for(
                 lambda: self._generation != seen or self._closed,
                 timeout=self.poll_interval if timeout is None else timeout,
             )
 
-    async def wait_async(self, project_id: uuid.UUID | None, timeout: float | None = None) -> None:
-        """Await a notice for ``project_id`` or the timeout, without holding a thread."""
+    async def wait_async(
+        self, project_id: uuid.UUID | None, since: int | None = None, timeout: float | None = None
+    ) -> None:
+        """Await a notice for ``project_id`` (or any notice after generation ``since``) or
+        the timeout, without holding a thread."""
         self._listen()
         waiter = _AsyncWaiter(project_id, asyncio.get_running_loop())
         with self._condition:
+            if since is not None and since != self._generation:
+                return
             self._async_waiters.add(waiter)
         try:
             await asyncio.wait_for(

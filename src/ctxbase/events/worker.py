@@ -77,8 +77,9 @@ class DeliveryWorker:
         """Deliver until :meth:`stop`; between idle passes, wait for new events."""
         while not self._stop.is_set():
             try:
+                seen = self._store.notifier.generation
                 if self.run_once() == 0:
-                    self._store.notifier.wait()
+                    self._store.notifier.wait(since=seen)
             except CtxbaseError as error:
                 log.warning("Delivery pass failed, retrying: %s", error)
                 self._stop.wait(self._store.notifier.poll_interval)

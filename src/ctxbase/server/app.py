@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 import ctxbase
 from ctxbase.config import Settings
+from ctxbase.events.worker import DeliveryWorker
 from ctxbase.server.errors import install_error_handlers
 from ctxbase.server.limits import BodySizeLimit
 from ctxbase.server.metrics import Metrics, MetricsMiddleware
@@ -18,6 +19,7 @@ from ctxbase.server.routes import (
     contexts,
     conversations,
     embeddings,
+    events,
     health,
     memories,
     messages,
@@ -25,6 +27,7 @@ from ctxbase.server.routes import (
     projects,
     search,
     state,
+    subscriptions,
 )
 from ctxbase.server.worker import BacklogWorker
 from ctxbase.store import Store
@@ -41,6 +44,8 @@ ROUTERS = (
     state,
     search,
     embeddings,
+    events,
+    subscriptions,
 )
 
 log = logging.getLogger("ctxbase.server")
@@ -63,9 +68,15 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
         if settings.embed_worker_interval > 0:
             worker = BacklogWorker(app.state.store, settings.embed_worker_interval)
             worker.start()
+        delivery = None
+        if settings.delivery_worker:
+            delivery = DeliveryWorker(app.state.store)
+            delivery.start()
         try:
             yield
         finally:
+            if delivery is not None:
+                delivery.stop()
             if worker is not None:
                 worker.stop()
             job = getattr(app.state, "reembed_thread", None)

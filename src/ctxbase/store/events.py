@@ -10,7 +10,7 @@ and a rolled-back append gives its numbers back.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, true
@@ -63,7 +63,7 @@ def _bump_stream(backend: str) -> Any:
 
 
 def _notify() -> Any:
-    return select(func.pg_notify(CHANNEL, bindparam("payload")))
+    return select(func.pg_notify(bindparam("channel"), bindparam("payload")))
 
 
 def _last_sequence() -> Any:
@@ -144,7 +144,9 @@ class Events(Domain):
             add.many(cursor, rows)
             if db.backend == "postgresql":  # sent by the server when this commits
                 notify = db.prepared("events.notify", _notify)
-                notify.rows(cursor, {"payload": f"{project_id}:{last['last_sequence']}"})
+                notify.rows(
+                    cursor, {"channel": CHANNEL, "payload": f"{project_id}:{last['last_sequence']}"}
+                )
         self._store.notifier.notify(project_id)
         return [Event.model_validate(row) for row in rows]
 
@@ -183,6 +185,21 @@ class Events(Domain):
             last_sequence=last_sequence,
             next_after=items[-1].sequence if len(rows) > limit else None,
         )
+
+    def stream(self, *, after: int = 0, project: str = DEFAULT_PROJECT) -> Iterator[Event]:
+        """Events after ``after``, then each new one as it commits, for as long as the
+        caller iterates (stop by breaking out of the loop)."""
+        after = _sequence("after", after)
+        self.last_sequence(project=project)  # NotFoundError now, not at the first event
+        notifier = self._store.notifier
+        while True:
+            seen = notifier.generation
+            page = self.list(after=after, limit=500, project=project)
+            yield from page.items
+            if page.items:
+                after = page.items[-1].sequence
+            if page.next_after is None:
+                notifier.wait(since=seen)
 
     def last_sequence(self, *, project: str = DEFAULT_PROJECT) -> int:
         """The sequence of the project's newest event (0 before the first)."""

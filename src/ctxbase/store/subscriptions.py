@@ -119,17 +119,23 @@ class Subscriptions(Domain):
         subscription_id: uuid.UUID | str,
         *,
         limit: int = DEFAULT_PAGE,
+        after: int | None = None,
         project: str = DEFAULT_PROJECT,
     ) -> PendingEvents:
-        """Matching events after the cursor, oldest first; nothing moves until ``ack``."""
+        """Matching events after the cursor (or after ``after``), oldest first; the cursor
+        moves only with ``ack``."""
         page_limit(limit)
+        if after is not None and (
+            isinstance(after, bool) or not isinstance(after, int) or after < 0
+        ):
+            raise InvalidInputError("after must be a non-negative integer")
         with self._db.connect() as connection:
             subscription = subscription_record(self._row(connection, subscription_id, project))
             last = _last_sequence(connection, subscription.project_id)
         events = self._store.events
         matcher = Matcher(self._store)
         items: list[Event] = []
-        scanned = subscription.cursor
+        scanned = subscription.cursor if after is None else after
         while len(items) < limit and scanned < last:
             batch = events.between(subscription.project_id, scanned, _SCAN_BATCH)
             if not batch:
