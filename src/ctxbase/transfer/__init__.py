@@ -1,0 +1,157 @@
+"""Moving a store between databases: migration jobs, export/import, backup/restore.
+
+from ctxbase import transfer
+report = transfer.migrate("sqlite:///./dev.db", "postgresql://app@db/ctxbase")
+assert report.verification.passed
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Sequence
+
+from ctxbase.config import Settings
+from ctxbase.errors import ConflictError, InvalidInputError
+from ctxbase.secrets import Secrets
+from ctxbase.transfer import jobs
+from ctxbase.transfer.endpoints import EndpointSpec, open_endpoint, require_head
+from ctxbase.transfer.migration import DEFAULT_BATCH_SIZE, Migration, ProgressCallback
+from ctxbase.transfer.report import MigrationReport, Progress, Verification
+from ctxbase.transfer.tables import data_tables
+
+
+def migrate(
+    source: EndpointSpec,
+    target: EndpointSpec,
+    *,
+    tables: Sequence[str] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    reembed: bool = False,
+    settings: Settings | None = None,
+    on_progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    job_id: uuid.UUID | None = None,
+) -> MigrationReport:
+    """Copy ``tables`` (default: all data) from ``source`` into the empty ``target``.
+
+    ``source`` and ``target`` are URLs, open Stores or Databases. The target's schema is
+    brought to head first. Returns the job's final report, verification included; a job
+    that fails part-way reports ``failed`` and can be resumed with :func:`resume`.
+    """
+    if batch_size < 1:
+        raise InvalidInputError("batch_size must be at least 1")
+    settings = settings or Settings.from_values()
+    source_end = open_endpoint(source, settings)
+    try:
+        target_end = open_endpoint(target, settings)
+        try:
+            require_head(source_end, "source")
+            _prepare_target(target_end)
+            job = Migration.create(
+                source_end,
+                target_end,
+                tables=tables,
+                batch_size=batch_size,
+                reembed=reembed,
+                settings=settings,
+                job_id=job_id,
+            )
+            migration = Migration(
+                source_end,
+                target_end,
+                job,
+                settings=settings,
+                on_progress=on_progress,
+                cancel=cancel,
+            )
+            return migration.run()
+        finally:
+            target_end.close()
+    finally:
+        source_end.close()
+
+
+def resume(
+    job_id: uuid.UUID | str,
+    target: EndpointSpec,
+    *,
+    source: EndpointSpec | None = None,
+    settings: Settings | None = None,
+    on_progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> MigrationReport:
+    """Continue job ``job_id`` recorded in ``target`` after its last committed batch.
+
+    The source defaults to the one the job was started with."""
+    settings = settings or Settings.from_values()
+    job_uuid = _job_uuid(job_id)
+    target_end = open_endpoint(target, settings)
+    try:
+        require_head(target_end, "target")
+        with target_end.db.connect() as connection:
+            job = jobs.load_job(connection, job_uuid)
+        if job["status"] in ("completed", "completed_with_errors"):
+            raise ConflictError(f"Migration job {job_uuid} already finished ({job['status']})")
+        if source is None:
+            if job["source_encrypted"] is None:
+                raise InvalidInputError(
+                    "The job's source was in memory and cannot be reopened; pass the source"
+                )
+            source = Secrets(settings).decrypt(job["source_encrypted"])
+        source_end = open_endpoint(source, settings)
+        try:
+            require_head(source_end, "source")
+            migration = Migration(
+                source_end,
+                target_end,
+                job_uuid,
+                settings=settings,
+                on_progress=on_progress,
+                cancel=cancel,
+            )
+            return migration.run()
+        finally:
+            source_end.close()
+    finally:
+        target_end.close()
+
+
+def job_report(
+    job_id: uuid.UUID | str, target: EndpointSpec, *, settings: Settings | None = None
+) -> MigrationReport:
+    """The report of job ``job_id`` as recorded in ``target``."""
+    target_end = open_endpoint(target, settings or Settings.from_values())
+    try:
+        with target_end.db.connect() as connection:
+            return jobs.to_report(jobs.load_job(connection, _job_uuid(job_id)))
+    finally:
+        target_end.close()
+
+
+def _prepare_target(target: object) -> None:
+    from ctxbase.db import migrate as schema
+
+    end = target  # an Endpoint
+    schema.ensure_schema(end.db)  # type: ignore[attr-defined]
+
+
+def _job_uuid(job_id: uuid.UUID | str) -> uuid.UUID:
+    if isinstance(job_id, uuid.UUID):
+        return job_id
+    try:
+        return uuid.UUID(job_id)
+    except ValueError:
+        raise InvalidInputError(f"Not a job id: {job_id!r}") from None
+
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "MigrationReport",
+    "Progress",
+    "Verification",
+    "data_tables",
+    "job_report",
+    "migrate",
+    "resume",
+]

@@ -1,0 +1,59 @@
+"""The two ends of a transfer: a URL, an open Store or a Database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ctxbase.config import Settings
+from ctxbase.db import migrate
+from ctxbase.db.database import Database
+from ctxbase.errors import SchemaError
+from ctxbase.store import Store
+
+EndpointSpec = str | Store | Database
+
+
+@dataclass
+class Endpoint:
+    """A database taking part in a transfer; closed afterwards only if opened here."""
+
+    db: Database
+    url: str | None  # the URL as given, to remember (encrypted) for a resume
+    owned: bool
+    store: Store | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.db.backend, "url": self.db.url.masked()}
+
+    def close(self) -> None:
+        if self.owned:
+            self.db.dispose()
+
+
+def open_endpoint(spec: EndpointSpec, settings: Settings) -> Endpoint:
+    if isinstance(spec, Store):
+        return Endpoint(spec.db, _url_of(spec.db), owned=False, store=spec)
+    if isinstance(spec, Database):
+        migrate.detect_vector_storage(spec)
+        return Endpoint(spec, _url_of(spec), owned=False)
+    db = Database(spec, settings=settings)
+    return Endpoint(db, spec, owned=True)
+
+
+def _url_of(db: Database) -> str | None:
+    if db.url.in_memory:
+        return None  # another process could not reach it anyway
+    return db.url.url.render_as_string(hide_password=False)
+
+
+def require_head(endpoint: Endpoint, role: str) -> None:
+    """The source must be at the schema this version of ctxbase copies."""
+    current = migrate.current_revision(endpoint.db)
+    if current != migrate.head_revision():
+        raise SchemaError(
+            f"The {role} database is at schema {current or 'empty'}, not {migrate.head_revision()}",
+            hint="run `ctxbase db upgrade` on it first, or move data across versions with "
+            "`ctxbase export` and `ctxbase import`",
+        )
+    migrate.detect_vector_storage(endpoint.db)
