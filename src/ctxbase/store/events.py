@@ -13,14 +13,9 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, true
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select
 
-from ctxbase.db.schema import Event as EventRow
-from ctxbase.db.schema import EventStream, new_id, table, utcnow
-from ctxbase.errors import ConflictError, InvalidInputError, NotFoundError
-from ctxbase.events.notifier import CHANNEL
+from ctxbase.errors import InvalidInputError, NotFoundError
 from ctxbase.records import Event, EventIn, EventPage
 from ctxbase.store.base import (
     DEFAULT_PAGE,
@@ -29,41 +24,10 @@ from ctxbase.store.base import (
     page_limit,
     parse,
     project_id_subquery,
-    projects_table,
-    tenants_table,
 )
+from ctxbase.store.event_writer import AppendRequest, events_table, streams_table
 
-events_table = table(EventRow)
-streams_table = table(EventStream)
 ev = events_table.c
-
-
-def _select_project() -> Any:
-    return (
-        select(projects_table.c.id, projects_table.c.tenant_id)
-        .join(tenants_table, tenants_table.c.id == projects_table.c.tenant_id)
-        .where(
-            tenants_table.c.slug == bindparam("scope_tenant"),
-            tenants_table.c.is_active.is_(true()),
-            projects_table.c.slug == bindparam("scope_project"),
-        )
-    )
-
-
-def _bump_stream(backend: str) -> Any:
-    """Add ``:count`` to the project's last sequence (creating its row), returning it."""
-    upsert = postgres_insert if backend == "postgresql" else sqlite_insert
-    statement = upsert(streams_table).values(
-        project_id=bindparam("project_id"), last_sequence=bindparam("count")
-    )
-    return statement.on_conflict_do_update(
-        index_elements=["project_id"],
-        set_={"last_sequence": streams_table.c.last_sequence + statement.excluded.last_sequence},
-    ).returning(streams_table.c.last_sequence)
-
-
-def _notify() -> Any:
-    return select(func.pg_notify(bindparam("channel"), bindparam("payload")))
 
 
 def _last_sequence() -> Any:
@@ -110,45 +74,11 @@ class Events(Domain):
             or expected_sequence < 0
         ):
             raise InvalidInputError("expected_sequence must be a non-negative integer")
-        db = self._db
-        find = db.prepared("events.project", _select_project)
-        bump = db.prepared("events.bump", lambda: _bump_stream(db.backend))
-        add = db.prepared("events.insert", lambda: insert(events_table))
-        now = utcnow()
-        with db.raw(write=True) as cursor:
-            found = find.first(cursor, self._scope_params(project))
-            if found is None:
-                raise NotFoundError(f"No project {project!r}")
-            project_id = found["id"]
-            last = bump.first(cursor, {"project_id": project_id, "count": len(items)})
-            assert last is not None  # an upsert always returns its row
-            first = last["last_sequence"] - len(items) + 1
-            if expected_sequence is not None and first - 1 != expected_sequence:
-                raise ConflictError(
-                    f"The stream is at sequence {first - 1}, not {expected_sequence}",
-                    details={"expected_sequence": expected_sequence, "last_sequence": first - 1},
-                )
-            rows = [
-                {
-                    "id": new_id(),
-                    "project_id": project_id,
-                    "tenant_id": found["tenant_id"],
-                    "sequence": first + offset,
-                    "event_type": item.event_type,
-                    "data": item.data,
-                    "metadata": item.metadata,
-                    "created_at": now,
-                }
-                for offset, item in enumerate(items)
-            ]
-            add.many(cursor, rows)
-            if db.backend == "postgresql":  # sent by the server when this commits
-                notify = db.prepared("events.notify", _notify)
-                notify.rows(
-                    cursor, {"channel": CHANNEL, "payload": f"{project_id}:{last['last_sequence']}"}
-                )
-        self._store.notifier.notify(project_id)
-        return [Event.model_validate(row) for row in rows]
+        scope = self._store.scope
+        if scope.projects is not None and project not in scope.projects:
+            raise NotFoundError(f"No project {project!r}")
+        request = AppendRequest(scope.tenant, project, items, expected_sequence)
+        return self._store.event_writer.append(request)
 
     def list(
         self,

@@ -16,6 +16,7 @@ from ctxbase.store.base import Scope
 from ctxbase.store.contexts import Contexts
 from ctxbase.store.conversations import Conversations, Messages
 from ctxbase.store.embedding import _UNSET, Embeddings
+from ctxbase.store.event_writer import EventWriter
 from ctxbase.store.events import Events
 from ctxbase.store.memories import Memories, prune_expired_memories
 from ctxbase.store.projects import Projects, ensure_defaults
@@ -71,6 +72,7 @@ class Store:
             raise
         self.embeddings = Embeddings(self, embedder)
         self.notifier = EventNotifier(self.db, poll_interval=settings.events_poll_interval)
+        self.event_writer = EventWriter(self.db, self.notifier)
         self._attach(Scope())
         if self.schema_revision == migrate.head_revision():
             self.embeddings.record_active_model()
@@ -92,7 +94,7 @@ class Store:
         view = object.__new__(Store)
         view.settings, view.db, view.schema_revision = self.settings, self.db, self.schema_revision
         view.embeddings, view.secrets = self.embeddings, self.secrets
-        view.notifier = self.notifier
+        view.notifier, view.event_writer = self.notifier, self.event_writer
         view._attach(scope)
         return view
 
