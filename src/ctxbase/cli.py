@@ -284,6 +284,34 @@ def serve(
 
 
 @app.command()
+def worker(
+    ctx: typer.Context,
+    once: Annotated[
+        bool, typer.Option("--once", help="Make one pass over due deliveries, then exit.")
+    ] = False,
+) -> None:
+    """Deliver subscribed events (webhook, Redis) until stopped; any number may run."""
+    import signal
+
+    from ctxbase.events.worker import DeliveryWorker
+
+    with Store(settings=_settings(ctx)) as store:
+        delivery = DeliveryWorker(store)
+        if once:
+            out.print(f"Delivered {delivery.run_once()} event(s)")
+            delivery.stop()
+            return
+        signal.signal(signal.SIGTERM, lambda *_: delivery.request_stop())
+        out.print(f"ctxbase worker {delivery.owner} delivering from {store.db.url}")
+        try:
+            delivery.run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            delivery.stop()
+
+
+@app.command()
 def version() -> None:
     """Print the version of ctxbase and of its schema."""
     out.print(json.dumps({"ctxbase": ctxbase.__version__, "schema": migrate.head_revision()}))

@@ -88,9 +88,14 @@ class DeliveryWorker:
         self._thread = threading.Thread(target=self.run, name="ctxbase-delivery", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to return after the delivery in flight (safe in a signal handler)."""
         self._stop.set()
         self._store.notifier.notify()
+
+    def stop(self) -> None:
+        """Stop the worker thread and release its connections."""
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout=30)
         for transport in self._transports.values():
