@@ -86,14 +86,21 @@ def _empty_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest
 @pytest.fixture
 def store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ctxbase.Store]:
     """A store at schema head on each backend."""
+    yield from store_on(backend, tmp_path, request)
+
+
+def store_on(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, **options: object
+) -> Iterator[ctxbase.Store]:
+    """A store at schema head on ``backend``, opened with ``options``, closed afterwards."""
     if backend == "postgres":
         server: PostgresServer = request.getfixturevalue("postgres")
         template = request.getfixturevalue("postgres_template")
-        with server.database(template=template) as url, open_store(url) as opened:
+        with server.database(template=template) as url, open_store(url, **options) as opened:
             yield opened
     else:
         url = "sqlite://" if backend == "sqlite-memory" else f"sqlite:///{tmp_path / 'ctxbase.db'}"
-        with open_store(url) as opened:
+        with open_store(url, **options) as opened:
             yield opened
 
 

@@ -119,6 +119,8 @@ class DeliveryWorker:
             for event, wanted in zip(
                 events, self._matcher.select(subscription, events), strict=True
             ):
+                if self._stop.is_set():
+                    break  # what is left stays owed, for the next run or worker
                 if not wanted:
                     cursor = event.sequence
                     continue
