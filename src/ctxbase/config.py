@@ -104,9 +104,15 @@ class Settings(BaseSettings):
     vector_index: Literal["hnsw", "ivfflat"] = Field(
         "hnsw", description="PostgreSQL: pgvector index type."
     )
-    hnsw_m: int = Field(16, gt=1, description="PostgreSQL HNSW: links per node.")
-    hnsw_ef_construction: int = Field(64, gt=0, description="PostgreSQL HNSW: build effort.")
-    hnsw_ef_search: int = Field(100, gt=0, description="PostgreSQL HNSW: search effort.")
+    hnsw_m: int = Field(16, gt=1, description="HNSW (pgvector and SQLite): links per node.")
+    hnsw_ef_construction: int = Field(64, gt=0, description="HNSW: build effort.")
+    hnsw_ef_search: int = Field(100, gt=0, description="HNSW: search effort.")
+    sqlite_hnsw_min_vectors: int = Field(
+        20_000,
+        ge=0,
+        description="SQLite: vectors of one model and kind from which an HNSW index is used "
+        "(0: always exact).",
+    )
     ivfflat_lists: int = Field(100, gt=0, description="PostgreSQL IVFFlat: lists.")
     ivfflat_probes: int = Field(10, gt=0, description="PostgreSQL IVFFlat: lists probed.")
 
@@ -115,7 +121,7 @@ class Settings(BaseSettings):
         1.0, gt=0, description="Seconds between re-reads of a stream by live waiters."
     )
     subscription_threshold: float = Field(
-        0.5, ge=-1, le=1, description="Least similarity of a subscription's need and an event."
+        0.35, ge=-1, le=1, description="Least similarity of a subscription's need and an event."
     )
     delivery_worker: bool = Field(True, description="Server: run the delivery worker inside.")
     delivery_max_attempts: int = Field(
