@@ -1,105 +1,244 @@
-"""A canonical rendering of rows, the same whichever backend they were read from.
+"""One canonical rendering of rows, computed wherever it is cheapest.
 
-Verification compares tables by count and by a checksum: the sum, modulo 2**128, of a
-128-bit hash of each row's canonical rendering. A sum does not depend on the order rows
-are read in, and, unlike XOR, a duplicated row changes it.
+Verification compares each table of the source and the target by row count and checksum.
+A row's canonical form is its columns joined by ``0x1f``, each ``0x00`` for NULL or
+``0x01`` followed by:
 
-Renderings: UUIDs as 32 hex digits, timestamps as UTC ISO 8601 with microseconds, JSON with
-sorted keys and integral floats written as integers (PostgreSQL's ``jsonb`` keeps numbers
-as decimals, so ``1.0`` may come back as ``1``), floats by ``repr`` (both backends keep
-IEEE doubles), vectors as little-endian float32 bytes (pgvector and the BLOB form hold
-the same float32 values).
+=============  ======================================================================
+UUID           32 lowercase hex digits
+timestamp      ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC
+text, integer  the text, the decimal digits
+float          the 8 bytes of the IEEE double, big-endian
+boolean        ``1`` or ``0``
+bytes          the bytes
+vector         the float32 values, big-endian (pgvector's binary form without its header)
+JSON           PostgreSQL's ``jsonb`` text: keys by length then bytes, ``", "`` and
+               ``": "``, numbers as decimals (``1e2`` is ``100``)
+=============  ======================================================================
+
+A row's hash is the MD5 of that form; a table's checksum is the sum, modulo 2**64, of each
+half of every row's hash (as signed 64-bit integers). A sum ignores the order rows come
+in, and unlike XOR a duplicated row changes it.
+
+The form is computed three ways, pinned equal by the tests: in Python from values as
+decoded for any backend (the reference); in Python from SQLite's stored values, skipping
+decoding; and by PostgreSQL itself in SQL (with pgvector), so its rows never cross the
+wire.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import struct
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, Column, LargeBinary, Table
+from sqlalchemy import JSON, Boolean, Column, Float, LargeBinary, String, Uuid
 from sqlalchemy.types import TypeEngine
 
 from ctxbase.db.types import EmbeddingVector, UTCDateTime
 
 Renderer = Callable[[Any], bytes]
-CHECKSUM_MODULUS = 1 << 128
+_MASK = (1 << 64) - 1
+_pack_double = struct.Struct(">d").pack
 
 
-def _json_normal(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
-        return int(value)
+# --- JSON as PostgreSQL's jsonb prints it ------------------------------------------------
+
+
+def _json_number(number: Decimal) -> str:
+    if number.is_zero():
+        number = abs(number)  # numeric has no negative zero
+    return format(number, "f")
+
+
+def _json_string(text: str) -> str:
+    # Python escapes exactly what PostgreSQL escapes: quote, backslash, control characters
+    # (\b \f \n \r \t by name, the rest as lowercase \u00XX).
+    return json.dumps(text, ensure_ascii=False)
+
+
+def jsonb_text(value: Any) -> str:
+    """``value`` (parsed JSON; numbers as int, float or Decimal) as ``jsonb::text`` shows it."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return _json_string(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _json_number(Decimal(repr(value)))
+    if isinstance(value, Decimal):
+        return _json_number(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(jsonb_text(item) for item in value) + "]"
     if isinstance(value, dict):
-        return {k: _json_normal(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_normal(v) for v in value]
-    return value
+        keys = sorted(value, key=lambda k: (len(k.encode()), k.encode()))
+        return "{" + ", ".join(f"{_json_string(k)}: {jsonb_text(value[k])}" for k in keys) + "}"
+    raise TypeError(f"not a JSON value: {type(value).__name__}")
 
 
-def render_json(value: Any) -> bytes:
-    text = json.dumps(
-        _json_normal(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
-    return text.encode()
+def render_json_text(text: str | bytes | int | float) -> bytes:
+    """Stored JSON text (SQLite) in canonical form; numbers keep their written digits.
+
+    SQLite gives JSON columns numeric affinity, so a document that is a number comes back
+    as an int or a float."""
+    if isinstance(text, int | float):
+        return jsonb_text(text).encode()
+    return jsonb_text(json.loads(text, parse_float=Decimal)).encode()
 
 
-def render_vector(value: Any) -> bytes:
-    return np.asarray(value, dtype="<f4").tobytes()
+# --- from decoded values -------------------------------------------------------------------
+
+
+def render_uuid(value: uuid.UUID) -> bytes:
+    return value.hex.encode()
 
 
 def render_datetime(value: datetime) -> bytes:
-    return value.astimezone(UTC).isoformat(timespec="microseconds").encode()
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds").encode()
 
 
-def render_scalar(value: Any) -> bytes:
-    if isinstance(value, uuid.UUID):
-        return value.hex.encode()
-    if isinstance(value, bool):
-        return b"t" if value else b"f"
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value)
-    if isinstance(value, float):
-        return repr(value).encode()
-    return str(value).encode()
+def render_text(value: str) -> bytes:
+    return value.encode()
 
 
-def renderer_for(sql_type: TypeEngine[Any]) -> Renderer:
+def render_int(value: int) -> bytes:
+    return str(int(value)).encode()
+
+
+def render_float(value: float) -> bytes:
+    return _pack_double(value)
+
+
+def render_bool(value: bool) -> bytes:
+    return b"1" if value else b"0"
+
+
+def render_bytes(value: bytes) -> bytes:
+    return bytes(value)
+
+
+def render_vector(value: Any) -> bytes:
+    return np.asarray(value, dtype=">f4").tobytes()
+
+
+def render_json(value: Any) -> bytes:
+    return jsonb_text(value).encode()
+
+
+def decoded_renderer(sql_type: TypeEngine[Any]) -> Renderer:
+    """How a decoded value of ``sql_type`` is rendered."""
+    for kind, renderer in (
+        (EmbeddingVector, render_vector),
+        (UTCDateTime, render_datetime),
+        (JSON, render_json),
+        (Uuid, render_uuid),
+        (String, render_text),
+        (Boolean, render_bool),
+        (Float, render_float),
+        (LargeBinary, render_bytes),
+    ):
+        if isinstance(sql_type, kind):
+            return renderer
+    return render_int
+
+
+# --- from SQLite's stored values -----------------------------------------------------------
+
+
+def _sqlite_datetime(value: str) -> bytes:
+    if len(value) == 26:  # SQLAlchemy's storage format, already canonical
+        return value.encode()
+    return render_datetime(datetime.fromisoformat(value).replace(tzinfo=UTC))
+
+
+def _sqlite_vector(value: bytes) -> bytes:
+    return np.frombuffer(value, dtype="<f4").astype(">f4").tobytes()
+
+
+def sqlite_renderer(sql_type: TypeEngine[Any]) -> Renderer:
+    """How a value of ``sql_type`` as SQLite stores it is rendered, without decoding it."""
     if isinstance(sql_type, EmbeddingVector):
-        return render_vector
+        return _sqlite_vector
     if isinstance(sql_type, UTCDateTime):
-        return render_datetime
-    if isinstance(sql_type, JSON) or isinstance(getattr(sql_type, "impl", None), JSON):
-        return render_json
+        return _sqlite_datetime
+    if isinstance(sql_type, JSON):
+        return render_json_text
+    if isinstance(sql_type, Uuid | String):
+        return render_text
+    if isinstance(sql_type, Boolean):
+        return render_bool
+    if isinstance(sql_type, Float):
+        return lambda value: _pack_double(float(value))
     if isinstance(sql_type, LargeBinary):
-        return render_scalar
-    return render_scalar
+        return render_bytes
+    return render_int
 
 
-class RowHasher:
-    """Hashes rows of one table given as value sequences in the table's column order."""
+# --- checksums -----------------------------------------------------------------------------
 
-    def __init__(self, table: Table, columns: Sequence[Column[Any]] | None = None) -> None:
-        self.renderers = [renderer_for(c.type) for c in (columns or list(table.columns))]
 
-    def row_hash(self, values: Sequence[Any]) -> int:
-        parts = [
-            b"\x00" if value is None else b"\x01" + render(value)
-            for render, value in zip(self.renderers, values, strict=True)
+class Checksum:
+    """Row count and checksum of a table, accumulated batch by batch."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self._high = 0
+        self._low = 0
+
+    def add_digest(self, digest: bytes) -> None:
+        self.rows += 1
+        self._high += int.from_bytes(digest[:8], "big", signed=True)
+        self._low += int.from_bytes(digest[8:], "big", signed=True)
+
+    def add_sums(self, rows: int, high: int, low: int) -> None:
+        self.rows += rows
+        self._high += high
+        self._low += low
+
+    @property
+    def hex(self) -> str:
+        return f"{self._high & _MASK:016x}{self._low & _MASK:016x}"
+
+
+class RowRenderer:
+    """Canonical forms of rows given as value tuples, one renderer per column."""
+
+    def __init__(self, renderers: Sequence[Renderer]) -> None:
+        self.renderers = list(renderers)
+
+    @classmethod
+    def for_decoded(cls, columns: Iterable[Column[Any]]) -> RowRenderer:
+        return cls([decoded_renderer(c.type) for c in columns])
+
+    @classmethod
+    def for_sqlite(cls, columns: Iterable[Column[Any]]) -> RowRenderer:
+        return cls([sqlite_renderer(c.type) for c in columns])
+
+    def digests(self, rows: Sequence[Sequence[Any]]) -> list[bytes]:
+        """The MD5 of each row's canonical form, rendered column by column (the fast way)."""
+        if not rows:
+            return []
+        rendered = [
+            [b"\x00" if value is None else b"\x01" + render(value) for value in column]
+            for render, column in zip(self.renderers, zip(*rows, strict=True), strict=True)
         ]
-        digest = hashlib.blake2b(b"\x1f".join(parts), digest_size=16).digest()
-        return int.from_bytes(digest, "big")
+        md5 = hashlib.md5
+        return [
+            md5(b"\x1f".join(parts), usedforsecurity=False).digest()
+            for parts in zip(*rendered, strict=True)
+        ]
 
-    def checksum(self, rows: Sequence[Sequence[Any]]) -> int:
-        return sum(self.row_hash(row) for row in rows) % CHECKSUM_MODULUS
-
-
-def combine(*checksums: int) -> int:
-    return sum(checksums) % CHECKSUM_MODULUS
-
-
-def as_hex(checksum: int) -> str:
-    return f"{checksum:032x}"
+    def add_to(self, checksum: Checksum, rows: Sequence[Sequence[Any]]) -> None:
+        for digest in self.digests(rows):
+            checksum.add_digest(digest)

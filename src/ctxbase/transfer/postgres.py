@@ -1,10 +1,14 @@
-"""PostgreSQL as a transfer target: binary ``COPY``, several times faster than ``INSERT``.
+"""PostgreSQL in a transfer: binary ``COPY`` in, checksums computed by the server.
 
-Values arrive decoded (UUIDs, aware datetimes, JSON documents, numpy vectors). Most go to
-psycopg's binary dumpers for the column's own type. Two are encoded here, as the bytes the
-server's binary input functions read: ``jsonb`` (a version byte, then the JSON text) and
-pgvector's ``vector`` (dimensions and a spare int16, then big-endian float32s), so no
-adapter has to be registered on the connection.
+``COPY … FROM STDIN (FORMAT BINARY)`` is several times faster than ``INSERT``. Most values
+go to psycopg's binary dumpers for the column's own type. Some are handed over as the very
+bytes the server's binary input function reads (sent as ``bytea``, which psycopg passes
+through untouched), so nothing has to be registered on the connection and SQLite's stored
+values need no decoding: a UUID's 16 bytes, ``jsonb`` (a version byte, then the JSON text),
+pgvector's ``vector`` (dimensions, a spare int16, big-endian float32s).
+
+Checksums: the server renders each row's canonical form (see ``canonical``) and sums the
+halves of its MD5, so verifying a table moves three numbers, not the table.
 """
 
 from __future__ import annotations
@@ -12,16 +16,41 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Callable, Sequence
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import numpy as np
+import psycopg
 from psycopg import sql
-from sqlalchemy import Column, Connection, Table, text
+from psycopg.copy import QueuedLibpqWriter
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    Float,
+    LargeBinary,
+    String,
+    Table,
+    Uuid,
+    text,
+)
+from sqlalchemy.types import TypeEngine
 
-from ctxbase.db.types import VECTOR_STORAGE_ATTR, EmbeddingVector
+from ctxbase.db.types import VECTOR_STORAGE_ATTR, EmbeddingVector, UTCDateTime
+from ctxbase.transfer.canonical import Checksum
+from ctxbase.transfer.reading import Page
 
 _BYTEA_OID = 17
 Encoder = Callable[[Any], Any] | None
+_vector_header = struct.Struct(">hh").pack
+
+
+def _checked_vector(value: Any, dtype: str) -> np.ndarray:
+    array = np.asarray(value, dtype=dtype)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError("an embedding vector must be a non-empty 1-D sequence of numbers")
+    return array
 
 
 def encode_jsonb(value: Any) -> bytes:
@@ -29,61 +58,165 @@ def encode_jsonb(value: Any) -> bytes:
 
 
 def encode_pgvector(value: Any) -> bytes:
-    array = np.asarray(value, dtype=">f4")
-    if array.ndim != 1 or array.size == 0:
-        raise ValueError("an embedding vector must be a non-empty 1-D sequence of numbers")
-    return struct.pack(">hh", array.size, 0) + array.tobytes()
+    array = _checked_vector(value, ">f4")
+    return _vector_header(array.size, 0) + array.tobytes()
 
 
 def encode_vector_bytes(value: Any) -> bytes:
-    array = np.asarray(value, dtype="<f4")
-    if array.ndim != 1 or array.size == 0:
-        raise ValueError("an embedding vector must be a non-empty 1-D sequence of numbers")
-    return array.tobytes()
+    return _checked_vector(value, "<f4").tobytes()
+
+
+def _sqlite_jsonb(value: str | int | float) -> bytes:
+    # SQLite gives a JSON column numeric affinity: a document that is a number comes back
+    # as one (its text was written by Python, so repr() gives it back).
+    text = value if isinstance(value, str) else repr(value)
+    return b"\x01" + text.encode()
+
+
+def _sqlite_pgvector(value: bytes) -> bytes:
+    if len(value) % 4 or not value:
+        raise ValueError("an embedding vector must be a whole number of float32 values")
+    return _vector_header(len(value) // 4, 0) + np.frombuffer(value, "<f4").astype(">f4").tobytes()
+
+
+def _sqlite_datetime(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _decoded_encoder(sql_type: TypeEngine[Any], pgvector: bool) -> tuple[Encoder, bool]:
+    """(encoder, sent as bytea) for a value decoded by SQLAlchemy."""
+    if isinstance(sql_type, EmbeddingVector):
+        return (encode_pgvector if pgvector else encode_vector_bytes), True
+    if isinstance(sql_type, JSON):
+        return encode_jsonb, True
+    return None, False
+
+
+def _sqlite_encoder(sql_type: TypeEngine[Any], pgvector: bool) -> tuple[Encoder, bool]:
+    """(encoder, sent as bytea) for a value as SQLite stores it."""
+    if isinstance(sql_type, EmbeddingVector):
+        return (_sqlite_pgvector if pgvector else bytes), True
+    if isinstance(sql_type, JSON):
+        return _sqlite_jsonb, True
+    if isinstance(sql_type, Uuid):
+        return bytes.fromhex, True
+    if isinstance(sql_type, UTCDateTime):
+        return _sqlite_datetime, False
+    if isinstance(sql_type, Boolean):
+        return bool, False
+    if isinstance(sql_type, Float):
+        return float, False
+    return None, False
 
 
 class PostgresCopyWriter:
-    """Writes batches into one table with ``COPY … FROM STDIN (FORMAT BINARY)``."""
+    """Writes pages into one table with ``COPY … FROM STDIN (FORMAT BINARY)``."""
 
-    def __init__(self, connection: Connection, table: Table, columns: Sequence[Column[Any]]):
-        type_oids = {
-            name: (oid, type_name)
-            for name, oid, type_name in connection.execute(
+    def __init__(
+        self,
+        connection: Connection,
+        table: Table,
+        columns: Sequence[Column[Any]],
+        *,
+        from_sqlite: bool,
+    ) -> None:
+        type_oids: dict[str, int] = dict(
+            connection.execute(
                 text(
-                    "SELECT attname, atttypid::int, format_type(atttypid, NULL) FROM pg_attribute"
-                    " WHERE attrelid = to_regclass(:table) AND attnum > 0 AND NOT attisdropped"
+                    "SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid ="
+                    " to_regclass(:table) AND attnum > 0 AND NOT attisdropped"
                 ),
                 {"table": table.name},
-            )
-        }
+            ).all()
+        )
         pgvector = getattr(connection.dialect, VECTOR_STORAGE_ATTR, "bytes") == "pgvector"
+        choose = _sqlite_encoder if from_sqlite else _decoded_encoder
+        self.from_sqlite = from_sqlite
         self.oids: list[int] = []
         self.encoders: list[Encoder] = []
         for column in columns:
-            oid, type_name = type_oids[column.name]
-            if type_name == "jsonb":
-                self.oids.append(_BYTEA_OID)
-                self.encoders.append(encode_jsonb)
-            elif isinstance(column.type, EmbeddingVector):
-                self.oids.append(_BYTEA_OID)
-                self.encoders.append(encode_pgvector if pgvector else encode_vector_bytes)
-            else:
-                self.oids.append(oid)
-                self.encoders.append(None)
+            encoder, as_bytes = choose(column.type, pgvector)
+            self.encoders.append(encoder)
+            self.oids.append(_BYTEA_OID if as_bytes else type_oids[column.name])
         self.statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
             sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
         )
 
-    def write(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
-        encoders = self.encoders
-        raw = connection.connection.dbapi_connection
-        assert raw is not None
-        with raw.cursor() as cursor, cursor.copy(self.statement) as copy:  # type: ignore[attr-defined]
-            copy.set_types(self.oids)
-            for row in rows:
-                copy.write_row(
-                    [
-                        value if encode is None or value is None else encode(value)
-                        for encode, value in zip(encoders, row, strict=True)
-                    ]
+    def prepare(self, page: Page) -> list[tuple[Any, ...]]:
+        """The page's rows as COPY takes them (done while the previous page is written)."""
+        rows = page.raw if self.from_sqlite else page.decoded_values()
+        columns = list(zip(*rows, strict=True))
+        for position, encode in enumerate(self.encoders):
+            if encode is not None:
+                columns[position] = tuple(
+                    None if value is None else encode(value) for value in columns[position]
                 )
+        return list(zip(*columns, strict=True))
+
+    def write(self, connection: Connection, prepared: list[tuple[Any, ...]]) -> None:
+        raw = cast(psycopg.Connection[Any], connection.connection.dbapi_connection)
+        cursor = raw.cursor()
+        # A writer thread sends while this one encodes: the server parses meanwhile.
+        with cursor, cursor.copy(self.statement, writer=QueuedLibpqWriter(cursor)) as copy:
+            copy.set_types(self.oids)
+            for row in prepared:
+                copy.write_row(row)
+
+
+# --- checksums ---------------------------------------------------------------------------
+
+
+def _canonical_sql(column: Column[Any], quoted: str) -> str:
+    """SQL rendering ``column`` (already quoted) in canonical form, as bytea."""
+    sql_type = column.type
+    if isinstance(sql_type, EmbeddingVector):
+        return f"substring(vector_send({quoted}) from 5)"
+    if isinstance(sql_type, UTCDateTime):
+        rendered = f"to_char({quoted} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+    elif isinstance(sql_type, JSON):
+        rendered = f"{quoted}::text"
+    elif isinstance(sql_type, Uuid):
+        rendered = f"replace({quoted}::text, '-', '')"
+    elif isinstance(sql_type, String):
+        rendered = quoted
+    elif isinstance(sql_type, Boolean):
+        rendered = f"CASE WHEN {quoted} THEN '1' ELSE '0' END"
+    elif isinstance(sql_type, Float):
+        return f"float8send({quoted})"
+    elif isinstance(sql_type, LargeBinary):
+        return quoted
+    else:
+        rendered = f"{quoted}::text"
+    return f"convert_to({rendered}, 'UTF8')"
+
+
+def can_checksum_in_sql(connection: Connection, columns: Sequence[Column[Any]]) -> bool:
+    """Vectors stored as bytes are little-endian; only pgvector's are rendered in SQL."""
+    pgvector = getattr(connection.dialect, VECTOR_STORAGE_ATTR, "bytes") == "pgvector"
+    return pgvector or not any(isinstance(c.type, EmbeddingVector) for c in columns)
+
+
+def sql_checksum(
+    connection: Connection, table: Table, key: Column[Any], excluded: Sequence[Any] = ()
+) -> Checksum:
+    """Row count and checksum of ``table`` computed by the server, less ``excluded`` keys."""
+    preparer = connection.dialect.identifier_preparer
+    parts = []
+    for column in table.columns:
+        quoted = preparer.quote(column.name)
+        parts.append(
+            f"CASE WHEN {quoted} IS NULL THEN '\\x00'::bytea"
+            f" ELSE '\\x01'::bytea || {_canonical_sql(column, quoted)} END"
+        )
+    row = " || '\\x1f'::bytea || ".join(parts)
+    where = f"WHERE NOT ({preparer.quote(key.name)} = ANY(:excluded))" if excluded else ""
+    statement = text(
+        "SELECT count(*), coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint), 0),"
+        " coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)"
+        f" FROM (SELECT md5({row}) AS h FROM {preparer.quote(table.name)} {where}) AS rows"
+    )
+    params = {"excluded": list(excluded)} if excluded else {}
+    rows, high, low = connection.execute(statement, params).one()
+    checksum = Checksum()
+    checksum.add_sums(int(rows), int(high), int(low))
+    return checksum

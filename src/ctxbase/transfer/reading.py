@@ -1,10 +1,12 @@
-"""Reading a table in key order, page by page, decoding each row on its own.
+"""Reading a table in key order, page by page, as the driver returns it.
 
-Rows are fetched raw from the driver and decoded with the very type processors SQLAlchemy
-would apply, one row at a time: a row the source cannot decode (JSON that does not parse,
-a vector of the wrong size) becomes an error for that row alone, and the copy goes on.
+Pages hold the driver's own values. A writer that can use them as they are (SQLite's
+stored text going into PostgreSQL's ``COPY``) skips decoding; others ask the page to
+decode, which uses the very type processors SQLAlchemy would apply, column by column, and
+row by row only when something will not decode: such a row becomes an error of its own
+(JSON that does not parse, a vector of the wrong size), and the copy goes on.
 
-pgvector values come back through ``vector_send``, pgvector's binary form, which decodes
+pgvector values are read through ``vector_send``, pgvector's binary form, which decodes
 with one numpy call; the text form would take a parse of every number.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, cast
 
 import numpy as np
@@ -28,7 +31,7 @@ Decoder = Callable[[Any], Any] | None
 
 @dataclass(frozen=True)
 class SourceRow:
-    """One row read: its key, and its values (in column order) or why they are unusable."""
+    """One decoded row: its key, and its values (in column order) or why they are unusable."""
 
     key: Any
     values: tuple[Any, ...] | None
@@ -41,7 +44,7 @@ def decode_pgvector(value: bytes) -> np.ndarray:
 
 
 class TableReader:
-    """Pages of one table of ``db``, ``limit`` rows after a key, in key order."""
+    """Pages of one table of ``db``: ``limit`` rows after a key, in key order."""
 
     def __init__(
         self,
@@ -51,39 +54,33 @@ class TableReader:
         where: ColumnElement[bool] | None = None,
     ) -> None:
         self.plan = plan
+        self.backend = db.backend
         self.columns = list(columns or plan.table.columns)
-        dialect = db.engine.dialect
-        pgvector = getattr(dialect, VECTOR_STORAGE_ATTR, "bytes") == "pgvector"
-        self._dialect = dialect
-        selected: list[Any] = []
-        #: Decoders are made on the first page: some need the type the driver reports.
-        self.decoders: list[Decoder] | None = None
-        self._pgvector_columns: set[int] = set()
-        for position, column in enumerate(self.columns):
-            if pgvector and isinstance(column.type, EmbeddingVector):
-                selected.append(func.vector_send(column))
-                self._pgvector_columns.add(position)
-            else:
-                selected.append(column)
+        dialect = self._dialect = db.engine.dialect
+        self.pgvector = getattr(dialect, VECTOR_STORAGE_ATTR, "bytes") == "pgvector"
+        selected = [
+            func.vector_send(c) if self.pgvector and isinstance(c.type, EmbeddingVector) else c
+            for c in self.columns
+        ]
+        #: Made on the first page: some decoders need the type the driver reports.
+        self._decoders: list[Decoder] | None = None
         key = plan.key
-        self._key_index = self.columns.index(key)
-        key_impl = key.type.dialect_impl(dialect)
-        self._bind_key = key_impl.bind_processor(dialect)
+        self.key_index = self.columns.index(key)
+        self._bind_key = key.type.dialect_impl(dialect).bind_processor(dialect)
         base = select(*selected)
         if where is not None:
             base = base.where(where)
         limit = bindparam("limit", type_=Integer())
-        self._first = self._compile(base.order_by(key).limit(limit), dialect)
+        self._first = self._compile(base.order_by(key).limit(limit))
         following = base.where(key > bindparam("after", type_=key.type))
-        self._next = self._compile(following.order_by(key).limit(limit), dialect)
+        self._next = self._compile(following.order_by(key).limit(limit))
 
-    @staticmethod
-    def _compile(statement: Any, dialect: Any) -> tuple[str, list[str], dict[str, Any]]:
-        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
-        order = list(compiled.positiontup or []) if dialect.positional else []
+    def _compile(self, statement: Any) -> tuple[str, list[str], dict[str, Any]]:
+        compiled = cast(SQLCompiler, statement.compile(dialect=self._dialect))
+        order = list(compiled.positiontup or []) if self._dialect.positional else []
         return compiled.string, order, dict(compiled.params)
 
-    def page(self, connection: Connection, after: Any, limit: int) -> list[SourceRow]:
+    def page(self, connection: Connection, after: Any, limit: int) -> Page:
         """Up to ``limit`` rows with a key greater than ``after`` (None: from the start)."""
         params: dict[str, Any] = {"limit": limit}
         if after is not None:
@@ -94,32 +91,85 @@ class TableReader:
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(sql, args)
-            raw_rows = cursor.fetchall()
-            decoders = self.decoders or self._make_decoders(cursor.description)
+            raw = list(cursor.fetchall())
+            if self._decoders is None:
+                self._decoders = self._make_decoders(cursor.description)
         finally:
             cursor.close()
-        return [self._decode(row, decoders) for row in raw_rows]
+        return Page(self, raw)
 
     def _make_decoders(self, description: Sequence[Any]) -> list[Decoder]:
         decoders: list[Decoder] = []
-        for position, (column, described) in enumerate(zip(self.columns, description, strict=True)):
-            if position in self._pgvector_columns:
+        for column, described in zip(self.columns, description, strict=True):
+            if self.pgvector and isinstance(column.type, EmbeddingVector):
                 decoders.append(decode_pgvector)
-                continue
-            impl = column.type.dialect_impl(self._dialect)
-            decoders.append(impl.result_processor(self._dialect, described[1]))
-        self.decoders = decoders
+            else:
+                impl = column.type.dialect_impl(self._dialect)
+                decoders.append(impl.result_processor(self._dialect, described[1]))
         return decoders
 
-    def _decode(self, raw: Sequence[Any], decoders: list[Decoder]) -> SourceRow:
-        key_decoder = decoders[self._key_index]
-        raw_key = raw[self._key_index]
-        key = key_decoder(raw_key) if key_decoder and raw_key is not None else raw_key
+    def key_of(self, raw_row: Sequence[Any]) -> Any:
+        assert self._decoders is not None
+        decode, value = self._decoders[self.key_index], raw_row[self.key_index]
+        return decode(value) if decode is not None and value is not None else value
+
+    def decode(self, raw_rows: list[Any]) -> list[SourceRow]:
+        if not raw_rows:
+            return []
+        try:
+            return self._decode_columns(raw_rows)
+        except Exception:  # some row will not decode: find which, row by row
+            return [self._decode_row(row) for row in raw_rows]
+
+    def _decode_columns(self, raw_rows: list[Any]) -> list[SourceRow]:
+        """Decode column by column: one loop per column instead of a call per value."""
+        assert self._decoders is not None
+        columns = list(zip(*raw_rows, strict=True))
+        for position, decode in enumerate(self._decoders):
+            if decode is not None:
+                columns[position] = tuple(
+                    None if value is None else decode(value) for value in columns[position]
+                )
+        keys = columns[self.key_index]
+        return [
+            SourceRow(key, values)
+            for key, values in zip(keys, zip(*columns, strict=True), strict=True)
+        ]
+
+    def _decode_row(self, raw: Sequence[Any]) -> SourceRow:
+        assert self._decoders is not None
+        key = self.key_of(raw)
         try:
             values = tuple(
                 decode(value) if decode is not None and value is not None else value
-                for decode, value in zip(decoders, raw, strict=True)
+                for decode, value in zip(self._decoders, raw, strict=True)
             )
         except Exception as error:  # any decoding failure is this row's alone
             return SourceRow(key, None, f"cannot read the row: {type(error).__name__}: {error}")
         return SourceRow(key, values)
+
+
+class Page:
+    """Rows read in one go: as the driver gave them, and decoded when first asked."""
+
+    def __init__(self, reader: TableReader, raw: list[Any]) -> None:
+        self.reader = reader
+        self.raw = raw
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    @property
+    def last_key(self) -> Any:
+        return self.reader.key_of(self.raw[-1])
+
+    @cached_property
+    def rows(self) -> list[SourceRow]:
+        return self.reader.decode(self.raw)
+
+    def decoded_values(self) -> list[tuple[Any, ...]]:
+        """Every row's values; raises ValueError if one cannot be decoded."""
+        values = [row.values for row in self.rows]
+        if any(v is None for v in values):
+            raise ValueError("a row cannot be read")
+        return cast(list[tuple[Any, ...]], values)

@@ -1,8 +1,8 @@
-"""Writing rows to a target table: a fast bulk path per backend, row by row on failure.
+"""Writing pages to a target table: a fast bulk path per backend, row by row on failure.
 
 The bulk path (``executemany`` on SQLite, binary ``COPY`` on PostgreSQL) writes a whole
-batch or nothing. When it fails, the batch is written again one row at a time, each in
-its own savepoint, so one bad row is recorded and every other row still arrives.
+page or nothing. When it fails, the page is written again one row at a time, each in its
+own savepoint, so one bad row is recorded and every other row still arrives.
 """
 
 from __future__ import annotations
@@ -15,15 +15,24 @@ from sqlalchemy import Column, Connection, Table, insert
 
 from ctxbase.db.driver_errors import DRIVER_ERRORS
 from ctxbase.db.urls import mask_url
+from ctxbase.transfer.reading import Page
 
 #: What a failed write raises: driver errors, and values a type cannot take.
 WRITE_ERRORS = (*DRIVER_ERRORS, ValueError, TypeError, OverflowError)
 
 
-class BulkWriter(Protocol):
-    """Writes a batch of rows (value tuples in ``columns`` order) or raises."""
+class PageWriter(Protocol):
+    """Writes a whole page or raises: ``prepare`` (CPU work, no database) then ``write``."""
 
-    def write(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> None: ...
+    def prepare(self, page: Page) -> Any: ...
+
+    def write(self, connection: Connection, prepared: Any) -> None: ...
+
+
+class RowWriter(Protocol):
+    """Writes decoded rows (value tuples in the reader's column order) or raises."""
+
+    def write_rows(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> None: ...
 
 
 class CoreInsertWriter:
@@ -33,43 +42,64 @@ class CoreInsertWriter:
         self.statement = insert(table)
         self.keys = [c.key for c in columns]
 
-    def write(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
-        connection.execute(self.statement, [dict(zip(self.keys, row, strict=True)) for row in rows])
+    def prepare(self, page: Page) -> list[dict[str, Any]]:
+        keys = self.keys
+        return [dict(zip(keys, row, strict=True)) for row in page.decoded_values()]
+
+    def write(self, connection: Connection, prepared: list[dict[str, Any]]) -> None:
+        connection.execute(self.statement, prepared)
+
+    def write_rows(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
+        keys = self.keys
+        connection.execute(self.statement, [dict(zip(keys, row, strict=True)) for row in rows])
 
 
 @dataclass(frozen=True)
 class RowFailure:
-    index: int  # position in the batch
+    key: Any
     error: str
 
 
 def describe(error: BaseException) -> str:
     """A one-line description of a driver error, without any password."""
     original = getattr(error, "orig", None) or error
-    text = str(original).strip().splitlines()[0] if str(original).strip() else repr(original)
-    return mask_url(f"{type(original).__name__}: {text}")[:500]
+    lines = str(original).strip().splitlines()
+    return mask_url(f"{type(original).__name__}: {lines[0] if lines else ''}")[:500]
 
 
-def write_batch(
-    connection: Connection,
-    bulk: BulkWriter,
-    single: CoreInsertWriter,
-    rows: Sequence[Sequence[Any]],
-) -> list[RowFailure]:
-    """Write ``rows``; returns the rows that could not be written (the others are)."""
-    if not rows:
-        return []
+#: ``prepare`` found a row it cannot take: write row by row straight away.
+UNPREPARED = object()
+
+
+def prepare_page(bulk: PageWriter, page: Page) -> Any:
     try:
-        with connection.begin_nested():
-            bulk.write(connection, rows)
+        return bulk.prepare(page)
+    except (ValueError, TypeError, OverflowError):
+        return UNPREPARED
+
+
+def write_page(
+    connection: Connection, bulk: PageWriter, single: RowWriter, page: Page, prepared: Any
+) -> list[RowFailure]:
+    """Write ``page`` (``prepared`` by ``bulk``); returns the rows that could not be
+    written, all others are."""
+    if not page.raw:
         return []
-    except WRITE_ERRORS:
-        pass
-    failures = []
-    for index, row in enumerate(rows):
+    if prepared is not UNPREPARED:
         try:
             with connection.begin_nested():
-                single.write(connection, [row])
+                bulk.write(connection, prepared)
+            return []
+        except WRITE_ERRORS:
+            pass
+    failures = []
+    for row in page.rows:
+        if row.values is None:
+            failures.append(RowFailure(row.key, row.error or "cannot read the row"))
+            continue
+        try:
+            with connection.begin_nested():
+                single.write_rows(connection, [row.values])
         except WRITE_ERRORS as error:
-            failures.append(RowFailure(index, describe(error)))
+            failures.append(RowFailure(row.key, describe(error)))
     return failures
