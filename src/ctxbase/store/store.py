@@ -14,6 +14,7 @@ from ctxbase.events.notifier import EventNotifier
 from ctxbase.secrets import Secrets
 from ctxbase.store.base import Scope
 from ctxbase.store.contexts import Contexts
+from ctxbase.store.databases import DatabaseConfigs
 from ctxbase.store.conversations import Conversations, Messages
 from ctxbase.store.embedding import _UNSET, Embeddings
 from ctxbase.store.event_writer import EventWriter
@@ -32,7 +33,7 @@ class Store:
     ``auto_migrate=False``; a Store is safe to share between threads.
 
     Sub-APIs: ``projects``, ``conversations``, ``messages``, ``contexts``, ``memories``,
-    ``state``, ``embeddings``, ``events``, ``subscriptions``. Each method takes
+    ``state``, ``embeddings``, ``events``, ``subscriptions``, ``databases``. Each method takes
     ``project=`` (default ``"default"``).
 
     ``embedder`` overrides the ``embedder`` setting with a provider object (anything with
@@ -71,6 +72,7 @@ class Store:
             self.db.dispose()
             raise
         self.embeddings = Embeddings(self, embedder)
+        self.databases = DatabaseConfigs(self)
         self.notifier = EventNotifier(self.db, poll_interval=settings.events_poll_interval)
         self.event_writer = EventWriter(self.db, self.notifier)
         self._attach(Scope())
@@ -94,6 +96,7 @@ class Store:
         view = object.__new__(Store)
         view.settings, view.db, view.schema_revision = self.settings, self.db, self.schema_revision
         view.embeddings, view.secrets = self.embeddings, self.secrets
+        view.databases = self.databases
         view.notifier, view.event_writer = self.notifier, self.event_writer
         view._attach(scope)
         return view
