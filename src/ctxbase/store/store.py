@@ -14,8 +14,8 @@ from ctxbase.events.notifier import EventNotifier
 from ctxbase.secrets import Secrets
 from ctxbase.store.base import Scope
 from ctxbase.store.contexts import Contexts
-from ctxbase.store.databases import DatabaseConfigs
 from ctxbase.store.conversations import Conversations, Messages
+from ctxbase.store.databases import DatabaseConfigs
 from ctxbase.store.embedding import _UNSET, Embeddings
 from ctxbase.store.event_writer import EventWriter
 from ctxbase.store.events import Events
