@@ -162,6 +162,24 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class AuditEntry(Base):
+    """An administrative action: who did what to which target, and when."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "tenant_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = _id()
+    # The tenant the action concerns; None for server-wide ones (database configs, …).
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="SET NULL")
+    )
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str | None] = mapped_column(String(500))
+    details: Mapped[dict[str, Any]] = _json()
+    created_at: Mapped[datetime] = _created()
+
+
 # --- conversations ------------------------------------------------------------------------
 
 
