@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -16,6 +18,9 @@ from ctxbase.db.engine import WRITE_OPTION, create_engine_for
 from ctxbase.db.prepared import PreparedStatement, raw_transaction
 from ctxbase.db.urls import DatabaseURL, parse_database_url
 
+#: Compiled statements kept per database.
+MAX_PREPARED = 512
+
 
 class Database:
     """An engine for one database URL, with transactions that raise only ctxbase errors."""
@@ -27,17 +32,28 @@ class Database:
         #: Called with the seconds each statement took on the prepared-statement path
         #: (the Core path reports through SQLAlchemy's engine events).
         self.query_observers: list[Callable[[float], None]] = []
-        self._prepared: dict[str, PreparedStatement] = {}
+        self._prepared: OrderedDict[str, PreparedStatement] = OrderedDict()
+        self._prepared_lock = threading.Lock()
 
     def observe_query(self, seconds: float) -> None:
         for observer in self.query_observers:
             observer(seconds)
 
     def prepared(self, name: str, build: Callable[[], ClauseElement]) -> PreparedStatement:
-        """The statement ``name``, compiled for this database on first use."""
-        statement = self._prepared.get(name)
-        if statement is None:
-            statement = self._prepared[name] = PreparedStatement(self, build())
+        """The statement ``name``, compiled for this database on first use.
+
+        Searches name one statement per shape of filters, so the least recently used
+        statements are dropped past :data:`MAX_PREPARED`."""
+        with self._prepared_lock:
+            statement = self._prepared.get(name)
+            if statement is not None:
+                self._prepared.move_to_end(name)
+                return statement
+        statement = PreparedStatement(self, build())
+        with self._prepared_lock:
+            self._prepared[name] = statement
+            while len(self._prepared) > MAX_PREPARED:
+                self._prepared.popitem(last=False)
         return statement
 
     def raw(self, *, write: bool = False) -> AbstractContextManager[Any]:

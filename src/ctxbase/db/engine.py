@@ -49,6 +49,8 @@ def create_engine_for(db_url: DatabaseURL, settings: Settings) -> Engine:
 
 
 def _postgres_engine(db_url: DatabaseURL, settings: Settings) -> Engine:
+    from ctxbase.db.vectors.wire import register_binary_vectors
+
     connect_args: dict[str, Any] = {
         "application_name": "ctxbase",
         # pgvector search defaults for every session (placeholders if pgvector is absent);
@@ -73,6 +75,8 @@ def _postgres_engine(db_url: DatabaseURL, settings: Settings) -> Engine:
     )
     if settings.pool_pre_ping:
         _install_idle_pre_ping(engine, settings.pool_pre_ping_idle_seconds)
+    # vectors travel in pgvector's binary form (see db/vectors/wire.py)
+    event.listen(engine, "connect", lambda connection, _record: register_binary_vectors(connection))
     return engine
 
 

@@ -37,11 +37,9 @@ class PreparedStatement:
             name: bind.type.dialect_impl(dialect).bind_processor(dialect)
             for name, bind in compiled.binds.items()
         }
-        columns = getattr(statement, "exported_columns", ())
-        self.columns: list[tuple[str, Processor]] = [
-            (column.key, column.type.dialect_impl(dialect).result_processor(dialect, None))
-            for column in columns
-        ]
+        self._dialect = dialect
+        self._result_columns = list(getattr(statement, "exported_columns", ()))
+        self.columns: list[tuple[str, Processor]] | None = None  # known at first execution
         self._observe = db.observe_query
 
     def _args(self, params: dict[str, Any]) -> Any:
@@ -53,17 +51,31 @@ class PreparedStatement:
             )
         return [values[name] for name in self.order] if self.positional else values
 
-    def _row(self, row: Sequence[Any]) -> dict[str, Any]:
-        return {
-            name: processor(value) if processor is not None else value
-            for (name, processor), value in zip(self.columns, row, strict=True)
-        }
+    def _processors(self, description: Sequence[Any]) -> list[tuple[str, Processor]]:
+        """Result processors, chosen as SQLAlchemy does from the driver's column types
+        (some depend on them: a PostgreSQL float may come as float or Decimal)."""
+        if self.columns is None:
+            dialect = self._dialect
+            self.columns = [
+                (column.key, column.type.dialect_impl(dialect).result_processor(dialect, info[1]))
+                for column, info in zip(self._result_columns, description, strict=True)
+            ]
+        return self.columns
 
     def rows(self, cursor: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Execute with ``params`` (a value for every bind) and return the rows as dicts."""
         started = time.perf_counter()
         cursor.execute(self.sql, self._args(params))
-        rows = [self._row(row) for row in cursor.fetchall()] if self.columns else []
+        rows = []
+        if self._result_columns:
+            columns = self._processors(cursor.description)
+            rows = [
+                {
+                    name: processor(value) if processor is not None else value
+                    for (name, processor), value in zip(columns, row, strict=True)
+                }
+                for row in cursor.fetchall()
+            ]
         self._observe(time.perf_counter() - started)
         return rows
 
@@ -80,15 +92,21 @@ class PreparedStatement:
 
 @contextmanager
 def raw_transaction(db: Database, *, write: bool) -> Iterator[Any]:
-    """A driver cursor in one transaction, committed when the block ends cleanly.
+    """A driver cursor; a write runs in one transaction, committed when the block ends
+    cleanly.
 
     SQLite connections run in autocommit mode (ctxbase emits BEGIN itself), so a write
-    takes the write lock at once and a read of one statement needs no transaction.
+    takes the write lock at once and a read of one statement needs no transaction. Reads
+    on PostgreSQL run in autocommit too, saving the BEGIN and COMMIT round trips: each
+    statement sees the latest commits, as it would in a READ COMMITTED transaction.
     """
     sqlite = db.backend == "sqlite"
     with db.translated_errors():
         connection = db.engine.raw_connection()
         try:
+            if not sqlite and not write:
+                yield from _autocommit_cursor(connection)
+                return
             cursor = connection.cursor()
             if sqlite and write:
                 cursor.execute("BEGIN IMMEDIATE")
@@ -106,3 +124,13 @@ def raw_transaction(db: Database, *, write: bool) -> Iterator[Any]:
                 connection.commit()
         finally:
             connection.close()
+
+
+def _autocommit_cursor(connection: Any) -> Iterator[Any]:
+    """A psycopg cursor in autocommit mode; the pooled connection is given back as found."""
+    driver = connection.driver_connection
+    driver.autocommit = True
+    try:
+        yield driver.cursor()
+    finally:
+        driver.autocommit = False

@@ -56,9 +56,9 @@ class EmbeddingVector(TypeDecorator[np.ndarray]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if getattr(dialect, VECTOR_STORAGE_ATTR, "bytes") == "pgvector":
-            from pgvector.sqlalchemy import VECTOR
+            from ctxbase.db.vectors.wire import BinaryVECTOR
 
-            return dialect.type_descriptor(VECTOR())
+            return dialect.type_descriptor(BinaryVECTOR())
         return dialect.type_descriptor(LargeBinary())
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:

@@ -17,16 +17,19 @@ import re
 import uuid
 import weakref
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Table, or_, select, update
+from sqlalchemy import Connection, select, update
 
 from ctxbase.db import fulltext
-from ctxbase.db.schema import EMBEDDING_OWNER_COLUMNS, Conversation, table, utcnow
+from ctxbase.db.schema import EMBEDDING_OWNER_COLUMNS, utcnow
 from ctxbase.db.types import VECTOR_STORAGE_ATTR
 from ctxbase.db.vectors import exact, pgvector
-from ctxbase.db.vectors.sqlite import SQLiteVectorIndex
+from ctxbase.db.vectors.ann import AnnOptions
+from ctxbase.db.vectors.base import Distance
+from ctxbase.db.vectors.sqlite import SQLiteVectorIndex, SQLiteVectorOptions
 from ctxbase.embeddings import EmbeddingError
 from ctxbase.records import (
     ContextUnit,
@@ -38,9 +41,9 @@ from ctxbase.records import (
     SearchResult,
     search_values,
 )
-from ctxbase.store.base import DEFAULT_PROJECT, Domain, parse, project_id_expression
+from ctxbase.store.base import DEFAULT_PROJECT, Domain, parse
 from ctxbase.store.embedding import KIND_TABLES, embeddings_table
-from ctxbase.store.filters import metadata_matches
+from ctxbase.store.search_conditions import ItemConditions, item_conditions
 
 # Identifier-like tokens: codes, snake_case and camelCase names (E4471, parse_lines, getUser).
 _TOKEN = re.compile(r"[\w.\-:/#]+")
@@ -50,12 +53,6 @@ RECORDS: dict[str, type[Message | ContextUnit | Memory]] = {
     "message": Message,
     "context": ContextUnit,
     "memory": Memory,
-}
-conversations_table = table(Conversation)
-_FIELDS_OF = {
-    "message": {"agent_id", "conversation_id"},
-    "context": {"source_type"},
-    "memory": {"agent_id", "user_id", "conversation_id", "memory_type"},
 }
 Candidates = dict[tuple[str, uuid.UUID], float]
 
@@ -93,21 +90,33 @@ class Search(Domain):
             self._ensure_index(model, query_vector, request)
         # The project is resolved inside each statement (no round trip of its own); only an
         # empty result checks that it exists, to tell "nothing found" from "no project".
-        scope = self._scope_params(project)
-        project_id = project_id_expression(scope["scope_tenant"], project)
-        with self._db.read() as connection:
-            vector, text, seen, fetched = self._candidates(
-                connection, request, project_id, model, query_vector, now
+        tenant = self._scope_params(project)["scope_tenant"]
+        scopes: dict[str, ItemConditions] = {
+            kind: conditions
+            for kind in dict.fromkeys(request.kinds)
+            if (
+                conditions := item_conditions(
+                    kind, request.filters, tenant, project, now, self._db.backend
+                )
             )
-            if not vector and not text:
-                self._project_id(connection, project)
+            is not None
+        }
+        depth = request.k if request.mode != "hybrid" else max(request.k * 4, 40)
+        vector, seen, fetched = self._vector_candidates(request, scopes, model, query_vector, depth)
+        text: Candidates = {}
+        if request.mode != "vector" or not seen or not vector:
+            with self._db.read() as connection:
+                if request.mode != "vector" or not seen:
+                    text = self._text_candidates(connection, request, scopes, depth)
+                if not vector and not text:
+                    self._project_id(connection, project)
         if query_vector is not None and not seen and request.mode != "text":
             fallback = "no stored vectors match yet (embeddings pending or none of this model)"
         hits = self._rank(
             request, vector, text, vector_ok=query_vector is not None and bool(vector)
         )
         return SearchResult(
-            hits=self._resolve(hits, project_id, now, request.k, request.query, fetched),
+            hits=self._resolve(hits, scopes, now, request.k, request.query, fetched),
             mode=request.mode,
             fallback=fallback,
         )
@@ -125,6 +134,11 @@ class Search(Domain):
         except EmbeddingError as e:
             return None, f"the embedding provider failed: {e.message}"
 
+    @cached_property
+    def _database_name(self) -> str:
+        """The URL without password, which names the pgvector indexes built."""
+        return self._db.url.masked()
+
     def _uses_pgvector(self) -> bool:
         return getattr(self._db.engine.dialect, VECTOR_STORAGE_ATTR, "bytes") == "pgvector"
 
@@ -138,13 +152,18 @@ class Search(Domain):
         )
 
     def prepare_index(self, model: str, dimensions: int, distance: str = "cosine") -> None:
-        """Build a model's pgvector index now (re-embedding does, before switching)."""
+        """Build a model's vector index now (re-embedding does, before switching): the
+        pgvector index, or on SQLite the in-memory vectors and their HNSW indexes."""
+        if self._db.backend == "sqlite":
+            owners = list(EMBEDDING_OWNER_COLUMNS.values())
+            _sqlite_index(self._db).build(self._db, model, owners, distance)  # type: ignore[arg-type]
+            return
         if not self._uses_pgvector():
             return
         with self._db.connect(write=True) as connection:
             pgvector.ensure_index(
                 connection,
-                self._db.url.masked(),
+                self._database_name,
                 model,
                 dimensions,
                 distance,  # type: ignore[arg-type]
@@ -159,146 +178,96 @@ class Search(Domain):
             return
         options, dimensions = self._index_options(), int(query_vector.shape[0])
         if pgvector.is_built(
-            self._db.url.masked(), model, dimensions, request.distance, options.kind
+            self._database_name, model, dimensions, request.distance, options.kind
         ):
             return
         with self._db.connect(write=True) as connection:
             pgvector.ensure_index(
                 connection,
-                self._db.url.masked(),
+                self._database_name,
                 model,
                 int(query_vector.shape[0]),
                 request.distance,
                 self._index_options(),
             )
 
-    def _candidates(
+    def _vector_candidates(
+        self,
+        request: SearchRequest,
+        scopes: dict[str, ItemConditions],
+        model: str | None,
+        query_vector: np.ndarray | None,
+        depth: int,
+    ) -> tuple[Candidates, bool, dict[tuple[str, uuid.UUID], dict[str, Any]]]:
+        """Vector candidates above the threshold, whether any stored vector was compared,
+        and the item rows read on the way."""
+        vector: Candidates = {}
+        seen = False
+        fetched: dict[tuple[str, uuid.UUID], dict[str, Any]] = {}
+        if query_vector is None or model is None:
+            return vector, seen, fetched
+        threshold = request.threshold
+        if threshold is None and request.mode == "vector":
+            threshold = self._settings.search_threshold
+        for kind, conditions in scopes.items():
+            found = self._vector_leg(conditions, model, query_vector, request.distance, depth)
+            seen = seen or bool(found)
+            for item_id, score, row in found:
+                if row is not None:
+                    fetched[(kind, item_id)] = row
+                if threshold is None or score >= threshold:
+                    vector[(kind, item_id)] = score
+        return vector, seen, fetched
+
+    def _text_candidates(
         self,
         connection: Connection,
         request: SearchRequest,
-        project_id: Any,
-        model: str | None,
-        query_vector: np.ndarray | None,
-        now: datetime,
-    ) -> tuple[Candidates, Candidates, bool, dict[tuple[str, uuid.UUID], Any]]:
-        """Vector and text candidates, whether any stored vector was compared, and the
-        item rows the vector leg already read."""
-        vector: Candidates = {}
+        scopes: dict[str, ItemConditions],
+        depth: int,
+    ) -> Candidates:
         text: Candidates = {}
-        seen = False
-        fetched: dict[tuple[str, uuid.UUID], Any] = {}
-        depth = request.k if request.mode != "hybrid" else max(request.k * 4, 40)
-        scopes = {
-            kind: conditions
-            for kind in dict.fromkeys(request.kinds)
-            if (conditions := self._conditions(kind, request.filters, project_id, now)) is not None
-        }
-        if query_vector is not None and model is not None:
-            for kind, conditions in scopes.items():
-                found = self._vector_leg(
-                    connection,
-                    kind,
-                    model,
-                    KIND_TABLES[kind],
-                    conditions,
-                    query_vector,
-                    request,
-                    depth,
-                    project_id,
-                )
-                seen = seen or bool(found)
-                fetched.update(((kind, item_id), row) for item_id, _, row in found if row)
-                threshold = request.threshold
-                if threshold is None and request.mode == "vector":
-                    threshold = self._settings.search_threshold
-                for item_id, score, _row in found:
-                    if threshold is None or score >= threshold:
-                        vector[(kind, item_id)] = score
-        if request.mode != "vector" or not seen:
-            for kind, conditions in scopes.items():
-                for item_id, score in fulltext.text_search(
-                    connection,
-                    self._db.backend,
-                    KIND_TABLES[kind],
-                    conditions,
-                    request.query,
-                    depth,
-                ):
-                    text[(kind, item_id)] = score
-        return vector, text, seen, fetched
+        for kind, conditions in scopes.items():
+            for item_id, score in fulltext.text_search(
+                connection,
+                self._db.backend,
+                KIND_TABLES[kind],
+                conditions.clauses,
+                request.query,
+                depth,
+            ):
+                text[(kind, item_id)] = score
+        return text
 
     def _vector_leg(
         self,
-        connection: Connection,
-        kind: str,
+        conditions: ItemConditions,
         model: str,
-        items: Table,
-        conditions: list[Any],
         query_vector: np.ndarray,
-        request: SearchRequest,
+        distance: Distance,
         depth: int,
-        project_id: Any,
-    ) -> list[tuple[uuid.UUID, float, Any]]:
-        owner = embeddings_table.c[EMBEDDING_OWNER_COLUMNS[kind]]
-        arguments = (
-            connection,
-            embeddings_table,
-            items,
-            owner,
-            conditions,
-            model,
-            query_vector,
-            request.distance,
-            depth,
-        )
-        found: list[tuple[uuid.UUID, float, Any]]
+    ) -> list[tuple[uuid.UUID, float, dict[str, Any] | None]]:
+        """(item id, score, item row if read) of the ``depth`` nearest items."""
+        kind = conditions.kind
+        items, owner = KIND_TABLES[kind], embeddings_table.c[EMBEDDING_OWNER_COLUMNS[kind]]
+        arguments = (conditions, items, owner, model, query_vector, distance, depth)
         if self._uses_pgvector():
-            found = pgvector.search(*arguments, project_id)
-        elif self._db.backend == "sqlite":
-            found = [(i, score, None) for i, score in _sqlite_index(self._db).search(*arguments)]
-        else:  # PostgreSQL without pgvector
-            found = [(i, score, None) for i, score in exact.search(*arguments)]
-        return found
-
-    def _conditions(
-        self, kind: str, filters: SearchFilters, project_id: Any, now: datetime
-    ) -> list[Any] | None:
-        """SQL conditions on the kind's table, or None when a filter rules the kind out."""
-        wanted = {
-            name
-            for name in _FIELDS_OF["memory"] | _FIELDS_OF["context"]
-            if getattr(filters, name) is not None
-        }
-        if wanted - _FIELDS_OF[kind]:
-            return None
-        items = KIND_TABLES[kind]
-        conditions: list[Any] = [items.c.project_id == project_id]
-        if filters.created_after is not None:
-            conditions.append(items.c.created_at >= filters.created_after)
-        if filters.created_before is not None:
-            conditions.append(items.c.created_at < filters.created_before)
-        if filters.metadata:
-            conditions.append(
-                metadata_matches(items.c.metadata, filters.metadata, self._db.backend)
+            return list(pgvector.search(self._db, *arguments))
+        if self._db.backend == "sqlite":
+            return list(_sqlite_index(self._db).search(self._db, *arguments))
+        with self._db.read() as connection:  # PostgreSQL without pgvector
+            found = exact.search(
+                connection,
+                embeddings_table,
+                items,
+                owner,
+                conditions.clauses,
+                model,
+                query_vector,
+                distance,
+                depth,
             )
-        if kind == "context":
-            conditions.append(items.c.superseded_by.is_(None))
-        if kind == "memory":
-            conditions.append(or_(items.c.expires_at.is_(None), items.c.expires_at > now))
-        for name in wanted & {"user_id", "memory_type", "source_type"}:
-            conditions.append(items.c[name] == getattr(filters, name))
-        if filters.conversation_id is not None:
-            conditions.append(items.c.conversation_id == filters.conversation_id)
-        if filters.agent_id is not None:
-            if kind == "memory":
-                conditions.append(items.c.agent_id == filters.agent_id)
-            else:
-                conversations = select(conversations_table.c.id).where(
-                    conversations_table.c.agent_id == filters.agent_id,
-                    conversations_table.c.project_id == project_id,
-                )
-                conditions.append(items.c.conversation_id.in_(conversations))
-        return conditions
+        return [(item_id, score, None) for item_id, score in found]
 
     # --- ranking ---
 
@@ -338,64 +307,81 @@ class Search(Domain):
     def _resolve(
         self,
         ranked: list[Any],
-        project_id: Any,
+        scopes: dict[str, ItemConditions],
         now: datetime,
         k: int,
         query: str,
-        fetched: dict[tuple[str, uuid.UUID], Any],
+        fetched: dict[tuple[str, uuid.UUID], dict[str, Any]],
     ) -> list[SearchHit]:
-        """Load the records not read yet, boost memories, keep the best k, count access."""
+        """Load the rows not read yet, boost memories, keep the best k, count access.
+
+        Ranking works on rows; only the k hits returned become records."""
         if not ranked:
             return []
-        records = {key: RECORDS[key[0]].model_validate(row) for key, row in fetched.items()}
-        missing: dict[str, list[uuid.UUID]] = {}
-        for kind, item_id, *_ in ranked:
-            if (kind, item_id) not in records:
-                missing.setdefault(kind, []).append(item_id)
-        if missing:
-            with self._db.read() as connection:
-                for kind, ids in missing.items():
-                    items = KIND_TABLES[kind]
-                    rows = connection.execute(
-                        select(items).where(items.c.id.in_(ids), items.c.project_id == project_id)
-                    )
-                    for row in rows:
-                        records[(kind, row.id)] = RECORDS[kind].model_validate(row._mapping)
+        rows = {**fetched, **self._missing_rows(ranked, fetched, scopes)}
         identifiers = _identifiers(query)
-        hits = []
+        scored = []
         for kind, item_id, score, method, details in ranked:
-            record = records.get((kind, item_id))
-            if record is None:  # deleted meanwhile
+            row = rows.get((kind, item_id))
+            if row is None:  # deleted meanwhile
                 continue
-            if method == "hybrid" and identifiers and _contains_any(record, identifiers):
+            if method == "hybrid" and identifiers and _contains_any(row["content"], identifiers):
                 score += self._settings.hybrid_exact_weight / (self._settings.hybrid_rrf_k + 1)
                 details = {**details, "exact_identifier": True}
-            if isinstance(record, Memory):
-                factor = self._memory_boost(record, now)
+            if kind == "memory":
+                factor = self._memory_boost(row, now)
                 details = {**details, "boost": factor}
                 score *= factor
-            hits.append(
-                SearchHit(
-                    kind=kind,
-                    id=item_id,
-                    score=score,
-                    retrieval_method=method,
-                    item=record,
-                    details=details,
-                )
+            scored.append((score, kind, item_id, method, details, row))
+        scored.sort(key=lambda entry: -entry[0])
+        # Every field is made here, of the right type: validating a SearchHit would cost
+        # more than the rest of a search (its item is a union of record types).
+        hits = [
+            SearchHit.model_construct(
+                kind=kind,
+                id=item_id,
+                score=score,
+                retrieval_method=method,
+                item=RECORDS[kind].model_validate(row),
+                details=details,
             )
-        hits.sort(key=lambda hit: -hit.score)
-        hits = hits[:k]
+            for score, kind, item_id, method, details, row in scored[:k]
+        ]
         self._count_access([hit for hit in hits if hit.kind == "memory"], now)
         return hits
 
-    def _memory_boost(self, memory: Memory, now: datetime) -> float:
+    def _missing_rows(
+        self,
+        ranked: list[Any],
+        fetched: dict[tuple[str, uuid.UUID], Any],
+        scopes: dict[str, ItemConditions],
+    ) -> dict[tuple[str, uuid.UUID], Any]:
+        """The rows of ranked items no leg has read (those found by full text only)."""
+        missing: dict[str, list[uuid.UUID]] = {}
+        for kind, item_id, *_ in ranked:
+            if (kind, item_id) not in fetched:
+                missing.setdefault(kind, []).append(item_id)
+        rows: dict[tuple[str, uuid.UUID], Any] = {}
+        if not missing:
+            return rows
+        with self._db.read() as connection:
+            for kind, ids in missing.items():
+                items = KIND_TABLES[kind]
+                project_id = scopes[kind].project_id
+                for row in connection.execute(
+                    select(items).where(items.c.id.in_(ids), items.c.project_id == project_id)
+                ):
+                    rows[(kind, row.id)] = row._mapping
+        return rows
+
+    def _memory_boost(self, memory: Any, now: datetime) -> float:
+        """The ranking factor of a memory row: importance, recency and access count."""
         s = self._settings
-        age_days = max(0.0, (now - memory.created_at).total_seconds() / 86400)
+        age_days = max(0.0, (now - memory["created_at"]).total_seconds() / 86400)
         recency = 0.5 ** (age_days / s.memory_recency_half_life_days)
-        access = min(1.0, math.log1p(memory.access_count) / math.log1p(100))
+        access = min(1.0, math.log1p(memory["access_count"]) / math.log1p(100))
         return 1.0 + (
-            s.memory_importance_weight * memory.importance
+            s.memory_importance_weight * memory["importance"]
             + s.memory_recency_weight * recency
             + s.memory_access_weight * access
         )
@@ -424,7 +410,16 @@ def _sqlite_index(db: Any) -> SQLiteVectorIndex:
     """One in-memory vector index per database, shared by every view of the store."""
     index = _SQLITE_INDEXES.get(db.engine)
     if index is None:
-        index = _SQLITE_INDEXES[db.engine] = SQLiteVectorIndex()
+        s = db.settings
+        options = SQLiteVectorOptions(
+            hnsw_min_vectors=s.sqlite_hnsw_min_vectors,
+            ann=AnnOptions(
+                connectivity=s.hnsw_m,
+                expansion_add=s.hnsw_ef_construction,
+                expansion_search=s.hnsw_ef_search,
+            ),
+        )
+        index = _SQLITE_INDEXES[db.engine] = SQLiteVectorIndex(options)
     return index
 
 
@@ -437,6 +432,6 @@ def _identifiers(query: str) -> list[str]:
     ]
 
 
-def _contains_any(record: Any, identifiers: list[str]) -> bool:
-    content = record.content.lower()
-    return any(identifier in content for identifier in identifiers)
+def _contains_any(content: str, identifiers: list[str]) -> bool:
+    lowered = content.lower()
+    return any(identifier in lowered for identifier in identifiers)

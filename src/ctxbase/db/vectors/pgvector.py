@@ -14,14 +14,29 @@ import hashlib
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pgvector.sqlalchemy import VECTOR
-from sqlalchemy import Connection, Float, Table, bindparam, cast, func, literal_column, select
+from sqlalchemy import (
+    Connection,
+    Float,
+    Table,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+)
 
 from ctxbase.db.migrate import ANN_INDEX_PREFIX
 from ctxbase.db.vectors.base import Distance, score_from_pgvector
+from ctxbase.db.vectors.wire import BinaryVECTOR
+
+if TYPE_CHECKING:
+    from ctxbase.db.database import Database
+    from ctxbase.store.search_conditions import ItemConditions
 
 _MAX_FETCH = 40_000
 _OPERATORS = {"cosine": "<=>", "l2": "<->", "ip": "<#>"}
@@ -87,62 +102,126 @@ def ensure_index(
         _built.add(key)
 
 
+@dataclass(frozen=True)
+class _Query:
+    """What a vector statement is made of, besides parameter values."""
+
+    items: Table
+    owner: Any
+    model: str
+    dimensions: int
+    distance: Distance
+
+    def name(self, *parts: Any) -> str:
+        return ":".join(
+            map(
+                str,
+                (
+                    "search.pgvector",
+                    self.owner.name,
+                    self.model,
+                    self.dimensions,
+                    self.distance,
+                    *parts,
+                ),
+            )
+        )
+
+
 def search(
-    connection: Connection,
-    embeddings: Table,
+    db: Database,
+    conditions: ItemConditions,
     items: Table,
     owner: Any,
-    conditions: list[Any],
     model: str,
     query: np.ndarray,
     distance: Distance,
     limit: int,
-    project_id: Any,
 ) -> list[tuple[uuid.UUID, float, dict[str, Any]]]:
-    """(item id, score, item row) of the nearest items meeting ``conditions``."""
-    dimensions = int(query.shape[0])
-    vector_type = VECTOR(dimensions)
-    wanted = cast(bindparam("query_vector", query.tolist(), type_=vector_type), vector_type)
-    measured = literal_column(f"(embeddings.vector::vector({dimensions}))").op(
-        _OPERATORS[distance], return_type=Float()
-    )(wanted)
-    # The nearest vectors come from the index alone (a join in the same query makes the
-    # planner sort every row instead); the item conditions are checked on those, and the
-    # search widens while too few pass.
+    """(item id, score, item row) of the nearest items meeting ``conditions``, best first.
+
+    Prepared statements, one per shape of conditions and pair of limits, run on a driver
+    cursor in autocommit. Limits are written into the SQL: with a parameter in their
+    place PostgreSQL would plan each execution again (the plan's cost depends on them),
+    where a literal lets it reuse one plan; a search's limits take a few values only.
+    """
+    spec = _Query(items, owner, model, int(query.shape[0]), distance)
+    params = {**conditions.params, "query_vector": query}
     fetch = limit
-    while True:
-        nearest = (
-            select(owner.label("item_id"), measured.label("distance"))
-            .where(
-                literal_column(f"embeddings.model = {_quote(model)}"),
-                owner.isnot(None),
-                embeddings.c.project_id == project_id,
+    with db.raw() as cursor:
+        while True:
+            statement = db.prepared(
+                spec.name(conditions.shape, fetch, limit),
+                partial(_nearest_items, spec, conditions, fetch, limit),
             )
-            .order_by(measured)
-            .limit(fetch)
-            .cte("nearest")
-        )
-        statement = (
-            select(nearest.c.distance, *items.c)
-            .select_from(nearest.join(items, nearest.c.item_id == items.c.id))
-            .where(*conditions)
-            .order_by(nearest.c.distance)
-            .limit(limit)
-        )
-        rows = connection.execute(statement).fetchall()
-        if len(rows) >= limit or fetch >= _MAX_FETCH or _exhausted(connection, nearest, fetch):
-            break
-        fetch *= 4
+            rows = statement.rows(cursor, params)
+            if (
+                len(rows) >= limit
+                or fetch >= _MAX_FETCH
+                or _exhausted(db, cursor, spec, conditions, params, fetch)
+            ):
+                break
+            fetch *= 4
     # Iterative scans may return rows slightly out of order: sort exactly.
     scored = []
-    for row in rows:
-        item = dict(row._mapping)
-        measured_distance = item.pop("distance")
-        scored.append((item["id"], score_from_pgvector(distance, float(measured_distance)), item))
+    for item in rows:
+        measured = item.pop("distance")
+        scored.append((item["id"], score_from_pgvector(distance, float(measured)), item))
     return sorted(scored, key=lambda entry: -entry[1])
 
 
-def _exhausted(connection: Connection, nearest: Any, fetch: int) -> bool:
+def _exhausted(
+    db: Database,
+    cursor: Any,
+    spec: _Query,
+    conditions: ItemConditions,
+    params: dict[str, Any],
+    fetch: int,
+) -> bool:
     """Whether the index had fewer than ``fetch`` vectors to give (no point widening)."""
-    count = connection.execute(select(func.count()).select_from(nearest)).scalar() or 0
-    return count < fetch
+    statement = db.prepared(
+        spec.name("available", fetch), lambda: _available(spec, conditions.project_id, fetch)
+    )
+    counted = statement.first(cursor, params)
+    return counted is None or counted["available"] < fetch
+
+
+def _nearest(spec: _Query, project_id: Any, fetch: int) -> Any:
+    """The ``fetch`` vectors of the project nearest ``:query_vector``, from the index alone
+    (a join in the same query makes the planner sort every row instead)."""
+    vector_type = VECTOR(spec.dimensions)
+    wanted = cast(bindparam("query_vector", type_=BinaryVECTOR(spec.dimensions)), vector_type)
+    measured = literal_column(f"(embeddings.vector::vector({spec.dimensions}))").op(
+        _OPERATORS[spec.distance], return_type=Float()
+    )(wanted)
+    embeddings = spec.owner.table
+    return (
+        select(spec.owner.label("item_id"), measured.label("distance"))
+        .where(
+            literal_column(f"embeddings.model = {_quote(spec.model)}"),
+            spec.owner.isnot(None),
+            embeddings.c.project_id == project_id,
+        )
+        .order_by(measured)
+        .limit(literal_column(str(int(fetch))))
+        .cte("nearest")
+    )
+
+
+def _nearest_items(spec: _Query, conditions: ItemConditions, fetch: int, limit: int) -> Any:
+    """The items of the nearest vectors that meet the conditions, nearest first."""
+    nearest = _nearest(spec, conditions.project_id, fetch)
+    items = spec.items
+    return (
+        select(nearest.c.distance, *items.c)
+        .select_from(nearest.join(items, nearest.c.item_id == items.c.id))
+        .where(*conditions.clauses)
+        .order_by(nearest.c.distance)
+        .limit(literal_column(str(int(limit))))
+    )
+
+
+def _available(spec: _Query, project_id: Any, fetch: int) -> Any:
+    """How many of the ``fetch`` vectors asked for the index had to give."""
+    nearest = _nearest(spec, project_id, fetch)
+    return select(func.count().label("available")).select_from(nearest)

@@ -1,70 +1,81 @@
 """SQLite vector search: each model's vectors held in memory, kept in step with the table.
 
 Reading every vector from the file for each query is slow past a few thousand items; this
-index loads a (model, kind)'s vectors once, appends rows added since (found by rowid) and
-reloads after any deletion (counted by a trigger, see revision 0005), so a search never
-sees a deleted item nor misses a new one, whichever process wrote them. Scores are exact;
-item conditions (project, filters) are checked in SQL on the best candidates, widening
-while too few pass.
+index loads a (model, kind)'s vectors once and keeps them in step with the table, whichever
+process writes it, before every search:
+
+- rows added since are found by rowid (above the highest rowid seen);
+- any deletion (counted by a trigger, cascades included, see revision 0005) makes the
+  next search compare the table's (rowid, embedding id) pairs with those in memory and
+  drop the rows that went (a rowid reused by a new row has a new embedding id);
+- the state is read in the same read transaction as the candidates' rows, so a search
+  never returns a deleted item nor misses one committed before it began.
+
+Scores are exact. Collections of at least ``hnsw_min_vectors`` vectors also get an HNSW
+index (usearch) that proposes candidates, built in the background (searches stay exact
+until it is ready) or at once by :meth:`SQLiteVectorIndex.build`. Item conditions
+(project, filters) are checked in SQL on the best candidates, widening while too few
+pass; past a thousand candidates the widening continues exactly.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Connection, Table, select, text
+from sqlalchemy import String, Table, bindparam, func, literal_column, select
 
+from ctxbase.db.vectors.ann import AnnOptions
 from ctxbase.db.vectors.base import Distance
+from ctxbase.db.vectors.memory import Snapshot, VectorSet
+
+if TYPE_CHECKING:
+    from ctxbase.db.database import Database
+    from ctxbase.store.search_conditions import ItemConditions
 
 _MAX_WIDENINGS = 6
+_ANN_MAX_FETCH = 1000  # wider than this, scoring every vector is as fast and exact
+_STATE = (
+    "SELECT (SELECT value FROM store_settings WHERE key = 'embedding.deletions'),"
+    " (SELECT coalesce(max(rowid), 0) FROM embeddings)"
+)
+_NEVER = object()
+
+
+@dataclass(frozen=True)
+class SQLiteVectorOptions:
+    """``hnsw_min_vectors``: collections this large get an HNSW index (0: never)."""
+
+    hnsw_min_vectors: int = 20_000
+    ann: AnnOptions = field(default_factory=AnnOptions)
 
 
 @dataclass
-class _Vectors:
-    deletions: Any = None
+class _Tracked:
+    """One (model, owner)'s vectors and the table state they reflect."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    deletions: Any = _NEVER
     max_rowid: int = 0
-    ids: list[uuid.UUID] = field(default_factory=list)
-    chunks: list[np.ndarray] = field(default_factory=list)
-    matrix: np.ndarray | None = None
-    norms: np.ndarray | None = None
-
-    def stacked(self) -> tuple[np.ndarray, np.ndarray]:
-        """The vectors as one float32 matrix, and their norms (computed once per change)."""
-        if self.matrix is None:
-            self.matrix = np.vstack(self.chunks)
-            self.chunks = [self.matrix]
-            self.norms = np.linalg.norm(self.matrix, axis=1)
-        assert self.norms is not None
-        return self.matrix, self.norms
-
-
-def _scores(
-    matrix: np.ndarray, norms: np.ndarray, query: np.ndarray, distance: Distance
-) -> np.ndarray:
-    """:func:`reference_scores` in float32 with cached norms (same values within 1e-6)."""
-    q = np.asarray(query, dtype=np.float32)
-    dots = matrix @ q
-    if distance == "cosine":
-        return dots / np.maximum(norms * float(np.linalg.norm(q)), 1e-12)
-    if distance == "l2":
-        squared = np.maximum(norms**2 - 2 * dots + float(q @ q), 0.0)
-        return 1.0 / (1.0 + np.sqrt(squared))
-    return dots
+    vectors: VectorSet | None = None
 
 
 class SQLiteVectorIndex:
     """In-memory vectors per (model, owner column) for one database."""
 
-    def __init__(self) -> None:
-        self._vectors: dict[tuple[str, str], _Vectors] = {}
+    def __init__(self, options: SQLiteVectorOptions | None = None) -> None:
+        self.options = options or SQLiteVectorOptions()
+        self._tracked: dict[tuple[str, str], _Tracked] = {}
         self._lock = threading.Lock()
         self._analyzed = False
 
-    def prepare(self, db: Any) -> None:
+    def prepare(self, db: Database) -> None:
         """Gather table statistics once per process (in a write transaction of its own).
 
         Without them SQLite's planner may check candidate ids through the project index,
@@ -75,66 +86,179 @@ class SQLiteVectorIndex:
             connection.exec_driver_sql("ANALYZE")
         self._analyzed = True
 
+    def build(self, db: Database, model: str, owners: list[str], distance: Distance) -> None:
+        """Load the model's vectors and build the HNSW index of each large collection now."""
+        builds = []
+        with db.raw() as cursor, _read_snapshot(cursor):
+            for owner in owners:
+                vectors = self._refreshed(cursor, model, owner)
+                if vectors is not None and self._wants_ann(vectors):
+                    with vectors.lock:
+                        builds.append(
+                            vectors.build_ann(distance, self.options.ann, background=False)
+                        )
+        for build in builds:
+            if build is not None:
+                build()
+
     def search(
         self,
-        connection: Connection,
-        embeddings: Table,
+        db: Database,
+        conditions: ItemConditions,
         items: Table,
         owner: Any,
-        conditions: list[Any],
         model: str,
         query: np.ndarray,
         distance: Distance,
         limit: int,
-    ) -> list[tuple[uuid.UUID, float]]:
-        with self._lock:
-            vectors = self._refresh(connection, model, owner.name)
-            if not vectors.ids:
+    ) -> list[tuple[uuid.UUID, float, dict[str, Any]]]:
+        """(item id, score, item row) of the nearest items meeting the conditions."""
+        check = db.prepared(
+            f"search.sqlite:{conditions.shape}", lambda: _candidate_rows(items, conditions)
+        )
+        with db.raw() as cursor, _read_snapshot(cursor):
+            vectors = self._refreshed(cursor, model, owner.name)
+            if vectors is None or vectors.count == 0:
                 return []
-            (matrix, norms), ids = vectors.stacked(), vectors.ids
-        scores = _scores(matrix, norms, query, distance)
-        fetch = limit
-        for _ in range(_MAX_WIDENINGS):
-            order = _best(scores, fetch)
-            candidates = [ids[i] for i in order]
-            allowed = set(
-                connection.execute(
-                    select(items.c.id).where(items.c.id.in_(candidates), *conditions)
-                ).scalars()
-            )
-            kept = [(ids[i], float(scores[i])) for i in order if ids[i] in allowed]
-            if len(kept) >= limit or fetch >= len(ids):
-                return kept[:limit]
-            fetch *= 8
-        return kept[:limit]
+            if self._wants_ann(vectors):
+                with vectors.lock:
+                    vectors.build_ann(distance, self.options.ann, background=True)
+            exact: np.ndarray | None = None
+            fetch = limit
+            for _ in range(_MAX_WIDENINGS):
+                snapshot, order, scores = self._best(vectors, query, distance, fetch, exact)
+                if scores is not None:
+                    exact = scores
+                candidates = [snapshot.item_ids[i] for i in order]
+                params = {**conditions.params, "candidates": json.dumps(candidates)}
+                rows = {row["id"].hex: row for row in check.rows(cursor, params)}
+                kept = [
+                    (i, rows[snapshot.item_ids[i]]) for i in order if snapshot.item_ids[i] in rows
+                ]
+                if len(kept) >= limit or fetch >= snapshot.count:
+                    break
+                fetch *= 8
+        best = snapshot.scores_at(np.asarray([i for i, _ in kept], dtype=np.int64), query, distance)
+        found = [(row["id"], float(score), row) for (_, row), score in zip(kept, best, strict=True)]
+        found.sort(key=lambda entry: -entry[1])
+        return found[:limit]
 
-    def _refresh(self, connection: Connection, model: str, owner: str) -> _Vectors:
-        deletions, max_rowid = connection.execute(
-            text(
-                "SELECT (SELECT value FROM store_settings WHERE key = 'embedding.deletions'),"
-                " (SELECT coalesce(max(rowid), 0) FROM embeddings)"
-            )
-        ).one()
-        key = (model, owner)
-        vectors = self._vectors.get(key)
-        if vectors is None or vectors.deletions != deletions:
-            vectors = self._vectors[key] = _Vectors(deletions=deletions)
-        if max_rowid > vectors.max_rowid:
-            rows = connection.execute(
-                text(
-                    f"SELECT rowid, {owner}, vector FROM embeddings WHERE model = :model"
-                    f" AND {owner} IS NOT NULL AND rowid > :after ORDER BY rowid"
-                ),
-                {"model": model, "after": vectors.max_rowid},
-            ).fetchall()
-            if rows:
-                vectors.ids.extend(uuid.UUID(hex=row[1]) for row in rows)
-                vectors.chunks.append(
-                    np.vstack([np.frombuffer(row[2], dtype="<f4") for row in rows])
-                )
-                vectors.matrix = None
-            vectors.max_rowid = max_rowid
-        return vectors
+    def _wants_ann(self, vectors: VectorSet) -> bool:
+        minimum = self.options.hnsw_min_vectors
+        return minimum > 0 and vectors.count >= minimum
+
+    def _best(
+        self,
+        vectors: VectorSet,
+        query: np.ndarray,
+        distance: Distance,
+        fetch: int,
+        exact: np.ndarray | None,
+    ) -> tuple[Snapshot, np.ndarray, np.ndarray | None]:
+        """Positions of about the ``fetch`` best rows, best first, in a snapshot; and
+        every row's exact score when they were computed."""
+        with vectors.lock:
+            snapshot = vectors.snapshot()
+            index = vectors.ann(distance) if fetch <= _ANN_MAX_FETCH else None
+            if index is not None and exact is None:
+                positions = snapshot.positions(index.search(query, fetch))
+                order = np.argsort(-snapshot.scores_at(positions, query, distance), kind="stable")
+                return snapshot, positions[order], None
+        scores = exact if exact is not None and len(exact) == snapshot.count else None
+        if scores is None:
+            scores = snapshot.scores(query, distance)
+        return snapshot, _best(scores, fetch), scores
+
+    # --- keeping in step with the table ---
+
+    def _refreshed(self, cursor: Any, model: str, owner: str) -> VectorSet | None:
+        deletions, max_rowid = cursor.execute(_STATE).fetchone()
+        with self._lock:
+            tracked = self._tracked.setdefault((model, owner), _Tracked())
+        with tracked.lock:
+            if tracked.deletions != deletions or max_rowid < tracked.max_rowid:
+                _reconcile(cursor, tracked, model, owner)
+            elif max_rowid > tracked.max_rowid:
+                _append(tracked, _rows_after(cursor, model, owner, tracked.max_rowid))
+            tracked.deletions, tracked.max_rowid = deletions, max_rowid
+        return tracked.vectors
+
+
+def _reconcile(cursor: Any, tracked: _Tracked, model: str, owner: str) -> None:
+    """Drop the rows gone from the table and load the ones not in memory."""
+    vectors = tracked.vectors
+    if vectors is None or vectors.count == 0:
+        _append(tracked, _rows_after(cursor, model, owner, 0))
+        return
+    present = dict(
+        cursor.execute(
+            f"SELECT rowid, id FROM embeddings WHERE model = ? AND {owner} IS NOT NULL", (model,)
+        ).fetchall()
+    )
+    with vectors.lock:
+        mask = np.fromiter(
+            (
+                present.get(r) == e
+                for r, e in zip(vectors.rowids.tolist(), vectors.embedding_ids, strict=True)
+            ),
+            dtype=bool,
+            count=vectors.count,
+        )
+        if not mask.all():
+            vectors.keep(mask)
+        known = set(vectors.rowids.tolist())
+    missing = sorted(rowid for rowid in present if rowid not in known)
+    if missing:
+        rows = cursor.execute(
+            f"SELECT rowid, id, {owner}, vector FROM embeddings"
+            " WHERE rowid IN (SELECT value FROM json_each(?)) ORDER BY rowid",
+            (json.dumps(missing),),
+        ).fetchall()
+        _append(tracked, rows)
+
+
+def _rows_after(cursor: Any, model: str, owner: str, rowid: int) -> list[Any]:
+    return cursor.execute(
+        f"SELECT rowid, id, {owner}, vector FROM embeddings"
+        f" WHERE model = ? AND {owner} IS NOT NULL AND rowid > ? ORDER BY rowid",
+        (model, rowid),
+    ).fetchall()
+
+
+def _append(tracked: _Tracked, rows: list[Any]) -> None:
+    """Add (rowid, embedding id, item id, vector bytes) rows."""
+    if not rows:
+        return
+    dimensions = len(rows[0][3]) // 4
+    if tracked.vectors is None:
+        tracked.vectors = VectorSet(dimensions)
+    matrix = np.frombuffer(b"".join(row[3] for row in rows), dtype="<f4").reshape(-1, dimensions)
+    with tracked.vectors.lock:
+        tracked.vectors.append(
+            [row[0] for row in rows], [row[1] for row in rows], [row[2] for row in rows], matrix
+        )
+
+
+def _candidate_rows(items: Table, conditions: ItemConditions) -> Any:
+    """The rows, among ``:candidates`` (a JSON array of ids), that meet the conditions:
+    one statement whatever the number of candidates."""
+    candidates: Any = select(literal_column("value")).select_from(
+        func.json_each(bindparam("candidates", type_=String()))
+    )
+    return select(items).where(items.c.id.in_(candidates), *conditions.clauses)
+
+
+@contextmanager
+def _read_snapshot(cursor: Any) -> Iterator[None]:
+    """One read transaction: every statement in the block sees the same data."""
+    cursor.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        if cursor.connection.in_transaction:
+            cursor.execute("ROLLBACK")
+        raise
+    cursor.execute("COMMIT")
 
 
 def _best(scores: np.ndarray, count: int) -> np.ndarray:
