@@ -167,3 +167,66 @@ def test_pending_vectors_fall_back_to_text(api: Any, store: Any) -> None:
     result = api.search("espresso machine", mode="hybrid")
     assert result.fallback and "pending" in result.fallback
     assert [hit.retrieval_method for hit in result.hits] == ["text"]
+
+
+def test_vector_filters_take_new_values_every_search(api: Any) -> None:
+    """Vector legs compile one statement per shape of filters and reuse it: each search's
+    own values must apply, and a selective filter must still fill k."""
+    teams = ["ops", "web", "data"]
+    for i in range(30):
+        owner = None if i % 2 else "ann"
+        api.contexts.add(
+            f"doc-{i}",
+            f"deploy staging cluster note {i}",
+            metadata={"team": teams[i % 3], "owner": owner},
+        )
+    api.contexts.add("far", "lunch menu soup bread", metadata={"team": "kitchen"})
+
+    def teams_of(k: int, metadata: dict[str, Any]) -> list[str]:
+        hits = api.search(
+            "deploy staging cluster",
+            kinds=["context"],
+            mode="vector",
+            k=k,
+            threshold=-1,
+            filters={"metadata": metadata},
+        ).hits
+        return [hit.item.metadata["team"] for hit in hits]
+
+    for team in teams:
+        assert teams_of(20, {"team": team}) == [team] * 10
+    assert teams_of(3, {"team": "kitchen"}) == ["kitchen"]  # found past 29 nearer ones
+    assert len(teams_of(20, {"owner": None})) == 15
+    assert teams_of(20, {"team": "ops", "owner": None}) == ["ops"] * 5
+    assert teams_of(20, {"team": "web", "owner": "ann"}) == ["web"] * 5
+
+
+def test_vector_filters_on_agents_time_and_expiry(api: Any) -> None:
+    planner = api.conversations.create(agent_id="planner")
+    coder = api.conversations.create(agent_id="coder")
+    api.messages.append(planner.id, role="user", content="deploy the staging cluster")
+    api.messages.append(coder.id, role="user", content="deploy the staging cluster now")
+    api.memories.add("deploy the staging cluster on fridays", agent_id="planner")
+    api.memories.add("deploy the staging cluster daily", agent_id="coder")
+    api.memories.add(
+        "deploy the staging cluster yesterday",
+        agent_id="coder",
+        expires_at=datetime.now(UTC) - timedelta(days=1),
+    )
+
+    def found(**filters: Any) -> list[tuple[str, str]]:
+        hits = api.search(
+            "deploy staging cluster", mode="vector", k=20, threshold=-1, filters=filters
+        ).hits
+        return sorted((hit.kind, hit.item.content) for hit in hits)
+
+    assert found(agent_id="planner") == [
+        ("memory", "deploy the staging cluster on fridays"),
+        ("message", "deploy the staging cluster"),
+    ]
+    assert found(agent_id="coder") == [
+        ("memory", "deploy the staging cluster daily"),
+        ("message", "deploy the staging cluster now"),
+    ]
+    assert len(found(created_after=(datetime.now(UTC) - timedelta(hours=1)).isoformat())) == 4
+    assert found(created_after=(datetime.now(UTC) + timedelta(hours=1)).isoformat()) == []
