@@ -32,6 +32,7 @@ from ctxbase.db.diagnostics import ConnectionReport, check_connection
 from ctxbase.db.urls import parse_database_url
 from ctxbase.errors import CtxbaseError
 from ctxbase.store import Store
+from ctxbase.transfer.cli import register as register_transfer_commands
 
 app = typer.Typer(
     name="ctxbase",
@@ -42,6 +43,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Schema migrations of the database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+register_transfer_commands(app)  # migrate, export, import, backup, restore, databases
 
 out = Console()
 err = Console(stderr=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 from sqlalchemy import insert, select
 
 import ctxbase
+from ctxbase.config import Settings
 from ctxbase.db.database import Database
 from ctxbase.db.migrate import detect_vector_storage
 from ctxbase.db.schema import (
@@ -22,6 +24,11 @@ from ctxbase.db.schema import (
     table,
 )
 from ctxbase.transfer.tables import data_tables
+
+
+def settings() -> Settings:
+    """Settings for library calls: the test run's secret key, never a key file."""
+    return Settings.from_values(secret_key=os.environ["CTXBASE_SECRET_KEY"])
 
 
 def fill(store: ctxbase.Store, *, conversations: int = 3, messages: int = 5) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from ctxbase import transfer
 from tests.conftest import open_store
 from tests.postgres import PostgresServer
-from tests.transfer.data import assert_same_data, fill
+from tests.transfer.data import assert_same_data, fill, settings
 
 
 def test_sqlite_postgres_sqlite_round_trip(tmp_path: Path, postgres: PostgresServer) -> None:
@@ -16,10 +16,10 @@ def test_sqlite_postgres_sqlite_round_trip(tmp_path: Path, postgres: PostgresSer
     with open_store(start) as store:
         fill(store)
     with postgres.database() as middle:
-        there = transfer.migrate(start, middle, batch_size=7)
+        there = transfer.migrate(start, middle, batch_size=7, settings=settings())
         assert there.status == "completed", there.error_log
         assert there.verification is not None and there.verification.passed
         assert_same_data(start, middle)
-        back = transfer.migrate(middle, end, batch_size=5)
+        back = transfer.migrate(middle, end, batch_size=5, settings=settings())
         assert back.status == "completed", back.error_log
     assert_same_data(start, end)

@@ -1,0 +1,136 @@
+"""A migration killed with SIGKILL at several points, then resumed: nothing duplicated or
+missing, verification passes. Also cancel and resume, in process."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ctxbase import transfer
+from ctxbase.db.database import Database
+from ctxbase.db.schema import MigrationJob, table
+from ctxbase.errors import ConflictError
+from ctxbase.transfer.report import MigrationReport
+from tests.postgres import PostgresServer
+from tests.transfer.data import assert_same_data, settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _target(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if kind == "sqlite-file":
+        yield f"sqlite:///{tmp_path / 'target.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    with server.database() as url:
+        yield url
+
+
+def _progress(target: str) -> float:
+    with Database(target) as db, db.connect() as connection:
+        value = connection.execute(select(table(MigrationJob).c.progress)).scalar()
+    return float(value or 0)
+
+
+def _start(source: str, target: str) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ctxbase",
+            "migrate",
+            "--from",
+            source,
+            "--to",
+            target,
+            "--batch-size",
+            "40",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    assert process.stderr is not None
+    line = process.stderr.readline()
+    match = re.search(r"Migration job ([0-9a-f-]{36})", line)
+    assert match, line
+    return process, match.group(1)
+
+
+@pytest.mark.parametrize(
+    ("kind", "kill_at"),
+    [("postgres", 0.1), ("postgres", 0.5), ("postgres", 0.85), ("sqlite-file", 0.5)],
+)
+def test_sigkill_then_resume(
+    source_url: str, kind: str, kill_at: float, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    for target_url in _target(kind, request, tmp_path):
+        _kill_and_resume(source_url, target_url, kill_at)
+
+
+def _kill_and_resume(source_url: str, target_url: str, kill_at: float) -> None:
+    process, job_id = _start(source_url, target_url)
+    point = kill_at + random.uniform(-0.05, 0.05)
+    deadline = time.monotonic() + 120
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                if _progress(target_url) >= point * 100:
+                    break
+            except Exception:  # the job row is not there yet
+                pass
+            time.sleep(0.02)
+        if process.poll() is not None:
+            assert process.stderr is not None
+            pytest.fail(f"the migration ended before it could be killed: {process.stderr.read()}")
+        process.kill()  # SIGKILL: no cleanup of any kind
+    finally:
+        process.wait()
+        assert process.stderr is not None
+        process.stderr.close()
+    assert process.returncode == -signal.SIGKILL
+    killed_at = _progress(target_url)
+    assert 0 < killed_at < 100
+
+    report = transfer.resume(job_id, target_url, settings=settings())
+    assert report.status == "completed", report.error_log
+    assert report.verification is not None and report.verification.passed
+    assert_same_data(source_url, target_url)
+
+
+def test_cancel_then_resume(source_url: str, tmp_path: Path) -> None:
+    target = f"sqlite:///{tmp_path / 'target.db'}"
+    cancel = threading.Event()
+
+    def cancel_midway(report: MigrationReport) -> None:
+        if report.progress.rows.get("memories", 0) >= 500:
+            cancel.set()
+
+    first = transfer.migrate(
+        source_url,
+        target,
+        batch_size=100,
+        on_progress=cancel_midway,
+        cancel=cancel,
+        settings=settings(),
+    )
+    assert first.status == "cancelled"
+    assert 0 < first.progress.percent < 100
+    second = transfer.resume(first.id, target, settings=settings())
+    assert second.status == "completed"
+    assert_same_data(source_url, target)
+    with pytest.raises(ConflictError):
+        transfer.resume(first.id, target, settings=settings())
