@@ -12,13 +12,14 @@ import uuid
 from collections.abc import Sequence
 
 from ctxbase.config import Settings
+from ctxbase.db.migrate import ensure_schema
 from ctxbase.errors import ConflictError, InvalidInputError
 from ctxbase.secrets import Secrets
 from ctxbase.transfer import jobs
-from ctxbase.transfer.endpoints import EndpointSpec, open_endpoint, require_head
+from ctxbase.transfer.endpoints import Endpoint, EndpointSpec, open_endpoint, require_head
 from ctxbase.transfer.migration import DEFAULT_BATCH_SIZE, Migration, ProgressCallback
 from ctxbase.transfer.report import MigrationReport, Progress, Verification
-from ctxbase.transfer.tables import data_tables
+from ctxbase.transfer.tables import data_tables, plan_tables
 
 
 def migrate(
@@ -41,6 +42,7 @@ def migrate(
     """
     if batch_size < 1:
         raise InvalidInputError("batch_size must be at least 1")
+    plan_tables(tables)  # unknown tables fail here, before anything is opened or written
     settings = settings or Settings.from_values()
     source_end = open_endpoint(source, settings)
     try:
@@ -129,11 +131,9 @@ def job_report(
         target_end.close()
 
 
-def _prepare_target(target: object) -> None:
-    from ctxbase.db import migrate as schema
-
-    end = target  # an Endpoint
-    schema.ensure_schema(end.db)  # type: ignore[attr-defined]
+def _prepare_target(target: Endpoint) -> None:
+    """Bring the target's schema to head (an empty database gets the whole schema)."""
+    ensure_schema(target.db)
 
 
 def _job_uuid(job_id: uuid.UUID | str) -> uuid.UUID:
