@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy import Column, Connection, bindparam, func, or_, select, update
+from sqlalchemy import Column, Connection, func, or_, select
 
 from ctxbase.config import Settings
 from ctxbase.db.schema import utcnow
@@ -33,6 +33,7 @@ from ctxbase.transfer.tables import TablePlan, plan_tables
 from ctxbase.transfer.verify import table_checksum
 from ctxbase.transfer.writing import (
     CoreInsertWriter,
+    LinkWriter,
     PageWriter,
     RowFailure,
     RowWriter,
@@ -145,7 +146,7 @@ class Migration:
         reader = TableReader(
             self.source.db, plan, [plan.key, *refs], where=or_(*(c.is_not(None) for c in refs))
         )
-        writer = _LinkWriter(plan, refs)
+        writer = LinkWriter(plan.table, plan.key, refs)
         return self._copy_pages(plan, plan.link_step, reader, writer, writer)
 
     def _copy_pages(
@@ -353,32 +354,6 @@ class Migration:
     def _notify(self) -> None:
         if self.on_progress is not None:
             self.on_progress(self.report())
-
-
-class _LinkWriter:
-    """Sets the self-referencing columns of rows already copied (``executemany`` update)."""
-
-    def __init__(self, plan: TablePlan, refs: list[Column[Any]]) -> None:
-        self.keys = ["_key", *(f"_{c.key}" for c in refs)]
-        values: dict[str, Any] = {c.key: bindparam(f"_{c.key}", type_=c.type) for c in refs}
-        # Columns stamped on update (updated_at) keep the value copied from the source.
-        values.update({c.key: c for c in plan.table.columns if c.onupdate is not None})
-        self.statement = (
-            update(plan.table)
-            .where(plan.key == bindparam("_key", type_=plan.key.type))
-            .values(values)
-        )
-
-    def prepare(self, page: Page) -> list[dict[str, Any]]:
-        keys = self.keys
-        return [dict(zip(keys, row, strict=True)) for row in page.decoded_values()]
-
-    def write(self, connection: Connection, prepared: list[dict[str, Any]]) -> None:
-        connection.execute(self.statement, prepared)
-
-    def write_rows(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
-        keys = self.keys
-        connection.execute(self.statement, [dict(zip(keys, row, strict=True)) for row in rows])
 
 
 def _require_empty(target: Endpoint, plans: list[TablePlan]) -> None:

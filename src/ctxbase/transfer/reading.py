@@ -76,9 +76,14 @@ class TableReader:
         self._next = self._compile(following.order_by(key).limit(limit))
 
     def _compile(self, statement: Any) -> tuple[str, list[str], dict[str, Any]]:
-        compiled = cast(SQLCompiler, statement.compile(dialect=self._dialect))
-        order = list(compiled.positiontup or []) if self._dialect.positional else []
-        return compiled.string, order, dict(compiled.params)
+        dialect = self._dialect
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        order = list(compiled.positiontup or []) if dialect.positional else []
+        defaults = {}  # values bound in the statement itself (a filter), as the driver takes them
+        for name, value in compiled.params.items():
+            process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            defaults[name] = process(value) if process is not None and value is not None else value
+        return compiled.string, order, defaults
 
     def page(self, connection: Connection, after: Any, limit: int) -> Page:
         """Up to ``limit`` rows with a key greater than ``after`` (None: from the start)."""

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Column, Connection, Table, insert
+from sqlalchemy import Column, Connection, Table, bindparam, insert, update
 
 from ctxbase.db.driver_errors import DRIVER_ERRORS
 from ctxbase.db.urls import mask_url
@@ -103,3 +103,27 @@ def write_page(
         except WRITE_ERRORS as error:
             failures.append(RowFailure(row.key, describe(error)))
     return failures
+
+
+class LinkWriter:
+    """Sets the self-referencing columns of rows already written: rows are (key, *refs)."""
+
+    def __init__(self, table: Table, key: Column[Any], refs: list[Column[Any]]) -> None:
+        self.keys = ["_key", *(f"_{c.key}" for c in refs)]
+        values: dict[str, Any] = {c.key: bindparam(f"_{c.key}", type_=c.type) for c in refs}
+        # Columns stamped on update (updated_at) keep the value copied from the source.
+        values.update({c.key: c for c in table.columns if c.onupdate is not None})
+        self.statement = (
+            update(table).where(key == bindparam("_key", type_=key.type)).values(values)
+        )
+
+    def prepare(self, page: Page) -> list[dict[str, Any]]:
+        keys = self.keys
+        return [dict(zip(keys, row, strict=True)) for row in page.decoded_values()]
+
+    def write(self, connection: Connection, prepared: list[dict[str, Any]]) -> None:
+        connection.execute(self.statement, prepared)
+
+    def write_rows(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
+        keys = self.keys
+        connection.execute(self.statement, [dict(zip(keys, row, strict=True)) for row in rows])
