@@ -165,6 +165,13 @@ class Settings(BaseSettings):
         "the first secret is stored.",
     )
 
+    # Backup
+    pg_bin_dir: str | None = Field(
+        None,
+        description="Directory holding `pg_dump` and `pg_restore` for PostgreSQL backups "
+        "(default: those on PATH; they must be at least as new as the server).",
+    )
+
     # Server
     host: str = Field("127.0.0.1", description="Address `ctxbase serve` binds to.")
     port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="Port `ctxbase serve` binds to.")
