@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ctxbase.config import Settings
+from ctxbase.db.database import Database
 from ctxbase.db.schema import new_id
 from ctxbase.errors import InvalidInputError
 from ctxbase.transfer.report import MigrationReport
@@ -164,9 +165,235 @@ def _progress() -> Progress:
     )
 
 
+# --- export, import, backup, restore --------------------------------------------------
+
+
+def _database(ctx: typer.Context) -> Database:
+    settings = _settings(ctx)
+    db = Database(settings.database_url, settings=settings)
+    ctx.call_on_close(db.dispose)
+    return db
+
+
+def export_command(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Archive file to write.")],
+    project: Annotated[
+        str | None, typer.Option(help="Only this project (of the default tenant).")
+    ] = None,
+    with_embeddings: Annotated[
+        bool, typer.Option("--with-embeddings", help="Include the vectors.")
+    ] = False,
+) -> None:
+    """Write the store to a portable, versioned, compressed JSON Lines archive."""
+    from ctxbase.transfer.archive import export_archive
+
+    report = export_archive(
+        _database(ctx), output, project=project, with_embeddings=with_embeddings
+    )
+    out.print(f"Exported {sum(report.rows.values())} row(s) to {report.path}")
+
+
+def import_command(
+    ctx: typer.Context,
+    archive: Annotated[Path, typer.Argument(help="Archive written by `ctxbase export`.")],
+) -> None:
+    """Read an export archive into the database (all or nothing)."""
+    from ctxbase.transfer.archive import import_archive
+
+    report = import_archive(_database(ctx), archive)
+    out.print(f"Imported {sum(report.rows.values())} row(s) from {archive}")
+    if report.skipped_columns or report.skipped_tables:
+        skipped = ", ".join(report.skipped_tables + report.skipped_columns)
+        err.print(f"Not known to this version, skipped: {skipped}")
+
+
+def backup_command(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Backup file to write.")],
+) -> None:
+    """Back the database up (SQLite online backup; pg_dump, else an export archive)."""
+    from ctxbase.transfer.backup import backup
+
+    report = backup(_database(ctx), output, settings=_settings(ctx))
+    out.print(f"Backup of {report.bytes} bytes written to {report.path} ({report.method})")
+    if report.note:
+        err.print(report.note)
+
+
+def restore_command(
+    ctx: typer.Context,
+    backup_file: Annotated[Path, typer.Argument(help="A file written by `ctxbase backup`.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Replace the database's contents with a backup. CURRENT DATA IS LOST."""
+    from ctxbase.transfer.backup import restore
+
+    db = _database(ctx)
+    if not backup_file.is_file():
+        raise InvalidInputError(f"No such backup file: {backup_file}")
+    if not yes:
+        typer.confirm(f"Replace all ctxbase data in {db.url.masked()}?", abort=True)
+    report = restore(db, backup_file, settings=_settings(ctx))
+    out.print(f"Restored {db.url.masked()} from {report.path} ({report.method})")
+
+
+# --- databases ---------------------------------------------------------------------------
+
+databases_app = typer.Typer(
+    help="Registered databases: add, test, initialize, activate.", no_args_is_help=True
+)
+
+
+def _store(ctx: typer.Context) -> Any:
+    from ctxbase.store import Store
+
+    store = Store(settings=_settings(ctx))
+    ctx.call_on_close(store.close)
+    return store
+
+
+@databases_app.command("add")
+def databases_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A name for the database.")],
+    kind: Annotated[str, typer.Option(help="postgresql or sqlite.")] = "postgresql",
+    host: Annotated[str | None, typer.Option(help="PostgreSQL host.")] = None,
+    port: Annotated[int | None, typer.Option(help="PostgreSQL port.")] = None,
+    database: Annotated[str | None, typer.Option(help="PostgreSQL database.")] = None,
+    schema: Annotated[str | None, typer.Option(help="PostgreSQL schema.")] = None,
+    user: Annotated[str | None, typer.Option(help="PostgreSQL user.")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    sslmode: Annotated[str | None, typer.Option(help="e.g. require, verify-full.")] = None,
+    pool_size: Annotated[int | None, typer.Option(help="Connections kept open.")] = None,
+    max_overflow: Annotated[int | None, typer.Option(help="Extra connections.")] = None,
+    sqlite_path: Annotated[str | None, typer.Option(help="SQLite file.")] = None,
+    description: Annotated[str, typer.Option(help="What it is for.")] = "",
+) -> None:
+    """Register a database (the password is stored encrypted, never shown)."""
+    import sys
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    record = _store(ctx).databases.add(
+        name=name,
+        kind=kind,
+        host=host,
+        port=port,
+        database=database,
+        schema=schema,
+        username=user,
+        password=password,
+        sslmode=sslmode,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        sqlite_path=sqlite_path,
+        description=description,
+    )
+    out.print(f"Registered {record.name} ({record.kind}), id {record.id}")
+
+
+@databases_app.command("list")
+def databases_list(ctx: typer.Context) -> None:
+    """List the registered databases."""
+    table = Table("name", "kind", "where", "status", "active", "pgvector")
+    for record in _store(ctx).databases.list():
+        where = (
+            record.sqlite_path
+            if record.kind == "sqlite"
+            else (f"{record.host or 'local socket'}:{record.port or 5432}/{record.database}")
+        )
+        table.add_row(
+            record.name,
+            record.kind,
+            where or "-",
+            record.status,
+            "yes" if record.is_active else "",
+            record.pgvector_version or "-",
+        )
+    out.print(table)
+
+
+@databases_app.command("test")
+def databases_test(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
+    """Connect and report: server version, pgvector, schema revision, or why not."""
+    report = _store(ctx).databases.test(name)
+    _print_test(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@databases_app.command("init")
+def databases_init(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument()],
+    require_pgvector: Annotated[
+        bool, typer.Option("--require-pgvector", help="Fail if pgvector cannot be enabled.")
+    ] = False,
+) -> None:
+    """Bring the database's schema to head, enabling pgvector where possible."""
+    report = _store(ctx).databases.initialize(name, require_pgvector=require_pgvector)
+    _print_test(report)
+
+
+@databases_app.command("stats")
+def databases_stats(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
+    """Rows and bytes per table of the database."""
+    table = Table("table", "rows", "bytes")
+    for entry in _store(ctx).databases.statistics(name):
+        table.add_row(
+            entry.table, str(entry.rows), "-" if entry.bytes is None else str(entry.bytes)
+        )
+    out.print(table)
+
+
+@databases_app.command("activate")
+def databases_activate(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
+    """Make NAME the database the server serves (a running server: POST …/activate)."""
+    store = _store(ctx)
+    report = store.databases.test(name)
+    if not report.ok:
+        raise InvalidInputError(f"{name} cannot be used: {report.reason}")
+    record = store.databases.mark_active(name)
+    assert record is not None
+    out.print(f"{record.name} is active; servers started on {store.db.url.masked()} serve it")
+
+
+@databases_app.command("deactivate")
+def databases_deactivate(ctx: typer.Context) -> None:
+    """Serve the command's own database again (no registered database is active)."""
+    store = _store(ctx)
+    store.databases.mark_active(None)
+    out.print(f"No database is active; servers serve {store.db.url.masked()}")
+
+
+@databases_app.command("remove")
+def databases_remove(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
+    """Forget a registered database (its data is not touched)."""
+    _store(ctx).databases.delete(name)
+    out.print(f"Removed {name}")
+
+
+def _print_test(report: Any) -> None:
+    colour = {"ok": "green", "degraded": "yellow", "error": "red"}[report.status]
+    out.print(f"status: [{colour}]{report.status}[/]")
+    out.print(f"server version: {report.server_version or '-'}")
+    if report.pgvector is not None:
+        pgvector = report.pgvector
+        out.print(f"pgvector: {pgvector.version if pgvector.installed else 'missing'}")
+    out.print(f"schema: {report.schema_revision or 'empty'} (head {report.head_revision})")
+    if report.reason:
+        out.print(f"reason: {report.reason}")
+    for problem in report.problems:
+        out.print(f"  • {problem['message']}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add the data-moving commands to the ``ctxbase`` app."""
+    """Add the data-moving and database commands to the ``ctxbase`` app."""
     app.command("migrate")(migrate_command)
-
-
-__all__ = ["Any", "Path", "register"]
+    app.command("export")(export_command)
+    app.command("import")(import_command)
+    app.command("backup")(backup_command)
+    app.command("restore")(restore_command)
+    app.add_typer(databases_app, name="databases")
