@@ -310,11 +310,14 @@ class DatabaseConfigs:
             if row["password_encrypted"]
             else None
         )
+        host = row["host"]
+        if host and host.startswith("/"):  # a Unix socket directory goes in the query
+            query["host"], host = host, None
         url = URL.create(
             "postgresql+psycopg",
             username=row["username"],
             password=password,
-            host=row["host"],
+            host=host,
             port=row["port"],
             database=row["database"],
             query=query,
