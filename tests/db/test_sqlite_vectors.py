@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -212,3 +213,36 @@ def test_exact_below_the_threshold(tmp_path: Path) -> None:
         texts = [" ".join(WORDS[i : i + 5]) for i in range(100)]
         scores = reference_scores(embedder.embed(texts), embedder.embed([texts[40]])[0], "cosine")
         assert _contents(store, texts[40])[:3] == [texts[i] for i in np.argsort(-scores)[:3]]
+
+
+def test_threads_search_while_another_writes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    with open_store(url, sqlite_hnsw_min_vectors=HNSW_FROM) as store:
+        _append(store, [_words(rng) for _ in range(200)])
+        store.search.prepare_index("hash:64", 64)
+        failures: list[BaseException] = []
+        done = threading.Event()
+
+        def search() -> None:
+            try:
+                while not done.is_set():
+                    hits = store.search(_words(rng), kinds=["message"], mode="vector", k=5)
+                    assert all(hit.kind == "message" for hit in hits.hits)
+            except BaseException as error:  # reported below
+                failures.append(error)
+
+        threads = [threading.Thread(target=search) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        chats = [store.conversations.create() for _ in range(20)]
+        for i, chat in enumerate(chats):
+            store.messages.append(chat.id, role="user", content=f"marker{i} tram timetable")
+            if i % 2:
+                store.conversations.delete(chats[i - 1].id)
+        done.set()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+        found = _contents(store, "tram timetable")
+        assert found and all(int(text.split()[0][6:]) % 2 for text in found)

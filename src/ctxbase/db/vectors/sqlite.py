@@ -9,7 +9,9 @@ process writes it, before every search:
   next search compare the table's (rowid, embedding id) pairs with those in memory and
   drop the rows that went (a rowid reused by a new row has a new embedding id);
 - the state is read in the same read transaction as the candidates' rows, so a search
-  never returns a deleted item nor misses one committed before it began.
+  never returns a deleted item nor misses one committed before it began;
+- a highest rowid lower than seen without any deletion means VACUUM renumbered the rows
+  (it may, in a table without an INTEGER PRIMARY KEY): the same comparison follows.
 
 Scores are exact. Collections of at least ``hnsw_min_vectors`` vectors also get an HNSW
 index (usearch) that proposes candidates, built in the background (searches stay exact
@@ -88,18 +90,14 @@ class SQLiteVectorIndex:
 
     def build(self, db: Database, model: str, owners: list[str], distance: Distance) -> None:
         """Load the model's vectors and build the HNSW index of each large collection now."""
-        builds = []
-        with db.raw() as cursor, _read_snapshot(cursor):
-            for owner in owners:
+        for owner in owners:
+            with db.raw() as cursor, _read_snapshot(cursor):
                 vectors = self._refreshed(cursor, model, owner)
-                if vectors is not None and self._wants_ann(vectors):
-                    with vectors.lock:
-                        builds.append(
-                            vectors.build_ann(distance, self.options.ann, background=False)
-                        )
-        for build in builds:
-            if build is not None:
-                build()
+            if vectors is not None and self._wants_ann(vectors):
+                with vectors.lock:
+                    build = vectors.build_ann(distance, self.options.ann, background=False)
+                if build is not None:
+                    build()
 
     def search(
         self,
@@ -172,10 +170,14 @@ class SQLiteVectorIndex:
     # --- keeping in step with the table ---
 
     def _refreshed(self, cursor: Any, model: str, owner: str) -> VectorSet | None:
-        deletions, max_rowid = cursor.execute(_STATE).fetchone()
+        """The (model, owner)'s vectors as of the cursor's read transaction, which must
+        not have read anything yet: its snapshot starts with the state read here, under
+        the lock, so the vectors shared by threads only ever move forward in time."""
         with self._lock:
             tracked = self._tracked.setdefault((model, owner), _Tracked())
         with tracked.lock:
+            deletions, max_rowid = cursor.execute(_STATE).fetchone()
+            # a lower highest rowid without a deletion: VACUUM renumbered the rows
             if tracked.deletions != deletions or max_rowid < tracked.max_rowid:
                 _reconcile(cursor, tracked, model, owner)
             elif max_rowid > tracked.max_rowid:
