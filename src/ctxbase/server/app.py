@@ -12,18 +12,21 @@ from fastapi import FastAPI
 import ctxbase
 from ctxbase.config import Settings
 from ctxbase.events.worker import DeliveryWorker
+from ctxbase.server import activation
 from ctxbase.server.errors import install_error_handlers
 from ctxbase.server.limits import BodySizeLimit
 from ctxbase.server.metrics import Metrics, MetricsMiddleware
 from ctxbase.server.routes import (
     contexts,
     conversations,
+    database_configs,
     embeddings,
     events,
     health,
     memories,
     messages,
     metrics,
+    migrations,
     projects,
     search,
     state,
@@ -46,6 +49,8 @@ ROUTERS = (
     embeddings,
     events,
     subscriptions,
+    database_configs,
+    migrations,
 )
 
 log = logging.getLogger("ctxbase.server")
@@ -62,6 +67,7 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if store is None:  # opened here, closed here
             _serve(app, Store(settings=settings))
+        activation.start(app)  # serve the active database configuration, if any
         log.info("ctxbase %s serving %r", ctxbase.__version__, app.state.store)
         _warm_up(app.state.store)
         worker = None
@@ -82,6 +88,9 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
             job = getattr(app.state, "reembed_thread", None)
             if job is not None:
                 job.join(timeout=60)  # never leave a job writing to a closed store
+            if getattr(app.state, "migrations", None) is not None:
+                app.state.migrations.stop()  # cancelled jobs resume with --resume
+            activation.stop(app)
             if store is None:
                 app.state.metrics.close()
                 app.state.store.close()

@@ -102,7 +102,7 @@ class DatabaseConfigRecord(BaseModel):
     host: str | None
     port: int | None
     database: str | None
-    schema_name: str | None = Field(serialization_alias="schema")
+    schema_name: str | None = Field(alias="schema")
     username: str | None
     has_password: bool
     sslmode: str | None
@@ -121,7 +121,8 @@ class DatabaseConfigRecord(BaseModel):
 
 
 class PgvectorState(BaseModel):
-    installed: bool
+    installed: bool = Field(description="Enabled in this database.")
+    available: bool = Field(description="The server has it: initialize can enable it.")
     version: str | None = None
     problem: str | None = None
 
@@ -429,7 +430,10 @@ def _test_report(report: ConnectionReport) -> DatabaseTestReport:
         status=report.status,
         server_version=report.server_version,
         pgvector=PgvectorState(
-            installed=pgvector.installed, version=pgvector.version, problem=pgvector.problem
+            installed=pgvector.installed,
+            available=pgvector.available,
+            version=pgvector.version,
+            problem=pgvector.problem,
         )
         if pgvector
         else None,

@@ -40,38 +40,87 @@ def migrate(
     brought to head first. Returns the job's final report, verification included; a job
     that fails part-way reports ``failed`` and can be resumed with :func:`resume`.
     """
+    return prepare_migration(
+        source,
+        target,
+        tables=tables,
+        batch_size=batch_size,
+        reembed=reembed,
+        settings=settings,
+        on_progress=on_progress,
+        cancel=cancel,
+        job_id=job_id,
+    ).run()
+
+
+class PreparedMigration:
+    """A job recorded and checked, ready to :meth:`run` (in this thread or another)."""
+
+    def __init__(self, migration: Migration, endpoints: list[Endpoint]) -> None:
+        self.migration = migration
+        self._endpoints = endpoints
+
+    @property
+    def job_id(self) -> uuid.UUID:
+        return self.migration.job_id
+
+    def run(self) -> MigrationReport:
+        """Copy, verify, report; the endpoints opened for the job are closed afterwards."""
+        try:
+            return self.migration.run()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for endpoint in self._endpoints:
+            endpoint.close()
+
+
+def prepare_migration(
+    source: EndpointSpec,
+    target: EndpointSpec,
+    *,
+    tables: Sequence[str] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    reembed: bool = False,
+    settings: Settings | None = None,
+    on_progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    job_id: uuid.UUID | None = None,
+) -> PreparedMigration:
+    """Check both databases and record a pending job in the target; copy nothing yet.
+
+    Bad input (unknown tables, a target holding data, a source at another schema) raises
+    here, before anything is written."""
     if batch_size < 1:
         raise InvalidInputError("batch_size must be at least 1")
     plan_tables(tables)  # unknown tables fail here, before anything is opened or written
     settings = settings or Settings.from_values()
-    source_end = open_endpoint(source, settings)
+    endpoints: list[Endpoint] = []
     try:
+        source_end = open_endpoint(source, settings)
+        endpoints.append(source_end)
         target_end = open_endpoint(target, settings)
-        try:
-            require_head(source_end, "source")
-            _prepare_target(target_end)
-            job = Migration.create(
-                source_end,
-                target_end,
-                tables=tables,
-                batch_size=batch_size,
-                reembed=reembed,
-                settings=settings,
-                job_id=job_id,
-            )
-            migration = Migration(
-                source_end,
-                target_end,
-                job,
-                settings=settings,
-                on_progress=on_progress,
-                cancel=cancel,
-            )
-            return migration.run()
-        finally:
-            target_end.close()
-    finally:
-        source_end.close()
+        endpoints.append(target_end)
+        require_head(source_end, "source")
+        _prepare_target(target_end)
+        job = Migration.create(
+            source_end,
+            target_end,
+            tables=tables,
+            batch_size=batch_size,
+            reembed=reembed,
+            settings=settings,
+            job_id=job_id,
+        )
+        migration = Migration(
+            source_end, target_end, job, settings=settings, on_progress=on_progress, cancel=cancel
+        )
+    except BaseException:
+        for endpoint in endpoints:
+            endpoint.close()
+        raise
+    return PreparedMigration(migration, endpoints)
 
 
 def resume(
@@ -148,10 +197,12 @@ def _job_uuid(job_id: uuid.UUID | str) -> uuid.UUID:
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "MigrationReport",
+    "PreparedMigration",
     "Progress",
     "Verification",
     "data_tables",
     "job_report",
     "migrate",
+    "prepare_migration",
     "resume",
 ]
