@@ -40,6 +40,8 @@ class PreparedStatement:
         self._dialect = dialect
         self._result_columns = list(getattr(statement, "exported_columns", ()))
         self.columns: list[tuple[str, Processor]] | None = None  # known at first execution
+        self._names: list[str] = []
+        self._active: list[tuple[str, Callable[[Any], Any]]] = []
         self._observe = db.observe_query
 
     def _args(self, params: dict[str, Any]) -> Any:
@@ -51,16 +53,20 @@ class PreparedStatement:
             )
         return [values[name] for name in self.order] if self.positional else values
 
-    def _processors(self, description: Sequence[Any]) -> list[tuple[str, Processor]]:
-        """Result processors, chosen as SQLAlchemy does from the driver's column types
-        (some depend on them: a PostgreSQL float may come as float or Decimal)."""
+    def _processors(self, cursor: Any) -> tuple[list[str], list[tuple[str, Callable[[Any], Any]]]]:
+        """Column names, and the result processors of the columns that have one, chosen
+        as SQLAlchemy does from the driver's column types at the first execution (some
+        depend on them: a PostgreSQL float may come as float or Decimal)."""
         if self.columns is None:
             dialect = self._dialect
-            self.columns = [
+            columns = [
                 (column.key, column.type.dialect_impl(dialect).result_processor(dialect, info[1]))
-                for column, info in zip(self._result_columns, description, strict=True)
+                for column, info in zip(self._result_columns, cursor.description, strict=True)
             ]
-        return self.columns
+            self._names = [name for name, _ in columns]
+            self._active = [(name, p) for name, p in columns if p is not None]
+            self.columns = columns  # last: other threads read the two lists once it is set
+        return self._names, self._active
 
     def rows(self, cursor: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Execute with ``params`` (a value for every bind) and return the rows as dicts."""
@@ -68,14 +74,12 @@ class PreparedStatement:
         cursor.execute(self.sql, self._args(params))
         rows = []
         if self._result_columns:
-            columns = self._processors(cursor.description)
-            rows = [
-                {
-                    name: processor(value) if processor is not None else value
-                    for (name, processor), value in zip(columns, row, strict=True)
-                }
-                for row in cursor.fetchall()
-            ]
+            names, processors = self._processors(cursor)
+            for values in cursor.fetchall():
+                row = dict(zip(names, values, strict=True))
+                for name, processor in processors:
+                    row[name] = processor(row[name])
+                rows.append(row)
         self._observe(time.perf_counter() - started)
         return rows
 
