@@ -146,7 +146,7 @@ class Embeddings:
         """The model recorded in the database (re-read every few seconds)."""
         now = time.monotonic()
         if self._active is None or now - self._active[0] > ACTIVE_MODEL_TTL_SECONDS:
-            with self._db.connect() as connection:
+            with self._db.read() as connection:
                 value = connection.execute(
                     select(settings_table.c.value).where(settings_table.c.key == ACTIVE_MODEL)
                 ).scalar()
@@ -212,7 +212,8 @@ class Embeddings:
             found = {h: self._cache[(model, h)] for h in hashes if (model, h) in self._cache}
         wanted = sorted(hashes - found.keys())
         if wanted and use_table:
-            with self._db.connect() as connection:
+            # no snapshot needed: a read outside a transaction saves round trips
+            with self._db.read() as connection:
                 for start in range(0, len(wanted), 500):
                     rows = connection.execute(
                         select(e.content_hash, e.vector).where(
