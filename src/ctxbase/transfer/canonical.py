@@ -13,7 +13,7 @@ boolean        ``1`` or ``0``
 bytes          the bytes
 vector         the float32 values, big-endian (pgvector's binary form without its header)
 JSON           PostgreSQL's ``jsonb`` text: keys by length then bytes, ``", "`` and
-               ``": "``, numbers as decimals (``1e2`` is ``100``)
+               ``": "``, numbers as decimals (``1e2`` is ``100``); ``null`` as NULL
 =============  ======================================================================
 
 A row's hash is the MD5 of that form; a table's checksum is the sum, modulo 2**64, of each
@@ -43,7 +43,8 @@ from sqlalchemy.types import TypeEngine
 
 from ctxbase.db.types import EmbeddingVector, UTCDateTime
 
-Renderer = Callable[[Any], bytes]
+#: Renders a value; None means the value counts as NULL (a JSON ``null``).
+Renderer = Callable[[Any], bytes | None]
 _MASK = (1 << 64) - 1
 _pack_double = struct.Struct(">d").pack
 
@@ -87,14 +88,15 @@ def jsonb_text(value: Any) -> str:
     raise TypeError(f"not a JSON value: {type(value).__name__}")
 
 
-def render_json_text(text: str | bytes | int | float) -> bytes:
+def render_json_text(text: str | bytes | int | float) -> bytes | None:
     """Stored JSON text (SQLite) in canonical form; numbers keep their written digits.
 
     SQLite gives JSON columns numeric affinity, so a document that is a number comes back
-    as an int or a float."""
+    as an int or a float. A JSON ``null`` counts as NULL, as SQLAlchemy reads both."""
     if isinstance(text, int | float):
         return jsonb_text(text).encode()
-    return jsonb_text(json.loads(text, parse_float=Decimal)).encode()
+    value = json.loads(text, parse_float=Decimal)
+    return None if value is None else jsonb_text(value).encode()
 
 
 # --- from decoded values -------------------------------------------------------------------
@@ -188,6 +190,13 @@ def sqlite_renderer(sql_type: TypeEngine[Any]) -> Renderer:
 # --- checksums -----------------------------------------------------------------------------
 
 
+def _part(render: Renderer, value: Any) -> bytes:
+    if value is None:
+        return b"\x00"
+    rendered = render(value)
+    return b"\x00" if rendered is None else b"\x01" + rendered
+
+
 class Checksum:
     """Row count and checksum of a table, accumulated batch by batch."""
 
@@ -230,7 +239,7 @@ class RowRenderer:
         if not rows:
             return []
         rendered = [
-            [b"\x00" if value is None else b"\x01" + render(value) for value in column]
+            [_part(render, value) for value in column]
             for render, column in zip(self.renderers, zip(*rows, strict=True), strict=True)
         ]
         md5 = hashlib.md5

@@ -204,8 +204,11 @@ def sql_checksum(
     parts = []
     for column in table.columns:
         quoted = preparer.quote(column.name)
+        is_null = f"{quoted} IS NULL"
+        if isinstance(column.type, JSON):  # a JSON null counts as NULL (see canonical)
+            is_null += f" OR {quoted} = 'null'::jsonb"
         parts.append(
-            f"CASE WHEN {quoted} IS NULL THEN '\\x00'::bytea"
+            f"CASE WHEN {is_null} THEN '\\x00'::bytea"
             f" ELSE '\\x01'::bytea || {_canonical_sql(column, quoted)} END"
         )
     row = " || '\\x1f'::bytea || ".join(parts)

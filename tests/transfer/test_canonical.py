@@ -1,0 +1,96 @@
+"""The canonical row form is the same whichever way it is computed: PostgreSQL in SQL,
+Python from SQLite's stored values, Python from decoded values; and on a PostgreSQL
+without pgvector, where vectors are bytes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from ctxbase import transfer
+from ctxbase.db.database import Database
+from ctxbase.db.migrate import detect_vector_storage
+from ctxbase.transfer.canonical import Checksum, RowRenderer, jsonb_text, render_json_text
+from ctxbase.transfer.reading import TableReader
+from ctxbase.transfer.tables import plan_tables
+from ctxbase.transfer.verify import table_checksum
+from tests.postgres import PostgresServer
+from tests.transfer.data import assert_same_data, settings
+
+PLAIN_POSTGRES = "postgresql://postgres@localhost:5432/postgres"
+
+
+def _decoded_checksum(db: Database, name: str) -> Checksum:
+    plan = plan_tables([name])[0]
+    reader = TableReader(db, plan)
+    checksum = Checksum()
+    renderer = RowRenderer.for_decoded(reader.columns)
+    after = None
+    while True:
+        with db.read() as connection:
+            page = reader.page(connection, after, 1000)
+        if not page.raw:
+            return checksum
+        renderer.add_to(checksum, page.decoded_values())
+        after = page.last_key
+
+
+def test_three_ways_agree(source_url: str, postgres: PostgresServer) -> None:
+    with postgres.database() as target:
+        assert transfer.migrate(source_url, target, settings=settings()).status == "completed"
+        with Database(source_url) as sqlite, Database(target) as pg:
+            detect_vector_storage(pg)
+            for name in transfer.data_tables():
+                plan = plan_tables([name])[0]
+                by_sql = table_checksum(pg, plan)
+                from_storage = table_checksum(sqlite, plan)
+                decoded = _decoded_checksum(sqlite, name)
+                assert by_sql.hex == from_storage.hex == decoded.hex, name
+                assert by_sql.rows == from_storage.rows == decoded.rows
+
+
+def test_jsonb_text_matches_postgresql(postgres: PostgresServer) -> None:
+    documents = [
+        '{"bb": 1, "a": [1.0, 1e2, 1.50, -0.0, "x\\u001f\\n\\"/é"], "ab": {}, "c": 1.5E-7}',
+        '[true, false, null, 100000000000000000000.0, "\\\\ and \\t"]',
+        '"just a string"',
+        "-12",
+    ]
+    with psycopg.connect(postgres.admin_url) as connection:
+        for document in documents:
+            expected = connection.execute("SELECT %s::jsonb::text", [document]).fetchone()
+            assert expected is not None
+            assert render_json_text(document).decode() == expected[0]
+    assert jsonb_text({"k": Decimal("1.50"), "z": uuid.UUID(int=0).hex}) == (
+        '{"k": 1.50, "z": "00000000000000000000000000000000"}'
+    )
+
+
+@pytest.fixture
+def plain_postgres() -> Iterator[str]:
+    """A database on a PostgreSQL without pgvector, if one runs on localhost:5432."""
+    try:
+        admin = psycopg.connect(PLAIN_POSTGRES, autocommit=True, connect_timeout=2)
+    except psycopg.Error:
+        pytest.skip("no PostgreSQL without pgvector on localhost:5432")
+    name = f"ctxbase_test_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+        try:
+            yield f"postgresql://postgres@localhost:5432/{name}"
+        finally:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+
+
+def test_into_postgres_without_pgvector_and_back(
+    source_url: str, plain_postgres: str, tmp_path: object
+) -> None:
+    report = transfer.migrate(source_url, plain_postgres, settings=settings())
+    assert report.status == "completed", report.error_log
+    with Database(plain_postgres) as db:
+        assert detect_vector_storage(db) == "bytes"
+    assert_same_data(source_url, plain_postgres)
