@@ -106,6 +106,11 @@ def store_on(
 
 def open_store(url: str, **options: object) -> ctxbase.Store:
     """A store as the tests use it: the test embedder unless one is given."""
-    return ctxbase.open(
-        url, **{"embedder": TEST_EMBEDDER, "secret_key": os.environ["CTXBASE_SECRET_KEY"], **options}
-    )
+    defaults = {
+        "embedder": TEST_EMBEDDER,
+        "secret_key": os.environ["CTXBASE_SECRET_KEY"],
+        # Servers over test stores need no key unless a test says so (tests/security
+        # and the HTTP contract targets run with keys).
+        "auth": "disabled",
+    }
+    return ctxbase.open(url, **{**defaults, **options})

@@ -23,6 +23,7 @@ from ctxbase.errors import (
     PayloadTooLargeError,
     PermissionDeniedError,
     QuotaExceededError,
+    RateLimitedError,
     SchemaError,
     VersionConflictError,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "QuotaExceededError",
+    "RateLimitedError",
     "SchemaError",
     "Settings",
     "Store",

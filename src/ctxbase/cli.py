@@ -25,6 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 import ctxbase
+from ctxbase.admin_cli import keys_app, secrets_app, tenants_app
 from ctxbase.config import Settings
 from ctxbase.db import migrate
 from ctxbase.db.database import Database
@@ -43,6 +44,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Schema migrations of the database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(secrets_app, name="secrets")
 register_transfer_commands(app)  # migrate, export, import, backup, restore, databases
 
 out = Console()
@@ -271,14 +275,22 @@ def serve(
     """Run the REST server (API under /api/v1, OpenAPI at /docs)."""
     import uvicorn
 
+    from ctxbase.server.access import check_auth_mode
+
     settings = _settings(ctx)
-    # The server reads its settings from the environment, in this process or a reloader's.
+    bind = host or settings.host
+    # The server reads its settings from the environment, in this process or a reloader's
+    # (the address too: authentication may be off only on a loopback one).
     os.environ["CTXBASE_DATABASE_URL"] = settings.database_url
+    os.environ["CTXBASE_HOST"] = bind
+    check_auth_mode(settings.model_copy(update={"host": bind}))
     out.print(f"ctxbase {ctxbase.__version__} on {parse_database_url(settings.database_url)}")
+    if settings.auth == "required":
+        _first_admin_key(settings)
     uvicorn.run(
         "ctxbase.server.app:app_from_environment",
         factory=True,
-        host=host or settings.host,
+        host=bind,
         port=port or settings.port,
         reload=reload,
         log_level=settings.log_level,
@@ -311,6 +323,21 @@ def worker(
             pass
         finally:
             delivery.stop()
+
+
+def _first_admin_key(settings: Settings) -> None:
+    """On a server with no working key, make the operator's first admin key and show it
+    this once; later starts say nothing."""
+    with Store(settings=settings) as store:
+        if store.keys.count():
+            return
+        created = store.keys.create(actor="serve", role="admin", name="first admin key")
+    out.print(
+        "No API key existed, so this admin key of the operator tenant was created. It is "
+        "shown only now: store it, send it as `Authorization: Bearer <key>`, and make more "
+        "with `ctxbase keys create`:"
+    )
+    print(created.key, flush=True)
 
 
 @app.command()

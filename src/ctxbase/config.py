@@ -172,6 +172,18 @@ class Settings(BaseSettings):
         "(default: those on PATH; they must be at least as new as the server).",
     )
 
+    # Access
+    auth: Literal["required", "disabled"] = Field(
+        "required",
+        description="`disabled`: no keys, every request is the operator's admin (loopback only).",
+    )
+    rate_limit_per_minute: int = Field(
+        6000, ge=1, description="Requests a minute per key, unless its tenant's quota says."
+    )
+    auth_failures_per_minute: int = Field(
+        20, ge=1, description="Failed authentications a minute before a client is refused."
+    )
+
     # Server
     host: str = Field("127.0.0.1", description="Address `ctxbase serve` binds to.")
     port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="Port `ctxbase serve` binds to.")

@@ -13,7 +13,8 @@ library, the server and the HTTP client agree on one vocabulary::
     ├── VersionConflictError      compare-and-set on a version failed (412)
     ├── AuthenticationError       no key, or a key that is not valid (401)
     ├── PermissionDeniedError     a valid key that may not do this (403)
-    ├── QuotaExceededError        over a quota or a rate limit (429)
+    │   └── QuotaExceededError    a write past a quota of the tenant's plan (403)
+    ├── RateLimitedError          too many requests; wait `retry_after` seconds (429)
     └── DatabaseError             the database could not do what was asked (503)
         ├── DatabaseUnavailableError   server unreachable, wrong credentials, no database
         ├── DatabaseBusyError          locks held too long by other writers
@@ -111,11 +112,31 @@ class PermissionDeniedError(CtxbaseError):
     http_status = 403
 
 
-class QuotaExceededError(CtxbaseError):
-    """Raised when a tenant quota or a rate limit is exceeded."""
+class QuotaExceededError(PermissionDeniedError):
+    """Raised when a write would take a tenant past a quota of its plan (projects, stored
+    items, storage bytes)."""
 
     code = "quota_exceeded"
+    http_status = 403
+
+
+class RateLimitedError(CtxbaseError):
+    """Raised when a key (or a client failing to authenticate) sends requests too fast;
+    ``retry_after`` says how many seconds to wait."""
+
+    code = "rate_limited"
     http_status = 429
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float = 1.0,
+        details: Any = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, details=details, hint=hint)
+        self.retry_after = retry_after
 
 
 class DatabaseError(CtxbaseError):
@@ -169,6 +190,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "QuotaExceededError",
+    "RateLimitedError",
     "SchemaError",
     "VersionConflictError",
 ]

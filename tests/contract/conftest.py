@@ -48,5 +48,14 @@ def api(target: str, store: ctxbase.Store) -> Iterator[Any]:
     if target.startswith("store-"):
         yield store
         return
-    with live_server(create_app(store=store)) as url, ctxbase.Client(url) as client:
+    # Over HTTP with authentication on, as deployed: an admin key of the store's tenant.
+    # (The concurrency tests send thousands of requests a minute with that one key.)
+    settings = store.settings.model_copy(
+        update={"auth": "required", "rate_limit_per_minute": 1_000_000}
+    )
+    key = store.keys.create(role="admin", name="contract tests").key
+    with (
+        live_server(create_app(store=store, settings=settings)) as url,
+        ctxbase.Client(url, api_key=key) as client,
+    ):
         yield client

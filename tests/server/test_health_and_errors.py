@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 import ctxbase
 from ctxbase.db import migrate
-from ctxbase.server import create_app
+from ctxbase.server import access, create_app
 from tests.conftest import open_store
 
 
@@ -78,7 +78,26 @@ def test_wrong_method_has_the_error_shape(client: TestClient) -> None:
     _error_shape(response.json())
 
 
-def test_unexpected_errors_are_500_without_traceback(app: FastAPI, client: TestClient) -> None:
+def _route_without_key(monkeypatch: pytest.MonkeyPatch, path: str, method: str = "GET") -> None:
+    """Routes added by a test get an access rule like any route (else they are refused)."""
+    monkeypatch.setitem(access.RULES, (method, path), "public")
+
+
+def test_a_route_without_an_access_rule_is_refused(app: FastAPI, client: TestClient) -> None:
+    @app.get("/api/v1/unguarded")
+    def unguarded() -> dict[str, str]:
+        return {"secret": "data"}
+
+    response = client.get("/api/v1/unguarded")
+    assert response.status_code == 403
+    assert "secret" not in response.text
+
+
+def test_unexpected_errors_are_500_without_traceback(
+    app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _route_without_key(monkeypatch, "/api/v1/boom")
+
     @app.get("/api/v1/boom")
     def boom() -> None:
         raise RuntimeError("secret internals")
@@ -90,7 +109,11 @@ def test_unexpected_errors_are_500_without_traceback(app: FastAPI, client: TestC
     assert "Traceback" not in response.text
 
 
-def test_ctxbase_errors_map_to_their_status(app: FastAPI, client: TestClient) -> None:
+def test_ctxbase_errors_map_to_their_status(
+    app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _route_without_key(monkeypatch, "/api/v1/conflict")
+
     @app.get("/api/v1/conflict")
     def conflict() -> None:
         raise ctxbase.ConflictError("stream moved", details={"expected": 3, "actual": 5})
@@ -110,7 +133,11 @@ class Body(BaseModel):
     count: int
 
 
-def test_invalid_json_and_invalid_input(app: FastAPI, client: TestClient) -> None:
+def test_invalid_json_and_invalid_input(
+    app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _route_without_key(monkeypatch, "/api/v1/echo", "POST")
+
     @app.post("/api/v1/echo")
     def echo(body: Body) -> Body:
         return body

@@ -7,16 +7,19 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 import ctxbase
 from ctxbase.config import Settings
 from ctxbase.events.worker import DeliveryWorker
 from ctxbase.server import activation
+from ctxbase.server.access import Gate, check_auth_mode, warn_if_open
+from ctxbase.server.deps import authorize
 from ctxbase.server.errors import install_error_handlers
 from ctxbase.server.limits import BodySizeLimit
 from ctxbase.server.metrics import Metrics, MetricsMiddleware
 from ctxbase.server.routes import (
+    admin,
     contexts,
     conversations,
     database_configs,
@@ -34,6 +37,7 @@ from ctxbase.server.routes import (
 )
 from ctxbase.server.worker import BacklogWorker
 from ctxbase.store import Store
+from ctxbase.store.usage import UsageCache
 
 API_PREFIX = "/api/v1"
 ROUTERS = (
@@ -51,6 +55,7 @@ ROUTERS = (
     subscriptions,
     database_configs,
     migrations,
+    admin,
 )
 
 log = logging.getLogger("ctxbase.server")
@@ -61,7 +66,8 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
 
     A store passed in stays open when the app stops; one opened here is closed with it.
     """
-    settings = store.settings if store is not None else settings or Settings()
+    settings = settings or (store.settings if store is not None else Settings())
+    check_auth_mode(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,6 +75,7 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
             _serve(app, Store(settings=settings))
         activation.start(app)  # serve the active database configuration, if any
         log.info("ctxbase %s serving %r", ctxbase.__version__, app.state.store)
+        warn_if_open(settings)
         _warm_up(app.state.store)
         worker = None
         if settings.embed_worker_interval > 0:
@@ -105,7 +112,9 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
         docs_url="/docs",
         openapi_url=f"{API_PREFIX}/openapi.json",
         lifespan=lifespan,
+        dependencies=[Depends(authorize)],
     )
+    app.state.gate = Gate(settings)
     if store is not None:  # usable at once, also by clients that skip the lifespan
         _serve(app, store)
     install_error_handlers(app)
@@ -139,6 +148,7 @@ def _warm_up(store: Store) -> None:
 def _serve(app: FastAPI, store: Store) -> None:
     app.state.store = store
     app.state.metrics = Metrics(store)
+    app.state.usage = UsageCache(store.tenants.usage)
 
 
 def app_from_environment() -> FastAPI:

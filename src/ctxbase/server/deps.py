@@ -8,17 +8,39 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Path, Query, Request
 
 from ctxbase.errors import InvalidInputError
+from ctxbase.server.access import scope_of
 from ctxbase.store import Store
 from ctxbase.store.base import DEFAULT_PAGE, MAX_PAGE
+from ctxbase.store.tenancy import Principal
 
 
-def get_store(request: Request) -> Store:
-    """The store the request may see (narrowed to the caller's scope once auth applies)."""
+def authorize(request: Request) -> Principal | None:
+    """Authenticate and authorize the request by its route's rule (see ``access``); every
+    route depends on it. None for public routes."""
+    principal = request.app.state.gate.authorize(request, request.app.state.store)
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal | None, Depends(authorize)]
+
+
+def get_store(request: Request, principal: PrincipalDep) -> Store:
+    """The store as the caller may see it: its tenant, and its projects if limited
+    (a view costs a few microseconds, so each request gets its own)."""
     store: Store = request.app.state.store
-    return store
+    scope = scope_of(principal)
+    return store if scope == store.scope else store.scoped(scope)
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def actor_of(principal: Principal | None) -> str:
+    """How the audit log names the caller."""
+    return principal.actor if principal is not None else "anonymous"
+
+
 ProjectSlug = Annotated[
     str, Path(description="The project's slug, unique in the tenant.", examples=["default"])
 ]

@@ -7,6 +7,7 @@ exceptions, which are logged with their traceback and answered without it.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -16,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ctxbase.errors import CtxbaseError
+from ctxbase.errors import AuthenticationError, CtxbaseError, RateLimitedError
 
 log = logging.getLogger("ctxbase.server")
 
@@ -31,7 +32,7 @@ _CODES_BY_STATUS = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_input",
-    429: "quota_exceeded",
+    429: "rate_limited",
 }
 
 
@@ -57,7 +58,12 @@ async def _ctxbase_error(_request: Request, error: CtxbaseError) -> JSONResponse
     if error.http_status >= 500:
         log.error("%s: %s", error.code, error)
     body = error.to_dict()
-    return JSONResponse(body, status_code=error.http_status)
+    headers = {}
+    if isinstance(error, RateLimitedError):
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    elif isinstance(error, AuthenticationError):
+        headers["WWW-Authenticate"] = 'Bearer realm="ctxbase"'
+    return JSONResponse(body, status_code=error.http_status, headers=headers)
 
 
 async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -38,6 +38,9 @@ class Scope:
 
     tenant: str = DEFAULT_TENANT
     projects: frozenset[str] | None = None  # None: every project of the tenant
+    #: May manage every tenant and the server (the library's own view, and the server's
+    #: for admin keys of the operator tenant); otherwise only its own tenant.
+    server_admin: bool = True
 
 
 class Domain:

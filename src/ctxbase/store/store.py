@@ -24,6 +24,7 @@ from ctxbase.store.projects import Projects, ensure_defaults
 from ctxbase.store.search import Search
 from ctxbase.store.state import State, prune_expired_state
 from ctxbase.store.subscriptions import Subscriptions
+from ctxbase.store.tenancy import Audit, Keys, Tenants
 
 
 class Store:
@@ -90,6 +91,9 @@ class Store:
         self.search = Search(self)
         self.events = Events(self)
         self.subscriptions = Subscriptions(self)
+        self.tenants = Tenants(self)
+        self.keys = Keys(self)
+        self.audit = Audit(self)
 
     def scoped(self, scope: Scope) -> Store:
         """A view of this store limited to ``scope``, sharing its connections."""

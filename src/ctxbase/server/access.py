@@ -1,0 +1,308 @@
+"""Who may call what: one rule per route, checked before any handler runs.
+
+Every operation of the API has an entry in :data:`RULES`; a route without one is refused
+to everybody (and a test walking the OpenAPI document fails), so a new route cannot ship
+unguarded by accident. The rules:
+
+- ``public``: no key (health checks);
+- ``read``: any key of the tenant (reading and searching);
+- ``write``: writer and admin keys;
+- ``admin``: admin keys, over their own tenant (projects, keys, audit log);
+- ``server``: admin keys of the operator tenant (tenants, database configurations,
+  migrations, re-embedding, metrics of every tenant).
+
+A key's tenant is its whole world: projects are looked up inside it, so another tenant's
+project or record is simply not found (404), as is a project a key is not limited to.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+import time
+from typing import Literal
+
+from fastapi import Request
+from starlette.routing import BaseRoute
+
+from ctxbase.config import Settings
+from ctxbase.db.schema import utcnow
+from ctxbase.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitedError,
+)
+from ctxbase.records import Quotas
+from ctxbase.server.ratelimit import FailureLimiter, KeyRateLimiter
+from ctxbase.store import Store
+from ctxbase.store.base import Scope
+from ctxbase.store.tenancy import OPERATOR_TENANT, Principal
+
+Rule = Literal["public", "read", "write", "admin", "server"]
+log = logging.getLogger("ctxbase.server")
+
+_P = "/projects/{project}"
+RULES: dict[tuple[str, str], Rule] = {
+    ("GET", "/health"): "public",
+    ("GET", "/ready"): "public",
+    ("GET", "/metrics"): "server",
+    # projects
+    ("POST", "/projects"): "admin",
+    ("GET", "/projects"): "read",
+    ("GET", _P): "read",
+    ("PATCH", _P): "admin",
+    ("DELETE", _P): "admin",
+    # conversations and messages
+    ("POST", f"{_P}/conversations"): "write",
+    ("GET", f"{_P}/conversations"): "read",
+    ("GET", f"{_P}/conversations/{{conversation_id}}"): "read",
+    ("PATCH", f"{_P}/conversations/{{conversation_id}}"): "write",
+    ("DELETE", f"{_P}/conversations/{{conversation_id}}"): "write",
+    ("POST", f"{_P}/conversations/{{conversation_id}}/messages"): "write",
+    ("GET", f"{_P}/conversations/{{conversation_id}}/messages"): "read",
+    ("GET", f"{_P}/messages/{{message_id}}"): "read",
+    # context units
+    ("POST", f"{_P}/contexts"): "write",
+    ("GET", f"{_P}/contexts"): "read",
+    ("GET", f"{_P}/contexts/{{context_id}}"): "read",
+    ("PUT", f"{_P}/contexts/{{context_id}}"): "write",
+    ("DELETE", f"{_P}/contexts/{{context_id}}"): "write",
+    ("GET", f"{_P}/contexts/{{context_id}}/versions"): "read",
+    # memories
+    ("POST", f"{_P}/memories"): "write",
+    ("GET", f"{_P}/memories"): "read",
+    ("POST", f"{_P}/memories/prune"): "write",
+    ("GET", f"{_P}/memories/{{memory_id}}"): "read",
+    ("PATCH", f"{_P}/memories/{{memory_id}}"): "write",
+    ("DELETE", f"{_P}/memories/{{memory_id}}"): "write",
+    ("GET", f"{_P}/memories/{{memory_id}}/history"): "read",
+    # state
+    ("GET", f"{_P}/state"): "read",
+    ("GET", f"{_P}/state/{{path}}"): "read",
+    ("PUT", f"{_P}/state/{{path}}"): "write",
+    ("DELETE", f"{_P}/state/{{path}}"): "write",
+    # search is a query, whatever its method
+    ("POST", f"{_P}/search"): "read",
+    # embeddings: the active model is the server's
+    ("GET", "/embeddings"): "read",
+    ("GET", "/embeddings/reembed"): "server",
+    ("POST", "/embeddings/reembed"): "server",
+    # events and subscriptions
+    ("POST", f"{_P}/events"): "write",
+    ("GET", f"{_P}/events"): "read",
+    ("GET", f"{_P}/events/stream"): "read",
+    ("POST", f"{_P}/subscriptions"): "write",
+    ("GET", f"{_P}/subscriptions"): "read",
+    ("GET", f"{_P}/subscriptions/{{subscription_id}}"): "read",
+    ("DELETE", f"{_P}/subscriptions/{{subscription_id}}"): "write",
+    ("GET", f"{_P}/subscriptions/{{subscription_id}}/pending"): "read",
+    ("POST", f"{_P}/subscriptions/{{subscription_id}}/ack"): "write",
+    ("GET", f"{_P}/subscriptions/{{subscription_id}}/dead-letters"): "read",
+    # (an SSE resume with Last-Event-ID acknowledges, as part of reading the stream)
+    ("GET", f"{_P}/subscriptions/{{subscription_id}}/stream"): "read",
+    # administration
+    ("POST", "/tenants"): "server",
+    ("GET", "/tenants"): "server",
+    ("GET", "/tenants/{tenant}"): "admin",
+    ("PATCH", "/tenants/{tenant}"): "server",
+    ("POST", "/keys"): "admin",
+    ("GET", "/keys"): "admin",
+    ("DELETE", "/keys/{key_id}"): "admin",
+    ("GET", "/audit"): "admin",
+    # database configurations and data migration: the server's own business
+    ("GET", "/database-configs"): "server",
+    ("POST", "/database-configs"): "server",
+    ("GET", "/database-configs/{config_id}"): "server",
+    ("PATCH", "/database-configs/{config_id}"): "server",
+    ("DELETE", "/database-configs/{config_id}"): "server",
+    ("POST", "/database-configs/{config_id}/test"): "server",
+    ("POST", "/database-configs/{config_id}/initialize"): "server",
+    ("GET", "/database-configs/{config_id}/statistics"): "server",
+    ("POST", "/database-configs/{config_id}/activate"): "server",
+    ("GET", "/migrations"): "server",
+    ("POST", "/migrations"): "server",
+    ("GET", "/migrations/{job_id}"): "server",
+    ("POST", "/migrations/{job_id}/cancel"): "server",
+    ("GET", "/migrations/{job_id}/stream"): "server",
+}
+_ALLOWED_ROLES: dict[Rule, frozenset[str]] = {
+    "read": frozenset({"reader", "writer", "admin"}),
+    "write": frozenset({"writer", "admin"}),
+    "admin": frozenset({"admin"}),
+    "server": frozenset({"admin"}),
+}
+#: Writes that add stored items, refused when the tenant is over an item or storage quota.
+_QUOTA_CHECKED = {"POST", "PUT"}
+_TOUCH_EVERY_SECONDS = 60.0
+DEVELOPMENT_PRINCIPAL = Principal(
+    key_id=None,
+    tenant=OPERATOR_TENANT,
+    tenant_id=None,
+    role="admin",
+    projects=None,
+    prefix="auth-disabled",
+    quotas=Quotas(),
+)
+
+
+def rule_for(method: str, route: BaseRoute | None) -> Rule | None:
+    path = getattr(route, "path_format", None)
+    return RULES.get((method, path)) if path is not None else None
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_auth_mode(settings: Settings) -> None:
+    """Refuse to serve without authentication anywhere but on a loopback address."""
+    if settings.auth == "disabled" and not is_loopback(settings.host):
+        raise ConfigurationError(
+            f"CTXBASE_AUTH=disabled is allowed only on a loopback address, not {settings.host}",
+            hint="create a key with `ctxbase keys create` and remove CTXBASE_AUTH",
+        )
+
+
+def warn_if_open(settings: Settings) -> None:
+    """Say loudly, when the server starts, that nobody is asked for a key."""
+    if settings.auth == "disabled":
+        banner = "!" * 78
+        log.warning(
+            "\n%s\n!! AUTHENTICATION IS DISABLED (CTXBASE_AUTH=disabled): every request acts as"
+            " the\n!! operator's admin. Development only; never expose this server.\n%s",
+            banner,
+            banner,
+        )
+
+
+class Gate:
+    """The authentication, authorization, rate and quota checks of one app."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.failures = FailureLimiter(settings.auth_failures_per_minute, window_seconds=60.0)
+        self.rates = KeyRateLimiter(settings.rate_limit_per_minute)
+        self._touched: dict[object, float] = {}
+        self._lock = threading.Lock()
+
+    def authorize(self, request: Request, store: Store) -> Principal | None:
+        """The principal a request acts as, after every check; raises the error to answer."""
+        rule = rule_for(request.method, request.scope.get("route"))
+        if rule is None:
+            log.error("No access rule for %s %s: refused", request.method, request.url.path)
+            raise PermissionDeniedError("This operation has no access rule")
+        if rule == "public":
+            return None
+        if self.settings.auth == "disabled":
+            principal = DEVELOPMENT_PRINCIPAL
+        else:
+            principal = self._authenticate(request, store)
+        self._check_role(rule, principal)
+        project = request.path_params.get("project")
+        limited = principal.projects
+        if project is not None and limited is not None and project not in limited:
+            raise NotFoundError(f"No project {project!r}")
+        if rule in ("write", "admin") and request.method in _QUOTA_CHECKED:
+            self._check_quotas(request, principal, store)
+        return principal
+
+    def _authenticate(self, request: Request, store: Store) -> Principal:
+        client = request.client.host if request.client else "unknown"
+        blocked_for = self.failures.blocked_for(client)
+        if blocked_for:
+            raise RateLimitedError(
+                "Too many failed authentications from this client", retry_after=blocked_for
+            )
+        key = _key_of(request)
+        if key is None:
+            raise AuthenticationError(
+                "An API key is required",
+                hint="send `Authorization: Bearer <key>`; create one with `ctxbase keys create`",
+            )
+        principal = store.keys.authenticate(key)
+        home: Store | None = getattr(request.app.state, "home", None)
+        if principal is None and home is not None and home is not store:
+            # Serving another database than the one it started on: the operator's keys of
+            # the home database still work, so the server can always be switched back.
+            fallback = home.keys.authenticate(key)
+            principal = fallback if fallback is not None and fallback.server_admin else None
+        if principal is None:
+            self.failures.failed(client)
+            raise AuthenticationError("The API key is not valid (unknown, revoked or expired)")
+        wait = self.rates.take(principal.key_id, principal.quotas.requests_per_minute)
+        if wait:
+            raise RateLimitedError("Too many requests for this key", retry_after=wait)
+        self._touch(store, principal)
+        return principal
+
+    @staticmethod
+    def _check_role(rule: Rule, principal: Principal) -> None:
+        if principal.role not in _ALLOWED_ROLES[rule]:
+            needed = "a writer or admin" if rule == "write" else "an admin"
+            raise PermissionDeniedError(f"This needs {needed} key; this key is a {principal.role}")
+        if rule == "server" and not principal.server_admin:
+            raise PermissionDeniedError(
+                "This needs an admin key of the operator tenant",
+                hint=f"server administration belongs to tenant {OPERATOR_TENANT!r}",
+            )
+
+    def _check_quotas(self, request: Request, principal: Principal, store: Store) -> None:
+        quotas = principal.quotas
+        if quotas.projects is None and quotas.items is None and quotas.storage_bytes is None:
+            return
+        usage = request.app.state.usage.get(principal.tenant)
+        creating_project = request.scope["route"].path_format == "/projects"
+        if creating_project and quotas.projects is not None:
+            if usage["projects"] >= quotas.projects:
+                raise QuotaExceededError(
+                    f"Tenant {principal.tenant!r} has its {quotas.projects} projects already",
+                    details={"quota": "projects", "limit": quotas.projects},
+                )
+            return
+        for name in ("items", "storage_bytes"):
+            limit = getattr(quotas, name)
+            if limit is not None and usage[name] >= limit:
+                raise QuotaExceededError(
+                    f"Tenant {principal.tenant!r} is at its {name.replace('_', ' ')} quota"
+                    f" ({limit})",
+                    details={"quota": name, "limit": limit, "used": usage[name]},
+                )
+
+    def _touch(self, store: Store, principal: Principal) -> None:
+        """Record ``last_used_at``, at most once a minute per key."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._touched.get(principal.key_id, -1e9) < _TOUCH_EVERY_SECONDS:
+                return
+            self._touched[principal.key_id] = now
+        if principal.key_id is not None:
+            store.keys.touch(principal.key_id, utcnow())
+
+
+def scope_of(principal: Principal | None) -> Scope:
+    if principal is None:
+        return Scope()
+    return Scope(
+        tenant=principal.tenant,
+        projects=principal.projects,
+        server_admin=principal.server_admin,
+    )
+
+
+def _key_of(request: Request) -> str | None:
+    authorization = request.headers.get("authorization")
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    key = request.headers.get("x-api-key")
+    return key.strip() if key and key.strip() else None

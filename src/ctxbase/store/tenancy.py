@@ -1,0 +1,412 @@
+"""Tenants, API keys and the audit log.
+
+A key is ``cbk_<8 random>_<40 random>``: 282 bits of randomness, so a plain SHA-256 of it
+is a safe stored form (a slow password hash protects guessable secrets; these are not).
+Only that hash and the first 12 characters (to recognise a key in a list) are stored. A
+key is found by its prefix and then compared by hash in constant time, and an unknown
+prefix is compared against a dummy hash, so the answer takes the same time however much
+of a key is right.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from ctxbase.db.schema import ApiKey as ApiKeyRow
+from ctxbase.db.schema import AuditEntry as AuditRow
+from ctxbase.db.schema import new_id, table, utcnow
+from ctxbase.errors import ConflictError, NotFoundError, PermissionDeniedError
+from ctxbase.records import (
+    ApiKey,
+    ApiKeyCreated,
+    ApiKeyIn,
+    AuditEntry,
+    Page,
+    Quotas,
+    Tenant,
+    TenantIn,
+    TenantPatch,
+)
+from ctxbase.store.base import (
+    DEFAULT_PAGE,
+    DEFAULT_TENANT,
+    Domain,
+    as_uuid,
+    decode_cursor,
+    make_page,
+    page_limit,
+    parse,
+    projects_table,
+    tenants_table,
+)
+
+keys_table = table(ApiKeyRow)
+audit_table = table(AuditRow)
+k = keys_table.c
+t = tenants_table.c
+KEY_PREFIX = "cbk_"
+_PREFIX_LENGTH = len(KEY_PREFIX) + 8
+#: The tenant that owns the server: its admin keys administer every tenant and the server.
+OPERATOR_TENANT = DEFAULT_TENANT
+_DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return f"{KEY_PREFIX}{secrets.token_urlsafe(6)[:8]}_{secrets.token_urlsafe(30)}"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts as: a key of one tenant, with its role and project limits."""
+
+    key_id: uuid.UUID | None
+    tenant: str
+    tenant_id: uuid.UUID | None
+    role: str
+    projects: frozenset[str] | None
+    prefix: str
+    quotas: Quotas
+
+    @property
+    def server_admin(self) -> bool:
+        return self.role == "admin" and self.tenant == OPERATOR_TENANT
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.prefix}"
+
+
+def _tenant_record(row: Any) -> Tenant:
+    return Tenant.model_validate({**row, "quotas": row["quotas"] or {}})
+
+
+class Tenants(Domain):
+    """``store.tenants``: server administration (the library's view may do it all)."""
+
+    def create(self, slug: str, *, actor: str = "library", **fields: Any) -> Tenant:
+        self._require_server_admin()
+        data = parse(TenantIn, {"slug": slug, **fields})
+        now = utcnow()
+        tenant_id = new_id()
+        row = {
+            "id": tenant_id,
+            "slug": data.slug,
+            "name": data.name or data.slug,
+            "plan": data.plan,
+            "quotas": data.quotas.model_dump(exclude_none=True),
+            "settings": {},
+            "is_active": True,
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self._db.connect(write=True) as connection:
+            if connection.execute(select(t.id).where(t.slug == data.slug)).first():
+                raise ConflictError(f"Tenant {data.slug!r} already exists")
+            connection.execute(insert(tenants_table), row)
+            record_audit(connection, actor, "tenant.create", data.slug, tenant_id, {})
+        return _tenant_record(row)
+
+    def get(self, slug: str) -> Tenant:
+        self._require_tenant(slug)
+        with self._db.connect() as connection:
+            row = connection.execute(select(tenants_table).where(t.slug == slug)).first()
+        if row is None:
+            raise NotFoundError(f"No tenant {slug!r}")
+        return _tenant_record(row._mapping)
+
+    def list(self, *, limit: int = DEFAULT_PAGE, cursor: str | None = None) -> Page[Tenant]:
+        self._require_server_admin()
+        page_limit(limit)
+        query = select(tenants_table).order_by(t.slug).limit(limit + 1)
+        if cursor:
+            (after,) = decode_cursor(cursor, str)
+            query = query.where(t.slug > after)
+        with self._db.connect() as connection:
+            items = [_tenant_record(r._mapping) for r in connection.execute(query)]
+        return make_page(items, limit, lambda item: [item.slug])
+
+    def update(self, slug: str, *, actor: str = "library", **fields: Any) -> Tenant:
+        """Change name, plan, quotas; ``is_active=False`` deactivates (keys stop at once)."""
+        self._require_server_admin()
+        patch = parse(TenantPatch, fields)
+        changes = patch.model_dump(exclude_none=True, exclude={"quotas"})
+        if patch.quotas is not None:
+            changes["quotas"] = patch.quotas.model_dump(exclude_none=True)
+        if slug == OPERATOR_TENANT and patch.is_active is False:
+            raise PermissionDeniedError("The operator tenant cannot be deactivated")
+        with self._db.connect(write=True) as connection:
+            row = connection.execute(
+                update(tenants_table)
+                .where(t.slug == slug)
+                .values(**changes, updated_at=utcnow())
+                .returning(*tenants_table.c)
+            ).first()
+            if row is None:
+                raise NotFoundError(f"No tenant {slug!r}")
+            action = "tenant.deactivate" if patch.is_active is False else "tenant.update"
+            record_audit(
+                connection,
+                actor,
+                action,
+                slug,
+                row.id,
+                patch.model_dump(mode="json", exclude_none=True),
+            )
+        return _tenant_record(row._mapping)
+
+    def usage(self, slug: str) -> dict[str, int]:
+        """What the tenant stores now: projects, items, and bytes of text and JSON."""
+        from ctxbase.store.usage import tenant_usage
+
+        with self._db.connect() as connection:
+            tenant_id = connection.execute(select(t.id).where(t.slug == slug)).scalar()
+            if tenant_id is None:
+                raise NotFoundError(f"No tenant {slug!r}")
+            return tenant_usage(connection, tenant_id)
+
+    def _require_server_admin(self) -> None:
+        if not self._store.scope.server_admin:
+            raise PermissionDeniedError("Only the operator's admin keys manage tenants")
+
+    def _require_tenant(self, slug: str) -> None:
+        scope = self._store.scope
+        if not scope.server_admin and slug != scope.tenant:
+            raise NotFoundError(f"No tenant {slug!r}")
+
+
+class Keys(Domain):
+    """``store.keys``: API keys. A tenant's admins manage its keys; the operator's, all."""
+
+    def create(self, *, actor: str = "library", **fields: Any) -> ApiKeyCreated:
+        data = parse(ApiKeyIn, fields)
+        tenant = data.tenant or self._store.scope.tenant
+        self._require_tenant(tenant)
+        key = new_key()
+        now = utcnow()
+        expires = now + timedelta(days=data.expires_in_days) if data.expires_in_days else None
+        with self._db.connect(write=True) as connection:
+            tenant_id = connection.execute(
+                select(t.id).where(t.slug == tenant, t.is_active.is_(True))
+            ).scalar()
+            if tenant_id is None:
+                raise NotFoundError(f"No tenant {tenant!r}")
+            if data.projects:
+                known = set(
+                    connection.execute(
+                        select(projects_table.c.slug).where(
+                            projects_table.c.tenant_id == tenant_id,
+                            projects_table.c.slug.in_(data.projects),
+                        )
+                    ).scalars()
+                )
+                if unknown := sorted(set(data.projects) - known):
+                    raise NotFoundError(f"No project {unknown[0]!r} in tenant {tenant!r}")
+            row = {
+                "key_id": new_id(),
+                "tenant_id": tenant_id,
+                "name": data.name,
+                "prefix": key[:_PREFIX_LENGTH],
+                "key_hash": hash_key(key),
+                "role": data.role,
+                "scopes": [],
+                "projects": sorted(set(data.projects)) if data.projects is not None else None,
+                "created_at": now,
+                "last_used_at": None,
+                "expires_at": expires,
+                "revoked_at": None,
+            }
+            connection.execute(insert(keys_table), row)
+            record_audit(
+                connection,
+                actor,
+                "key.create",
+                row["prefix"],
+                tenant_id,
+                {"role": data.role, "name": data.name, "projects": row["projects"]},
+            )
+        return ApiKeyCreated.model_validate({**row, "tenant": tenant, "key": key})
+
+    def list(
+        self,
+        *,
+        tenant: str | None = None,
+        limit: int = DEFAULT_PAGE,
+        cursor: str | None = None,
+    ) -> Page[ApiKey]:
+        """Keys of ``tenant`` (default: the caller's; the operator may say None for all)."""
+        page_limit(limit)
+        scope = self._store.scope
+        if tenant is None and not scope.server_admin:
+            tenant = scope.tenant
+        if tenant is not None:
+            self._require_tenant(tenant)
+        query = (
+            select(*keys_table.c, t.slug.label("tenant"))
+            .join(tenants_table, t.id == k.tenant_id)
+            .order_by(k.key_id)
+            .limit(limit + 1)
+        )
+        if tenant is not None:
+            query = query.where(t.slug == tenant)
+        if cursor:
+            (after,) = decode_cursor(cursor, uuid.UUID)
+            query = query.where(k.key_id > after)
+        with self._db.connect() as connection:
+            items = [ApiKey.model_validate(r._mapping) for r in connection.execute(query)]
+        return make_page(items, limit, lambda item: [item.key_id])
+
+    def revoke(self, key_id: uuid.UUID | str, *, actor: str = "library") -> ApiKey:
+        """Revoke a key: it stops working at once."""
+        key_id = as_uuid(key_id, "key")
+        with self._db.connect(write=True) as connection:
+            row = connection.execute(
+                select(*keys_table.c, t.slug.label("tenant"))
+                .join(tenants_table, t.id == k.tenant_id)
+                .where(k.key_id == key_id)
+            ).first()
+            if row is None:
+                raise NotFoundError(f"No key {key_id}")
+            self._require_tenant(row.tenant)
+            now = utcnow()
+            connection.execute(
+                update(keys_table)
+                .where(k.key_id == key_id, k.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            record_audit(connection, actor, "key.revoke", row.prefix, row.tenant_id, {})
+        return ApiKey.model_validate({**row._mapping, "revoked_at": row.revoked_at or now})
+
+    def count(self) -> int:
+        """Keys that work now, in every tenant (0 on a fresh server)."""
+        now = utcnow()
+        with self._db.connect() as connection:
+            return int(
+                connection.execute(
+                    select(func.count())
+                    .select_from(keys_table)
+                    .where(k.revoked_at.is_(None), (k.expires_at.is_(None)) | (k.expires_at > now))
+                ).scalar_one()
+            )
+
+    def authenticate(self, key: str) -> Principal | None:
+        """The principal of a working key, or None; takes the same time for any wrong key."""
+        prefix = key[:_PREFIX_LENGTH] if key.startswith(KEY_PREFIX) else ""
+        digest = hash_key(key)
+        with self._db.read() as connection:
+            rows = connection.execute(
+                select(
+                    k.key_id,
+                    k.key_hash,
+                    k.role,
+                    k.projects,
+                    k.prefix,
+                    k.expires_at,
+                    k.revoked_at,
+                    t.id.label("tenant_id"),
+                    t.slug.label("tenant"),
+                    t.quotas,
+                    t.is_active,
+                )
+                .join(tenants_table, t.id == k.tenant_id)
+                .where(k.prefix == prefix)
+            ).all()
+        match = None
+        if not rows:  # compare anyway: a wrong prefix costs what a wrong key costs
+            hmac.compare_digest(digest, _DUMMY_HASH)
+        for row in rows:
+            if hmac.compare_digest(digest, row.key_hash):
+                match = row
+        if match is None or not match.is_active or match.revoked_at is not None:
+            return None
+        if match.expires_at is not None and match.expires_at <= utcnow():
+            return None
+        return Principal(
+            key_id=match.key_id,
+            tenant=match.tenant,
+            tenant_id=match.tenant_id,
+            role=match.role,
+            projects=frozenset(match.projects) if match.projects is not None else None,
+            prefix=match.prefix,
+            quotas=Quotas.model_validate(match.quotas or {}),
+        )
+
+    def touch(self, key_id: uuid.UUID, when: datetime) -> None:
+        with self._db.connect(write=True) as connection:
+            connection.execute(
+                update(keys_table).where(k.key_id == key_id).values(last_used_at=when)
+            )
+
+    def _require_tenant(self, slug: str) -> None:
+        scope = self._store.scope
+        if not scope.server_admin and slug != scope.tenant:
+            raise NotFoundError(f"No tenant {slug!r}")
+
+
+class Audit(Domain):
+    """``store.audit``: administrative actions, newest first."""
+
+    def record(self, actor: str, action: str, target: str | None = None, **details: Any) -> None:
+        with self._db.connect(write=True) as connection:
+            tenant_id = None
+            if not self._store.scope.server_admin:
+                tenant_id = connection.execute(
+                    select(t.id).where(t.slug == self._store.scope.tenant)
+                ).scalar()
+            record_audit(connection, actor, action, target, tenant_id, details)
+
+    def list(
+        self,
+        *,
+        action: str | None = None,
+        limit: int = DEFAULT_PAGE,
+        cursor: str | None = None,
+    ) -> Page[AuditEntry]:
+        """The caller's tenant's entries; the operator sees every entry."""
+        page_limit(limit)
+        a = audit_table.c
+        query = select(audit_table).order_by(a.id.desc()).limit(limit + 1)
+        scope = self._store.scope
+        if not scope.server_admin:
+            query = query.join(tenants_table, t.id == a.tenant_id).where(t.slug == scope.tenant)
+        if action is not None:
+            query = query.where(a.action == action)
+        if cursor:
+            (before,) = decode_cursor(cursor, uuid.UUID)
+            query = query.where(a.id < before)
+        with self._db.connect() as connection:
+            items = [AuditEntry.model_validate(r._mapping) for r in connection.execute(query)]
+        return make_page(items, limit, lambda item: [item.id])
+
+
+def record_audit(
+    connection: Connection,
+    actor: str,
+    action: str,
+    target: str | None,
+    tenant_id: uuid.UUID | None,
+    details: dict[str, Any],
+) -> None:
+    """Append an audit entry in the caller's transaction (it stands or falls with it)."""
+    connection.execute(
+        insert(audit_table).values(
+            id=new_id(),
+            tenant_id=tenant_id,
+            actor=actor[:200],
+            action=action,
+            target=target[:500] if target else None,
+            details=details,
+            created_at=utcnow(),
+        )
+    )
