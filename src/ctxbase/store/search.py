@@ -1,7 +1,9 @@
 """One search over messages, context units and memories: vector, full text, or hybrid.
 
 - vector: the query's embedding against stored vectors of the active model (pgvector
-  on PostgreSQL, exact numpy elsewhere); ``threshold`` drops weak hits.
+  on PostgreSQL; on SQLite vectors in memory, with an HNSW index for large collections;
+  exact numpy on PostgreSQL without pgvector); ``threshold`` drops weak hits. The vector
+  legs run prepared statements, one per shape of conditions (see search_conditions).
 - text: natural-language full text (OR over stemmed terms, stop words dropped).
 - hybrid: both, fused by weighted reciprocal rank (``w / (rrf_k + rank)``).
 
