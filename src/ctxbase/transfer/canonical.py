@@ -219,6 +219,15 @@ class Checksum:
     def hex(self) -> str:
         return f"{self._high & _MASK:016x}{self._low & _MASK:016x}"
 
+    def to_json(self) -> dict[str, int]:
+        return {"rows": self.rows, "high": self._high & _MASK, "low": self._low & _MASK}
+
+    @classmethod
+    def from_json(cls, value: dict[str, int]) -> Checksum:
+        checksum = cls()
+        checksum.add_sums(value["rows"], value["high"], value["low"])
+        return checksum
+
 
 class RowRenderer:
     """Canonical forms of rows given as value tuples, one renderer per column."""
@@ -247,6 +256,19 @@ class RowRenderer:
             md5(b"\x1f".join(parts), usedforsecurity=False).digest()
             for parts in zip(*rendered, strict=True)
         ]
+
+    def digests_or_none(self, rows: Sequence[Sequence[Any]]) -> list[bytes | None]:
+        """Like :meth:`digests`, with None for a row that cannot be rendered (bad JSON)."""
+        try:
+            return list(self.digests(rows))
+        except (ValueError, TypeError):
+            return [self._digest_or_none(row) for row in rows]
+
+    def _digest_or_none(self, row: Sequence[Any]) -> bytes | None:
+        try:
+            return self.digests([row])[0]
+        except (ValueError, TypeError):
+            return None
 
     def add_to(self, checksum: Checksum, rows: Sequence[Sequence[Any]]) -> None:
         for digest in self.digests(rows):

@@ -24,7 +24,8 @@ from ctxbase.config import Settings
 from ctxbase.db.schema import utcnow
 from ctxbase.errors import ConflictError, CtxbaseError
 from ctxbase.secrets import Secrets
-from ctxbase.transfer import jobs
+from ctxbase.transfer import indexes, jobs
+from ctxbase.transfer.canonical import Checksum, RowRenderer
 from ctxbase.transfer.endpoints import Endpoint
 from ctxbase.transfer.postgres import PostgresCopyWriter
 from ctxbase.transfer.reading import Page, TableReader
@@ -93,7 +94,11 @@ class Migration:
         with source.db.read() as connection:
             totals = {p.name: _count(connection, p) for p in plans}
         secrets = Secrets(settings)
+        names = [p.name for p in plans]
         with target.db.connect(write=True) as connection:
+            options: dict[str, Any] = {"batch_size": batch_size, "reembed": reembed}
+            if target.db.backend == "postgresql":  # built again once the rows are in
+                options["deferred_indexes"] = indexes.set_aside(connection, names)
             return jobs.create_job(
                 connection,
                 {
@@ -102,8 +107,8 @@ class Migration:
                     "target": target.describe(),
                     "source_encrypted": secrets.encrypt(source.url) if source.url else None,
                     "target_encrypted": secrets.encrypt(target.url) if target.url else None,
-                    "tables": [p.name for p in plans],
-                    "options": {"batch_size": batch_size, "reembed": reembed},
+                    "tables": names,
+                    "options": options,
                     "totals": totals,
                 },
             )
@@ -121,6 +126,7 @@ class Migration:
             for plan in self.plans:
                 if plan.self_references and not self._link(plan):
                     return self._finish("cancelled")
+            self._build_indexes()
             verification = self._verify()
             self._save(verification=verification.model_dump(mode="json"), current_table=None)
             if self.job["options"].get("reembed"):
@@ -138,7 +144,13 @@ class Migration:
         columns = [c for c in plan.table.columns if c.key not in plan.self_references]
         reader = TableReader(self.source.db, plan, columns)
         single = CoreInsertWriter(plan.table, columns)
-        return self._copy_pages(plan, plan.name, reader, self._bulk_writer(plan, columns), single)
+        # SQLite's stored rows are hashed as they go by, while the server loads the previous
+        # page; other sources are checksummed by their own server at the end.
+        hasher = None
+        if self.source.db.backend == "sqlite" and not plan.self_references:
+            hasher = RowRenderer.for_sqlite(columns)
+        bulk = self._bulk_writer(plan, columns)
+        return self._copy_pages(plan, plan.name, reader, bulk, single, hasher)
 
     def _link(self, plan: TablePlan) -> bool:
         """Fill in the self-referencing columns, now that every row they point at is there."""
@@ -156,12 +168,15 @@ class Migration:
         reader: TableReader,
         bulk: PageWriter,
         single: RowWriter,
+        hasher: RowRenderer | None = None,
     ) -> bool:
         """Page through ``reader`` after the step's checkpoint; False when cancelled."""
         state = self._checkpoint(step)
         if state["done"]:
             return True
         self._save(current_table=step)
+        if hasher is not None:
+            state.setdefault("checksum", Checksum().to_json())
         after = _key_from_json(plan, state["after"])
         # One thread writes page N (COPY, the server's work, the commit) while this one
         # reads and prepares page N + 1: the two cores of a small machine both work.
@@ -173,9 +188,12 @@ class Migration:
                 if not page.raw:
                     break
                 prepared = prepare_page(bulk, page)
+                digests = hasher.digests_or_none(page.raw) if hasher else None
                 if pending is not None:
                     pending.result()
-                pending = writer.submit(self._write_page, step, bulk, single, page, prepared)
+                pending = writer.submit(
+                    self._write_page, step, bulk, single, page, prepared, digests
+                )
                 after = page.last_key
             if pending is not None:
                 pending.result()
@@ -186,15 +204,39 @@ class Migration:
         return True
 
     def _write_page(
-        self, step: str, bulk: PageWriter, single: RowWriter, page: Page, prepared: Any
+        self,
+        step: str,
+        bulk: PageWriter,
+        single: RowWriter,
+        page: Page,
+        prepared: Any,
+        digests: list[bytes | None] | None,
     ) -> None:
         with self.target.db.connect(write=True) as connection:
             if self.target.db.backend == "postgresql":
                 # A commit lost to a crash is redone on resume: its checkpoint is lost too.
                 connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
             failures = write_page(connection, bulk, single, page, prepared)
+            if digests is not None:
+                self._add_to_checksum(step, page, failures, digests)
             self._record_page(connection, step, page, failures)
         self._notify()
+
+    def _add_to_checksum(
+        self, step: str, page: Page, failures: list[RowFailure], digests: list[bytes | None]
+    ) -> None:
+        """Add the rows that arrived to the source checksum kept in the checkpoint."""
+        state = self.job["checkpoints"][step]
+        checksum = Checksum.from_json(state["checksum"])
+        failed = {failure.key for failure in failures}
+        for raw, digest in zip(page.raw, digests, strict=True):
+            if failed and page.reader.key_of(raw) in failed:
+                continue
+            if digest is None:  # written, yet not renderable: verification will say so
+                checksum.rows += 1
+                continue
+            checksum.add_digest(digest)
+        state["checksum"] = checksum.to_json()
 
     def _bulk_writer(self, plan: TablePlan, columns: Sequence[Column[Any]]) -> PageWriter:
         if self.target.db.backend != "postgresql":
@@ -240,12 +282,14 @@ class Migration:
             self._save(current_table=f"verifying {plan.name}")
             state = self._checkpoint(plan.name)
             failed = [_key_from_json(plan, key) for key in state["failed_keys"]]
-            # Both sides at once: one is often the PostgreSQL server working by itself.
-            with ThreadPoolExecutor(1, thread_name_prefix="ctxbase-verify") as pool:
-                target_future = pool.submit(table_checksum, self.target.db, plan)
-                source = table_checksum(self.source.db, plan, failed)
-                target = target_future.result()
             complete = len(failed) == state["failed"]  # every failed key was kept
+            target = table_checksum(self.target.db, plan)
+            if "checksum" in state:  # hashed while copying: the source must still match it
+                source = Checksum.from_json(state["checksum"])
+                with self.source.db.read() as connection:
+                    complete = complete and _count(connection, plan) - len(failed) == source.rows
+            else:
+                source = table_checksum(self.source.db, plan, failed)
             equal = complete and source.rows == target.rows and source.hex == target.hex
             if not equal:
                 self._log_error(plan.name, None, "verification: the target differs from the source")
@@ -319,7 +363,25 @@ class Migration:
             jobs.save_job(connection, self.job_id, **values)
         self._notify()
 
+    def _build_indexes(self) -> None:
+        """Build the indexes set aside for the load (before verification, so a failure to
+        build one fails the job)."""
+        options = self.job["options"]
+        while options.get("deferred_indexes"):
+            index = options["deferred_indexes"][0]
+            self._save(current_table=f"indexing {index['table']}")
+            with self.target.db.connect(write=True) as connection:
+                indexes.build(connection, index)
+                options = {**options, "deferred_indexes": options["deferred_indexes"][1:]}
+                self.job["options"] = options
+                jobs.save_job(connection, self.job_id, options=options)
+
     def _finish(self, status: str) -> MigrationReport:
+        if status in ("cancelled", "failed"):  # leave the target usable meanwhile
+            try:
+                self._build_indexes()
+            except CtxbaseError as error:
+                log.warning("Indexes of migration %s not built yet: %s", self.job_id, error)
         values: dict[str, Any] = {
             "status": status,
             "finished_at": utcnow(),
