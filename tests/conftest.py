@@ -20,6 +20,8 @@ from ctxbase.db import migrate
 from ctxbase.db.database import Database
 from tests.postgres import TEMPLATE, PostgresServer, running_server
 
+pytest_plugins = ["tests.secret_scan"]  # no credential in any response, log or output
+
 BACKENDS = ["sqlite-memory", "sqlite-file", "postgres"]
 #: Tests embed with word hashing (fast, deterministic); tests marked `model` use the real
 #: local model. Set for processes the tests start too (servers, CLI).
@@ -29,6 +31,12 @@ os.environ.setdefault("CTXBASE_EMBEDDER", TEST_EMBEDDER)
 TEST_SECRET_KEY = Fernet.generate_key().decode()
 os.environ.setdefault("CTXBASE_SECRET_KEY", TEST_SECRET_KEY)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def secret_key() -> str:
+    """The key encrypting stored secrets in this run (a credential like any other)."""
+    return os.environ["CTXBASE_SECRET_KEY"]
 
 
 @pytest.fixture(scope="session")

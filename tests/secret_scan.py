@@ -1,0 +1,123 @@
+"""Scan the whole test run for credentials where they must never be.
+
+Every secret the run creates is registered as it is made: each API key the store issues,
+each value encrypted at rest (webhook secrets, database passwords) and the run's secret
+key. Every HTTP response body any test receives (httpx, hence ``ctxbase.Client`` and
+``TestClient``), every log record and every CLI output is then searched for them. The
+only sanctioned sighting is the key's own creation (``POST /keys``, ``ctxbase keys
+create``, the first key ``ctxbase serve`` prints), which shows it once by design.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+_MIN_LENGTH = 12  # shorter values would match by chance
+_SCAN_LIMIT = 1 << 20  # bytes of one text searched
+
+
+@dataclass
+class SecretScan:
+    secrets: set[str] = field(default_factory=set)
+    findings: list[str] = field(default_factory=list)
+    scanned: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def register(self, secret: str | None) -> None:
+        if secret and len(secret) >= _MIN_LENGTH:
+            with self.lock:
+                self.secrets.add(secret)
+
+    def check(self, where: str, text: str, allowed: str | None = None) -> None:
+        text = text[:_SCAN_LIMIT]
+        with self.lock:
+            self.scanned += 1
+            leaked = [s for s in self.secrets if s != allowed and s in text]
+        for secret in leaked:
+            self.findings.append(f"{where}: contains a secret starting {secret[:4]!r}")
+
+
+SCAN = SecretScan()
+
+
+class _LogScanner(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:  # a record that cannot format cannot leak either
+            return
+        SCAN.check(f"log {record.name}", text)
+
+
+def _patch(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from ctxbase.secrets import Secrets
+    from ctxbase.store.tenancy import Keys
+
+    encrypt = Secrets.encrypt
+
+    def registering_encrypt(self: Secrets, secret: str) -> bytes:
+        SCAN.register(secret)
+        return encrypt(self, secret)
+
+    create = Keys.create
+
+    def registering_create(self: Keys, **fields: Any) -> Any:
+        created = create(self, **fields)
+        SCAN.register(created.key)
+        return created
+
+    send = httpx.Client.send
+
+    def scanning_send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> Any:
+        response = send(self, request, **kwargs)
+        if not kwargs.get("stream"):
+            allowed = None
+            if request.method == "POST" and request.url.path.endswith("/keys"):
+                with contextlib.suppress(ValueError):
+                    allowed = response.json().get("key")
+            SCAN.check(f"response to {request.method} {request.url.path}", response.text, allowed)
+            SCAN.check(f"headers of {request.method} {request.url.path}", str(response.headers))
+        return response
+
+    invoke = CliRunner.invoke
+
+    def scanning_invoke(self: CliRunner, app: Any, args: Any = None, *a: Any, **k: Any) -> Any:
+        result = invoke(self, app, args, *a, **k)
+        words = [str(w) for w in (args or [])]
+        creates_key = words[:2] == ["keys", "create"]
+        allowed = result.output.strip().splitlines()[-1] if creates_key and result.output else None
+        SCAN.check(f"output of `ctxbase {' '.join(words)}`", result.output, allowed)
+        return result
+
+    monkeypatch.setattr(Secrets, "encrypt", registering_encrypt)
+    monkeypatch.setattr(Keys, "create", registering_create)
+    monkeypatch.setattr(httpx.Client, "send", scanning_send)
+    monkeypatch.setattr(CliRunner, "invoke", scanning_invoke)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secret_scan(secret_key: str) -> Iterator[SecretScan]:
+    """Active for the whole run; fails the run at its end if any secret was seen."""
+    SCAN.register(secret_key)
+    handler = _LogScanner(level=logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    ctxbase_log = logging.getLogger("ctxbase")
+    previous = ctxbase_log.level
+    ctxbase_log.setLevel(logging.DEBUG)  # debug records are scanned too
+    logging.getLogger().addHandler(handler)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _patch(monkeypatch)
+        yield SCAN
+    logging.getLogger().removeHandler(handler)
+    ctxbase_log.setLevel(previous)
+    assert not SCAN.findings, "credentials leaked:\n" + "\n".join(SCAN.findings[:50])
