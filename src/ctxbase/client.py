@@ -20,6 +20,10 @@ from pydantic import BaseModel
 from ctxbase.errors import CtxbaseError, NotFoundError, error_class_for
 from ctxbase.records import (
     Ack,
+    ApiKey,
+    ApiKeyCreated,
+    ApiKeyIn,
+    AuditEntry,
     ContextIn,
     ContextUnit,
     ContextUpdate,
@@ -49,6 +53,9 @@ from ctxbase.records import (
     StateIn,
     Subscription,
     SubscriptionIn,
+    Tenant,
+    TenantIn,
+    TenantPatch,
     search_values,
 )
 from ctxbase.store.base import DEFAULT_PAGE, DEFAULT_PROJECT, parse
@@ -83,6 +90,9 @@ class Client:
         self.state = StateClient(self)
         self.events = EventsClient(self)
         self.subscriptions = SubscriptionsClient(self)
+        self.tenants = TenantsClient(self)
+        self.keys = KeysClient(self)
+        self.audit = AuditClient(self)
 
     def search(
         self,
@@ -654,6 +664,47 @@ class SubscriptionsClient(_Sub):
         return self._client.stream(
             _path("projects", project, "subscriptions", subscription_id, "stream")
         )
+
+
+class TenantsClient(_Sub):
+    def create(self, slug: str, **fields: Any) -> Tenant:
+        body = _body(TenantIn, {"slug": slug, **fields})
+        return _one(Tenant, self._call("POST", "tenants", json=body))
+
+    def get(self, slug: str) -> Tenant:
+        return _one(Tenant, self._call("GET", "tenants", slug))
+
+    def list(self, *, limit: int = DEFAULT_PAGE, cursor: str | None = None) -> Page[Tenant]:
+        return _page(
+            Tenant, self._call("GET", "tenants", params={"limit": limit, "cursor": cursor})
+        )
+
+    def update(self, slug: str, **fields: Any) -> Tenant:
+        body = _body(TenantPatch, fields)
+        return _one(Tenant, self._call("PATCH", "tenants", slug, json=body))
+
+
+class KeysClient(_Sub):
+    def create(self, **fields: Any) -> ApiKeyCreated:
+        """A new key; its ``key`` is shown this once."""
+        return _one(ApiKeyCreated, self._call("POST", "keys", json=_body(ApiKeyIn, fields)))
+
+    def list(
+        self, *, tenant: str | None = None, limit: int = DEFAULT_PAGE, cursor: str | None = None
+    ) -> Page[ApiKey]:
+        params = {"tenant": tenant, "limit": limit, "cursor": cursor}
+        return _page(ApiKey, self._call("GET", "keys", params=params))
+
+    def revoke(self, key_id: uuid.UUID | str) -> ApiKey:
+        return _one(ApiKey, self._call("DELETE", "keys", key_id))
+
+
+class AuditClient(_Sub):
+    def list(
+        self, *, action: str | None = None, limit: int = DEFAULT_PAGE, cursor: str | None = None
+    ) -> Page[AuditEntry]:
+        params = {"action": action, "limit": limit, "cursor": cursor}
+        return _page(AuditEntry, self._call("GET", "audit", params=params))
 
 
 def _state_path(namespace: str, key: str) -> list[str]:
