@@ -60,7 +60,7 @@ def source_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("source") / "source.db"
     with open_store(f"sqlite:///{path}") as store:
         fill(store)
-        add_memories(store, 3000)
+        add_memories(store, 1500)
     return path
 
 

@@ -24,7 +24,16 @@ class Endpoint:
     store: Store | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.db.backend, "url": self.db.url.masked()}
+        """Where the data is, for people: never a connection string, even masked."""
+        url = self.db.url
+        if url.backend == "sqlite":
+            return {"backend": "sqlite", "database": url.sqlite_path or ":memory:"}
+        return {
+            "backend": "postgresql",
+            "host": url.url.host or url.url.query.get("host") or "localhost",
+            "port": url.url.port or 5432,
+            "database": url.url.database,
+        }
 
     def close(self) -> None:
         if self.owned:

@@ -39,12 +39,12 @@ class Verification(BaseModel):
 
 
 class MigrationReport(BaseModel):
-    """A migration job as every interface shows it (connection strings are masked)."""
+    """A migration job as every interface shows it (never with a connection string)."""
 
     id: uuid.UUID
     status: JobStatus
-    source: dict[str, Any] = Field(description="The source, its URL masked.")
-    target: dict[str, Any] = Field(description="The target, its URL masked.")
+    source: dict[str, Any] = Field(description="The source: backend, host, database.")
+    target: dict[str, Any] = Field(description="The target: backend, host, database.")
     tables: list[str]
     options: dict[str, Any]
     progress: Progress
