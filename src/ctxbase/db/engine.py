@@ -62,6 +62,9 @@ def _postgres_engine(db_url: DatabaseURL, settings: Settings) -> Engine:
             "-c ivfflat.iterative_scan=relaxed_order"
         ),
     }
+    url_options = db_url.url.query.get("options")
+    if isinstance(url_options, str):  # e.g. -csearch_path=… of a configured schema: kept
+        connect_args["options"] = f"{url_options} {connect_args['options']}"
     if "connect_timeout" not in db_url.url.query:
         connect_args["connect_timeout"] = 10
     engine = create_engine(
