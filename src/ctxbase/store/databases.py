@@ -246,6 +246,9 @@ class DatabaseConfigs:
             with Database(self._url(row), settings=self._store.settings) as db:
                 if db.backend == "postgresql":
                     with db.connect(write=True) as connection:
+                        if row["schema"]:
+                            quoted = connection.dialect.identifier_preparer.quote(row["schema"])
+                            connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quoted}"))
                         status = ensure_pgvector(connection)
                     if require_pgvector and not status.installed:
                         raise InvalidInputError(
