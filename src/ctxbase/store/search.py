@@ -92,17 +92,7 @@ class Search(Domain):
             self._ensure_index(model, query_vector, request)
         # The project is resolved inside each statement (no round trip of its own); only an
         # empty result checks that it exists, to tell "nothing found" from "no project".
-        tenant = self._scope_params(project)["scope_tenant"]
-        scopes: dict[str, ItemConditions] = {
-            kind: conditions
-            for kind in dict.fromkeys(request.kinds)
-            if (
-                conditions := item_conditions(
-                    kind, request.filters, tenant, project, now, self._db.backend
-                )
-            )
-            is not None
-        }
+        scopes = self._scopes(request, project, now)
         depth = request.k if request.mode != "hybrid" else max(request.k * 4, 40)
         vector, seen, fetched = self._vector_candidates(request, scopes, model, query_vector, depth)
         text: Candidates = {}
@@ -122,6 +112,20 @@ class Search(Domain):
             mode=request.mode,
             fallback=fallback,
         )
+
+    def _scopes(
+        self, request: SearchRequest, project: str, now: datetime
+    ) -> dict[str, ItemConditions]:
+        """The kinds searched and their conditions (a kind a filter rules out is left out)."""
+        tenant = self._scope_params(project)["scope_tenant"]
+        scopes: dict[str, ItemConditions] = {}
+        for kind in dict.fromkeys(request.kinds):
+            conditions = item_conditions(
+                kind, request.filters, tenant, project, now, self._db.backend
+            )
+            if conditions is not None:
+                scopes[kind] = conditions
+        return scopes
 
     # --- legs ---
 

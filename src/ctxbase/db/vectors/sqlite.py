@@ -157,7 +157,9 @@ class SQLiteVectorIndex:
         every row's exact score when they were computed."""
         with vectors.lock:
             snapshot = vectors.snapshot()
-            index = vectors.ann(distance) if fetch <= _ANN_MAX_FETCH else None
+            # asking the index for every row would be slower than exact, and less sure
+            wanted = fetch <= _ANN_MAX_FETCH and fetch < snapshot.count
+            index = vectors.ann(distance) if wanted else None
             if index is not None and exact is None:
                 positions = snapshot.positions(index.search(query, fetch))
                 order = np.argsort(-snapshot.scores_at(positions, query, distance), kind="stable")
