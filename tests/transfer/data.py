@@ -97,11 +97,12 @@ def _fill_core_tables(store: ctxbase.Store) -> None:
         connection.execute(
             insert(table(EventStream)), {"project_id": project.id, "last_sequence": 2}
         )
-        for sequence in (1, 2):
+        event_ids = [new_id(), new_id()]
+        for sequence, event_id in zip((1, 2), event_ids, strict=True):
             connection.execute(
                 insert(table(Event)),
                 {
-                    "id": new_id(),
+                    "id": event_id,
                     "project_id": project.id,
                     "tenant_id": tenant_id,
                     "sequence": sequence,
@@ -111,10 +112,11 @@ def _fill_core_tables(store: ctxbase.Store) -> None:
                     "created_at": now,
                 },
             )
+        subscription_id = new_id()
         connection.execute(
             insert(table(Subscription)),
             {
-                "id": new_id(),
+                "id": subscription_id,
                 "project_id": project.id,
                 "agent_id": "a1",
                 "needs": ["billing"],
@@ -126,6 +128,18 @@ def _fill_core_tables(store: ctxbase.Store) -> None:
                 "cursor": 1,
                 "created_at": now,
                 "updated_at": now,
+            },
+        )
+        connection.execute(
+            insert(metadata.tables["dead_letters"]),
+            {
+                "id": new_id(),
+                "subscription_id": subscription_id,
+                "event_id": event_ids[1],
+                "sequence": 2,
+                "attempts": 8,
+                "last_error": "HTTP 500 from the receiver",
+                "created_at": now,
             },
         )
         connection.execute(
