@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 import ctxbase
 from ctxbase.config import Settings
 from ctxbase.server import create_app
-from ctxbase.server.routes import database_configs, migrations
 from tests.conftest import open_store
 from tests.postgres import PostgresServer
 from tests.transfer.data import assert_same_data
@@ -23,25 +22,8 @@ API = "/api/v1"
 
 
 def _app_settings(store: ctxbase.Store) -> Settings:
-    """The store's settings, with key checks off where the server has them (not here)."""
-    values = {"auth": "disabled"} if "auth" in Settings.model_fields else {}
-    return store.settings.model_copy(update={**values, "embed_worker_interval": 0})
-
-
-@pytest.fixture(autouse=True)
-def _admin_rules(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Where the server checks access per route, these routes are server administration
-    (the access rules may not list them yet)."""
-    try:
-        from ctxbase.server import access
-    except ImportError:
-        return
-    rules = dict(access.RULES)
-    for module in (database_configs, migrations):
-        for route in module.router.routes:
-            for method in getattr(route, "methods", ()):
-                rules.setdefault((method, route.path), "server")  # type: ignore[attr-defined]
-    monkeypatch.setattr(access, "RULES", rules)
+    """The store's settings without key checks (tests/security covers who may call)."""
+    return store.settings.model_copy(update={"auth": "disabled", "embed_worker_interval": 0})
 
 
 @pytest.fixture

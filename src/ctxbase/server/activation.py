@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from ctxbase.db import migrate
 from ctxbase.errors import InvalidInputError
 from ctxbase.store import Store
 from ctxbase.store.databases import DatabaseConfigRecord
@@ -32,6 +33,8 @@ def home(app: FastAPI) -> Store:
 def start(app: FastAPI) -> None:
     """Remember the home store; serve the active configuration if one is recorded."""
     app.state.home = app.state.store
+    if app.state.home.schema_revision != migrate.head_revision():
+        return  # not migrated yet (/ready says so): no configurations to read
     active = app.state.home.databases.active()
     if active is not None:
         log.info("Serving the active database %s", active.name)
