@@ -233,3 +233,22 @@ def test_serve_makes_the_first_admin_key_once(
     with ctxbase.open(cli_env, embedder="none") as store:
         principal = store.keys.authenticate(key)
         assert principal is not None and principal.server_admin
+
+
+def test_server_administration_is_audited(store: ctxbase.Store, tmp_path: Path) -> None:
+    key = store.keys.create(role="admin")
+    auth = {"Authorization": f"Bearer {key.key}"}
+    with _client(store) as client:
+        made = client.post(
+            f"{API}/database-configs",
+            json={"name": "laptop", "kind": "sqlite", "sqlite_path": str(tmp_path / "l.db")},
+            headers=auth,
+        )
+        assert made.status_code == 201, made.text
+        entries = client.get(f"{API}/audit?action=database_config.add", headers=auth).json()
+    [entry] = entries["items"]
+    assert (entry["actor"], entry["target"], entry["tenant_id"]) == (
+        f"key:{key.prefix}",
+        "laptop",
+        None,
+    )

@@ -73,3 +73,10 @@ def metadata_filter(
 
 
 MetadataFilter = Annotated[dict[str, Any] | None, Depends(metadata_filter)]
+
+
+def audit(request: Request, action: str, target: str | None = None, **details: Any) -> None:
+    """Record a server administration action of the request's caller in the audit log."""
+    principal = getattr(request.state, "principal", None)
+    store: Store = request.app.state.store
+    store.audit.record(actor_of(principal), action, target, **details)

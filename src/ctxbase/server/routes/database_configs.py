@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, Field
 
 from ctxbase.server import activation
+from ctxbase.server.deps import audit
 from ctxbase.store.databases import (
     DatabaseConfigIn,
     DatabaseConfigPatch,
@@ -43,7 +44,9 @@ def _configs(request: Request) -> DatabaseConfigs:
 
 @router.post("", status_code=201, response_model=DatabaseConfigRecord, summary="Register")
 def create_config(body: DatabaseConfigIn, request: Request) -> Any:
-    return _configs(request).add(body)
+    created = _configs(request).add(body)
+    audit(request, "database_config.add", created.name, kind=created.kind)
+    return created
 
 
 @router.get("", response_model=ConfigPage, summary="List registered databases")
@@ -59,12 +62,15 @@ def get_config(config_id: uuid.UUID, request: Request) -> Any:
 @router.patch("/{config_id}", response_model=DatabaseConfigRecord, summary="Change fields")
 def update_config(config_id: uuid.UUID, body: DatabaseConfigPatch, request: Request) -> Any:
     fields = body.model_dump(exclude_unset=True, by_alias=True)
-    return _configs(request).update(config_id, **fields)
+    updated = _configs(request).update(config_id, **fields)
+    audit(request, "database_config.update", updated.name, fields=sorted(fields))
+    return updated
 
 
 @router.delete("/{config_id}", status_code=204, summary="Forget (the data is untouched)")
 def delete_config(config_id: uuid.UUID, request: Request) -> Response:
     _configs(request).delete(config_id)
+    audit(request, "database_config.remove", str(config_id))
     return Response(status_code=204)
 
 
@@ -80,7 +86,9 @@ def initialize_config(
     body: Annotated[InitializeIn | None, Body()] = None,
 ) -> Any:
     require = body.require_pgvector if body else False
-    return _configs(request).initialize(config_id, require_pgvector=require)
+    report = _configs(request).initialize(config_id, require_pgvector=require)
+    audit(request, "database_config.initialize", str(config_id))
+    return report
 
 
 @router.get("/{config_id}/statistics", response_model=Statistics, summary="Rows and bytes")
@@ -94,4 +102,6 @@ def config_statistics(config_id: uuid.UUID, request: Request) -> Any:
     summary="Serve this database from now on (also after a restart)",
 )
 def activate_config(config_id: uuid.UUID, request: Request) -> Any:
-    return activation.activate(request.app, config_id)
+    activated = activation.activate(request.app, config_id)
+    audit(request, "database_config.activate", activated.name)
+    return activated

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from ctxbase.errors import ConfigurationError, ConflictError, InvalidInputError, NotFoundError
-from ctxbase.server.deps import StoreDep
+from ctxbase.server.deps import StoreDep, audit
 
 router = APIRouter(prefix="/embeddings", tags=["embeddings"])
 log = logging.getLogger("ctxbase.server")
@@ -69,6 +69,7 @@ def start_reembed(body: ReembedRequest, store: StoreDep, request: Request) -> JS
 
         state.reembed_thread = threading.Thread(target=run, name="ctxbase-reembed", daemon=True)
         state.reembed_thread.start()
+    audit(request, "embeddings.reembed", body.model, drop_old=body.drop_old)
     return JSONResponse({"model": body.model, "status": "started"}, status_code=202)
 
 

@@ -22,6 +22,7 @@ from ctxbase import transfer
 from ctxbase.db.urls import parse_database_url
 from ctxbase.errors import ConfigurationError, InvalidInputError
 from ctxbase.server import activation
+from ctxbase.server.deps import audit
 from ctxbase.server.migration_runner import MigrationRunner, RunningJob, report_json
 from ctxbase.transfer.report import MigrationReport
 
@@ -90,6 +91,7 @@ def start_migration(body: MigrationIn, request: Request) -> Any:
         cancel=cancel,
     )
     job = _runner(request).start(prepared, cancel)
+    audit(request, "migration.start", str(job.report.id), tables=body.tables)
     return report_json(job.report)
 
 
@@ -110,6 +112,7 @@ def cancel_migration(job_id: uuid.UUID, request: Request) -> Any:
     """Stop after the batch in hand; the job can be resumed later."""
     job = _runner(request).get(job_id)
     job.cancel.set()
+    audit(request, "migration.cancel", str(job_id))
     return report_json(job.report)
 
 
