@@ -124,7 +124,8 @@ class RawPostgres:
 
 
 def measure(name: str, url: str, operations: int) -> list[tuple[str, str, float, float]]:
-    with ctxbase.open(url) as store:
+    # The raw SQL embeds nothing either: measure the store, not the embedding model.
+    with ctxbase.open(url, embedder="none") as store:
         mine = store.conversations.create(title="store")
         theirs = store.conversations.create(title="raw")
         if store.backend == "sqlite":

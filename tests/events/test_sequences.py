@@ -9,6 +9,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import pytest
+
 import ctxbase
 from tests.conftest import open_store
 
@@ -139,3 +141,36 @@ def test_four_processes_on_postgres(postgres: object, postgres_template: str) ->
                 break
             after = page.next_after
         assert sequences == list(range(1, 4 * per_process + 1))
+
+
+def test_a_failed_group_fails_its_callers_and_the_next_group_proceeds(
+    store: ctxbase.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ctxbase.errors import DatabaseBusyError
+    from ctxbase.store.event_writer import EventWriter
+
+    real = EventWriter._write_group
+    calls = {"n": 0}
+
+    def failing_once(self: EventWriter, group: list) -> list:  # type: ignore[type-arg]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise DatabaseBusyError("the disk is full")
+        return real(self, group)
+
+    monkeypatch.setattr(EventWriter, "_write_group", failing_once)
+    with pytest.raises(DatabaseBusyError):
+        store.events.append("lost")
+    assert store.events.last_sequence() == 0  # nothing of the failed group was written
+    errors: list[BaseException] = []
+
+    def write(index: int) -> None:
+        try:
+            for _ in range(20):
+                store.events.append("kept", {"writer": index})
+        except BaseException as error:
+            errors.append(error)
+
+    _run_writers(4, write)
+    assert not errors
+    assert [e.sequence for e in store.events.list(limit=1000).items] == list(range(1, 81))

@@ -3,19 +3,20 @@
 Sequences are handed out under the project's counter-row lock, held until the commit has
 been flushed to disk, so one stream takes one commit at a time. Rather than queueing
 behind each other's flushes, appends made at the same moment by several threads are
-written together: each caller enqueues its request and waits for the write lock; whoever
-holds it writes every request queued so far in one transaction, in queue order, and hands
-each its own result. A caller still sees its own append as one all-or-none unit: requests
-that cannot be honoured (an ``expected_sequence`` that no longer holds, a project that is
-not there) fail alone and take no number, and a failed transaction fails every request in
-it, having written none of them.
+written together: each caller enqueues its request; one caller at a time leads, writing
+every request queued so far in one transaction, in queue order, handing each its own
+result, and then passing the lead to the oldest caller still waiting. A caller still
+sees its own append as one all-or-none unit: requests that cannot be honoured (an
+``expected_sequence`` that no longer holds, a project that is not there) fail alone and
+take no number, and a failed transaction fails every request in it, having written none
+of them.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -57,6 +58,7 @@ class AppendRequest:
     result: list[Event] | None = None
     error: BaseException | None = None
     done: bool = False
+    wake: threading.Event = field(default_factory=threading.Event)
 
 
 def _select_project() -> Any:
@@ -125,29 +127,51 @@ class EventWriter:
         self._db = db
         self._notifier = notifier
         self._queue: list[AppendRequest] = []
-        self._queue_lock = threading.Lock()
-        self._write_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._writing = False  # whether some caller is leading (writing groups) now
 
     def append(self, request: AppendRequest) -> list[Event]:
-        with self._queue_lock:
+        with self._lock:
             self._queue.append(request)
-        with self._write_lock:
-            if not request.done:  # else an earlier holder wrote it with its group
-                self._write(self._take_group())
+            leading = not self._writing
+            self._writing = True
+        if not leading:
+            # Woken when a leader has written our request, or has handed over to us.
+            request.wake.wait()
+        if not request.done:
+            self._lead()
         if request.error is not None:
             raise request.error
         assert request.result is not None
         return request.result
 
+    def _lead(self) -> None:
+        """Write one group (the oldest requests, ours among them), then hand over to the
+        oldest caller still waiting, if any. Callers whose requests are done are released
+        at once, so they append again while the next group forms: groups grow with the
+        number of writers instead of alternating between one and the rest."""
+        with self._lock:
+            group = self._take_group()
+        try:
+            self._write(group)
+        finally:
+            for request in group:
+                request.done = True
+                request.wake.set()
+            with self._lock:
+                if self._queue:
+                    self._queue[0].wake.set()  # not done: it leads the next group
+                else:
+                    self._writing = False
+
     def _take_group(self) -> list[AppendRequest]:
-        with self._queue_lock:
-            group: list[AppendRequest] = []
-            size = 0
-            while self._queue and (not group or size + len(self._queue[0].items) <= GROUP_LIMIT):
-                request = self._queue.pop(0)
-                group.append(request)
-                size += len(request.items)
-            return group
+        group: list[AppendRequest] = []
+        size = 0
+        while self._queue and (not group or size + len(self._queue[0].items) <= GROUP_LIMIT):
+            request = self._queue.pop(0)
+            group.append(request)
+            size += len(request.items)
+        return group
 
     def _write(self, group: list[AppendRequest]) -> None:
         try:
@@ -157,8 +181,6 @@ class EventWriter:
                 if request.error is None:
                     request.error = _for_caller(error)
             written = []
-        for request in group:
-            request.done = True
         for project_id in written:
             self._notifier.notify(project_id)
 
