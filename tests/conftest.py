@@ -33,6 +33,15 @@ os.environ.setdefault("CTXBASE_SECRET_KEY", TEST_SECRET_KEY)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_key_file_in_the_checkout() -> Iterator[None]:
+    """Tests keep their secret keys to themselves: none may land in the working tree."""
+    key_file = Path("ctxbase.key")
+    existed = key_file.exists()
+    yield
+    assert existed or not key_file.exists(), "a test wrote ctxbase.key into the working tree"
+
+
 @pytest.fixture(scope="session")
 def secret_key() -> str:
     """The key encrypting stored secrets in this run (a credential like any other)."""
