@@ -26,7 +26,7 @@ PUSH_METHODS = ("webhook", "redis")
 
 @dataclass(frozen=True)
 class Claim:
-    """A subscription this worker owns until ``expires_at``, and its stored secret."""
+    """A subscription this worker holds the lease of, and its stored (encrypted) secret."""
 
     subscription: Subscription
     secret_encrypted: bytes | None

@@ -47,6 +47,7 @@ from ctxbase.store.base import (
     projects_table,
     tenants_table,
 )
+from ctxbase.store.usage import tenant_usage
 
 keys_table = table(ApiKeyRow)
 audit_table = table(AuditRow)
@@ -168,8 +169,6 @@ class Tenants(Domain):
 
     def usage(self, slug: str) -> dict[str, int]:
         """What the tenant stores now: projects, items, and bytes of text and JSON."""
-        from ctxbase.store.usage import tenant_usage
-
         with self._db.connect() as connection:
             tenant_id = connection.execute(select(t.id).where(t.slug == slug)).scalar()
             if tenant_id is None:
