@@ -7,7 +7,8 @@ with ``tail -n1``), and never again: only its hash is stored.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,6 +16,7 @@ from rich.table import Table
 
 from ctxbase.config import Settings
 from ctxbase.errors import InvalidInputError
+from ctxbase.records import Page
 from ctxbase.store import Store
 
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
@@ -23,6 +25,7 @@ secrets_app = typer.Typer(help="The key that encrypts stored secrets.", no_args_
 
 out = Console()
 CLI_ACTOR = "cli"
+T = TypeVar("T")
 
 
 def _store(ctx: typer.Context) -> Store:
@@ -31,6 +34,17 @@ def _store(ctx: typer.Context) -> Store:
     store = Store(settings=settings)
     ctx.call_on_close(store.close)
     return store
+
+
+def _every(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
+    """Every item of a paginated list, page after page."""
+    cursor = None
+    while True:
+        page = fetch(cursor)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
 
 
 def parse_days(text: str) -> int:
@@ -82,24 +96,17 @@ def keys_list(
     """List keys (prefix, tenant, role, last use); never the keys themselves."""
     store = _store(ctx)
     table = Table("id", "prefix", "tenant", "role", "name", "projects", "last used", "state")
-    cursor = None
-    while True:
-        page = store.keys.list(tenant=tenant, limit=1000, cursor=cursor)
-        for key in page.items:
-            state = "revoked" if key.revoked_at else "active"
-            table.add_row(
-                str(key.key_id),
-                key.prefix,
-                key.tenant,
-                key.role,
-                key.name,
-                ",".join(key.projects) if key.projects is not None else "all",
-                f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never",
-                state,
-            )
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
+    for key in _every(lambda cursor: store.keys.list(tenant=tenant, limit=1000, cursor=cursor)):
+        table.add_row(
+            str(key.key_id),
+            key.prefix,
+            key.tenant,
+            key.role,
+            key.name,
+            ",".join(key.projects) if key.projects is not None else "all",
+            f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never",
+            "revoked" if key.revoked_at else "active",
+        )
     out.print(table)
 
 
@@ -148,21 +155,15 @@ def tenants_list(ctx: typer.Context) -> None:
     """List tenants with their plan, quotas and state."""
     store = _store(ctx)
     table = Table("slug", "name", "plan", "quotas", "state")
-    cursor = None
-    while True:
-        page = store.tenants.list(limit=1000, cursor=cursor)
-        for tenant in page.items:
-            quotas = tenant.quotas.model_dump(exclude_none=True)
-            table.add_row(
-                tenant.slug,
-                tenant.name,
-                tenant.plan,
-                ", ".join(f"{k}={v}" for k, v in quotas.items()) or "none",
-                "active" if tenant.is_active else "deactivated",
-            )
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
+    for tenant in _every(lambda cursor: store.tenants.list(limit=1000, cursor=cursor)):
+        quotas = tenant.quotas.model_dump(exclude_none=True)
+        table.add_row(
+            tenant.slug,
+            tenant.name,
+            tenant.plan,
+            ", ".join(f"{k}={v}" for k, v in quotas.items()) or "none",
+            "active" if tenant.is_active else "deactivated",
+        )
     out.print(table)
 
 

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -17,7 +18,7 @@ from tests.events.receiver import webhook_receiver
 SECRET = "a-shared-secret-for-tests"
 
 
-def _drain(worker: DeliveryWorker, until: callable, timeout: float = 30) -> None:  # type: ignore[valid-type]
+def _drain(worker: DeliveryWorker, until: Callable[[], bool], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not until():
         assert time.monotonic() < deadline, "deliveries did not finish in time"

@@ -159,6 +159,13 @@ def page_limit(limit: int) -> int:
     return limit
 
 
+def sequence_number(name: str, value: Any) -> int:
+    """``value`` if it is a stream sequence (an int >= 0), else InvalidInputError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInputError(f"{name} must be a non-negative integer")
+    return value
+
+
 def encode_cursor(key: Sequence[Any]) -> str:
     raw = json.dumps([str(k) if isinstance(k, uuid.UUID) else k for k in key])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ctxbase.errors import InvalidInputError, NotFoundError
+from ctxbase.errors import NotFoundError
 from ctxbase.records import Event, EventIn, EventPage
 from ctxbase.store.base import (
     DEFAULT_PAGE,
@@ -24,6 +24,7 @@ from ctxbase.store.base import (
     page_limit,
     parse,
     project_id_subquery,
+    sequence_number,
 )
 from ctxbase.store.event_writer import AppendRequest, events_table, streams_table
 
@@ -68,12 +69,8 @@ class Events(Domain):
         for item in items:
             self._check_json("data", item.data)
             self._check_json("metadata", item.metadata)
-        if expected_sequence is not None and (
-            isinstance(expected_sequence, bool)
-            or not isinstance(expected_sequence, int)
-            or expected_sequence < 0
-        ):
-            raise InvalidInputError("expected_sequence must be a non-negative integer")
+        if expected_sequence is not None:
+            sequence_number("expected_sequence", expected_sequence)
         scope = self._store.scope
         if scope.projects is not None and project not in scope.projects:
             raise NotFoundError(f"No project {project!r}")
@@ -89,7 +86,7 @@ class Events(Domain):
     ) -> EventPage:
         """Events with a sequence above ``after``, in sequence order."""
         page_limit(limit)
-        after = _sequence("after", after)
+        after = sequence_number("after", after)
         params = self._scope_params(project)
         head = self._db.prepared("events.last", _last_sequence)
         with self._db.raw() as cursor:
@@ -119,7 +116,7 @@ class Events(Domain):
     def stream(self, *, after: int = 0, project: str = DEFAULT_PROJECT) -> Iterator[Event]:
         """Events after ``after``, then each new one as it commits, for as long as the
         caller iterates (stop by breaking out of the loop)."""
-        after = _sequence("after", after)
+        after = sequence_number("after", after)
         self.last_sequence(project=project)  # NotFoundError now, not at the first event
         notifier = self._store.notifier
         while True:
@@ -155,9 +152,3 @@ class Events(Domain):
     def _ensure_project(self, project: str) -> None:
         with self._db.connect() as connection:
             self._project_id(connection, project)
-
-
-def _sequence(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInputError(f"{name} must be a non-negative integer")
-    return value

@@ -28,6 +28,7 @@ from ctxbase.store.base import (
     make_page,
     page_limit,
     parse,
+    sequence_number,
 )
 from ctxbase.store.events import streams_table
 
@@ -125,10 +126,8 @@ class Subscriptions(Domain):
         """Matching events after the cursor (or after ``after``), oldest first; the cursor
         moves only with ``ack``."""
         page_limit(limit)
-        if after is not None and (
-            isinstance(after, bool) or not isinstance(after, int) or after < 0
-        ):
-            raise InvalidInputError("after must be a non-negative integer")
+        if after is not None:
+            sequence_number("after", after)
         with self._db.connect() as connection:
             subscription = subscription_record(self._row(connection, subscription_id, project))
             last = _last_sequence(connection, subscription.project_id)
@@ -154,8 +153,7 @@ class Subscriptions(Domain):
         self, subscription_id: uuid.UUID | str, sequence: int, *, project: str = DEFAULT_PROJECT
     ) -> Subscription:
         """Mark everything up to ``sequence`` handled (a lower one than the cursor is a no-op)."""
-        if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 0:
-            raise InvalidInputError("sequence must be a non-negative integer")
+        sequence_number("sequence", sequence)
         with self._db.connect(write=True) as connection:
             row = self._row(connection, subscription_id, project)
             last = _last_sequence(connection, row["project_id"])

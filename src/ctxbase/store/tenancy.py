@@ -93,7 +93,15 @@ def _tenant_record(row: Any) -> Tenant:
     return Tenant.model_validate({**row, "quotas": row["quotas"] or {}})
 
 
-class Tenants(Domain):
+class _TenantDomain(Domain):
+    def _require_tenant(self, slug: str) -> None:
+        """Another tenant than the caller's is not found, unless the caller runs the server."""
+        scope = self._store.scope
+        if not scope.server_admin and slug != scope.tenant:
+            raise NotFoundError(f"No tenant {slug!r}")
+
+
+class Tenants(_TenantDomain):
     """``store.tenants``: server administration (the library's view may do it all)."""
 
     def create(self, slug: str, *, actor: str = "library", **fields: Any) -> Tenant:
@@ -179,13 +187,8 @@ class Tenants(Domain):
         if not self._store.scope.server_admin:
             raise PermissionDeniedError("Only the operator's admin keys manage tenants")
 
-    def _require_tenant(self, slug: str) -> None:
-        scope = self._store.scope
-        if not scope.server_admin and slug != scope.tenant:
-            raise NotFoundError(f"No tenant {slug!r}")
 
-
-class Keys(Domain):
+class Keys(_TenantDomain):
     """``store.keys``: API keys. A tenant's admins manage its keys; the operator's, all."""
 
     def create(self, *, actor: str = "library", **fields: Any) -> ApiKeyCreated:
@@ -346,11 +349,6 @@ class Keys(Domain):
             connection.execute(
                 update(keys_table).where(k.key_id == key_id).values(last_used_at=when)
             )
-
-    def _require_tenant(self, slug: str) -> None:
-        scope = self._store.scope
-        if not scope.server_admin and slug != scope.tenant:
-            raise NotFoundError(f"No tenant {slug!r}")
 
 
 class Audit(Domain):
