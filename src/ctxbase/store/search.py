@@ -164,8 +164,12 @@ class Search(Domain):
             owners = list(EMBEDDING_OWNER_COLUMNS.values())
             _sqlite_index(self._db).build(self._db, model, owners, distance)  # type: ignore[arg-type]
             return
-        if not self._uses_pgvector():
-            return
+        if self._uses_pgvector():
+            self._build_pgvector_index(model, dimensions, distance, self._index_options())
+
+    def _build_pgvector_index(
+        self, model: str, dimensions: int, distance: str, options: pgvector.IndexOptions
+    ) -> None:
         with self._db.connect(write=True) as connection:
             pgvector.ensure_index(
                 connection,
@@ -173,7 +177,7 @@ class Search(Domain):
                 model,
                 dimensions,
                 distance,  # type: ignore[arg-type]
-                self._index_options(),
+                options,
             )
 
     def _ensure_index(self, model: str, query_vector: np.ndarray, request: SearchRequest) -> None:
@@ -183,19 +187,10 @@ class Search(Domain):
         if not self._uses_pgvector():
             return
         options, dimensions = self._index_options(), int(query_vector.shape[0])
-        if pgvector.is_built(
+        if not pgvector.is_built(
             self._database_name, model, dimensions, request.distance, options.kind
         ):
-            return
-        with self._db.connect(write=True) as connection:
-            pgvector.ensure_index(
-                connection,
-                self._database_name,
-                model,
-                int(query_vector.shape[0]),
-                request.distance,
-                self._index_options(),
-            )
+            self._build_pgvector_index(model, dimensions, request.distance, options)
 
     def _vector_candidates(
         self,

@@ -35,12 +35,12 @@ class RowWriter(Protocol):
     def write_rows(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> None: ...
 
 
-class CoreInsertWriter:
-    """``INSERT`` through SQLAlchemy Core: ``executemany`` with the columns' own types."""
+class _CoreWriter:
+    """Runs ``statement`` once per row through SQLAlchemy Core, the row's values bound to
+    ``keys`` (set by the subclass)."""
 
-    def __init__(self, table: Table, columns: Sequence[Column[Any]]) -> None:
-        self.statement = insert(table)
-        self.keys = [c.key for c in columns]
+    statement: Any
+    keys: list[str]
 
     def prepare(self, page: Page) -> list[dict[str, Any]]:
         keys = self.keys
@@ -52,6 +52,14 @@ class CoreInsertWriter:
     def write_rows(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
         keys = self.keys
         connection.execute(self.statement, [dict(zip(keys, row, strict=True)) for row in rows])
+
+
+class CoreInsertWriter(_CoreWriter):
+    """``INSERT`` through SQLAlchemy Core: ``executemany`` with the columns' own types."""
+
+    def __init__(self, table: Table, columns: Sequence[Column[Any]]) -> None:
+        self.statement = insert(table)
+        self.keys = [c.key for c in columns]
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,7 @@ def write_page(
     return failures
 
 
-class LinkWriter:
+class LinkWriter(_CoreWriter):
     """Sets the self-referencing columns of rows already written: rows are (key, *refs)."""
 
     def __init__(self, table: Table, key: Column[Any], refs: list[Column[Any]]) -> None:
@@ -116,14 +124,3 @@ class LinkWriter:
         self.statement = (
             update(table).where(key == bindparam("_key", type_=key.type)).values(values)
         )
-
-    def prepare(self, page: Page) -> list[dict[str, Any]]:
-        keys = self.keys
-        return [dict(zip(keys, row, strict=True)) for row in page.decoded_values()]
-
-    def write(self, connection: Connection, prepared: list[dict[str, Any]]) -> None:
-        connection.execute(self.statement, prepared)
-
-    def write_rows(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
-        keys = self.keys
-        connection.execute(self.statement, [dict(zip(keys, row, strict=True)) for row in rows])
