@@ -254,7 +254,7 @@ class Message(Record):
     output_tokens: int
     finish_reason: str | None
     metadata: dict[str, Any]
-    created_at: datetime
+    created_at: Timestamp
 
 
 class MessageIn(BaseModel):

@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 
 from ctxbase.config import Settings
+from ctxbase.db.driver_connections import SQLiteDriverConnections
 from ctxbase.db.driver_errors import DRIVER_ERRORS, translate_error
 from ctxbase.db.engine import WRITE_OPTION, create_engine_for
-from ctxbase.db.prepared import PreparedStatement, raw_transaction
+from ctxbase.db.prepared import PreparedStatement, RawTransaction
 from ctxbase.db.urls import DatabaseURL, parse_database_url
 
 #: Compiled statements kept per database.
@@ -34,6 +35,15 @@ class Database:
         self.query_observers: list[Callable[[float], None]] = []
         self._prepared: OrderedDict[str, PreparedStatement] = OrderedDict()
         self._prepared_lock = threading.Lock()
+        #: Connections of the prepared-statement path, for an SQLite file (None otherwise:
+        #: an in-memory database is one connection, PostgreSQL's need the pool's care).
+        self.driver_connections = (
+            SQLiteDriverConnections(
+                self.engine, keep=self.settings.pool_size + self.settings.max_overflow
+            )
+            if self.url.backend == "sqlite" and self.url.sqlite_path
+            else None
+        )
 
     def observe_query(self, seconds: float) -> None:
         for observer in self.query_observers:
@@ -58,7 +68,7 @@ class Database:
 
     def raw(self, *, write: bool = False) -> AbstractContextManager[Any]:
         """A driver cursor in one transaction, for prepared statements."""
-        return raw_transaction(self, write=write)
+        return RawTransaction(self, write=write)
 
     @property
     def backend(self) -> str:
@@ -118,6 +128,8 @@ class Database:
 
     def dispose(self) -> None:
         """Close every pooled connection (an in-memory database is gone after this)."""
+        if self.driver_connections is not None:
+            self.driver_connections.close()
         self.engine.dispose()
 
     def __enter__(self) -> Database:

@@ -11,17 +11,26 @@ the Core path, and the SQL is still written once, portably, in Core.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from pydantic import BaseModel
+from sqlalchemy import Uuid
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from ctxbase.db.driver_errors import DRIVER_ERRORS, translate_error
+from ctxbase.db.types import UTCDateTime
 
 if TYPE_CHECKING:
     from ctxbase.db.database import Database
 
 Processor = Callable[[Any], Any] | None
+R = TypeVar("R", bound=BaseModel)
+
+#: Column types whose stored form a record's pydantic field parses itself (ids from
+#: text or UUID, timestamps from ISO text or datetime): see PreparedStatement.records.
+PARSED_BY_RECORDS = (Uuid, UTCDateTime)
 
 
 class PreparedStatement:
@@ -37,21 +46,28 @@ class PreparedStatement:
             name: bind.type.dialect_impl(dialect).bind_processor(dialect)
             for name, bind in compiled.binds.items()
         }
+        #: (bind name, processor) in the order the driver takes the values
+        self._ordered_binds = [
+            (name, self.binds[name]) for name in (self.order if self.positional else self.binds)
+        ]
         self._dialect = dialect
         self._result_columns = list(getattr(statement, "exported_columns", ()))
         self.columns: list[tuple[str, Processor]] | None = None  # known at first execution
         self._names: list[str] = []
         self._active: list[tuple[str, Callable[[Any], Any]]] = []
+        self._for_records: list[tuple[str, Callable[[Any], Any]]] = []
         self._observe = db.observe_query
 
     def _args(self, params: dict[str, Any]) -> Any:
-        values = {}
-        for name, processor in self.binds.items():
+        values = []
+        for name, processor in self._ordered_binds:
             value = params[name]
-            values[name] = (
-                processor(value) if processor is not None and value is not None else value
-            )
-        return [values[name] for name in self.order] if self.positional else values
+            if processor is not None and value is not None:
+                value = processor(value)
+            values.append(value)
+        if self.positional:
+            return values
+        return dict(zip(self.binds, values, strict=True))
 
     def _processors(self, cursor: Any) -> tuple[list[str], list[tuple[str, Callable[[Any], Any]]]]:
         """Column names, and the result processors of the columns that have one, chosen
@@ -65,16 +81,22 @@ class PreparedStatement:
             ]
             self._names = [name for name, _ in columns]
             self._active = [(name, p) for name, p in columns if p is not None]
-            self.columns = columns  # last: other threads read the two lists once it is set
+            self._for_records = [
+                (name, p)
+                for (name, p), column in zip(columns, self._result_columns, strict=True)
+                if p is not None and not isinstance(column.type, PARSED_BY_RECORDS)
+            ]
+            self.columns = columns  # last: other threads read the lists once it is set
         return self._names, self._active
 
-    def rows(self, cursor: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
-        """Execute with ``params`` (a value for every bind) and return the rows as dicts."""
+    def _fetch(self, cursor: Any, params: dict[str, Any], *, for_records: bool) -> list[Any]:
         started = time.perf_counter()
         cursor.execute(self.sql, self._args(params))
         rows = []
         if self._result_columns:
             names, processors = self._processors(cursor)
+            if for_records:
+                processors = self._for_records
             for values in cursor.fetchall():
                 row = dict(zip(names, values, strict=True))
                 for name, processor in processors:
@@ -83,9 +105,28 @@ class PreparedStatement:
         self._observe(time.perf_counter() - started)
         return rows
 
+    def rows(self, cursor: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Execute with ``params`` (a value for every bind) and return the rows as dicts."""
+        return self._fetch(cursor, params, for_records=False)
+
     def first(self, cursor: Any, params: dict[str, Any]) -> dict[str, Any] | None:
         rows = self.rows(cursor, params)
         return rows[0] if rows else None
+
+    def records(self, cursor: Any, params: dict[str, Any], model: type[R]) -> list[R]:
+        """Execute and return the rows as ``model`` records.
+
+        Ids and timestamps go to the model as the driver gives them (on SQLite, text):
+        pydantic parses them in one pass, where SQLAlchemy's processors would build the
+        same values in Python first. The record's timestamp fields must be
+        :data:`ctxbase.records.Timestamp` (UTC-aware), as a stored timestamp is UTC.
+        """
+        validate = model.model_validate
+        return [validate(row) for row in self._fetch(cursor, params, for_records=True)]
+
+    def first_record(self, cursor: Any, params: dict[str, Any], model: type[R]) -> R | None:
+        found = self.records(cursor, params, model)
+        return found[0] if found else None
 
     def many(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
         """Execute once per parameter set (an insert of several rows)."""
@@ -94,47 +135,84 @@ class PreparedStatement:
         self._observe(time.perf_counter() - started)
 
 
-@contextmanager
-def raw_transaction(db: Database, *, write: bool) -> Iterator[Any]:
+class RawTransaction:
     """A driver cursor; a write runs in one transaction, committed when the block ends
-    cleanly.
+    cleanly. Driver errors inside the block come out as ctxbase errors.
 
     SQLite connections run in autocommit mode (ctxbase emits BEGIN itself), so a write
-    takes the write lock at once and a read of one statement needs no transaction. Reads
-    on PostgreSQL run in autocommit too, saving the BEGIN and COMMIT round trips: each
+    takes the write lock at once and a read of one statement needs no transaction; an
+    SQLite file's connections come from :class:`SQLiteDriverConnections`. Reads on
+    PostgreSQL run in autocommit too, saving the BEGIN and COMMIT round trips: each
     statement sees the latest commits, as it would in a READ COMMITTED transaction.
+
+    A class rather than a generator: entering and leaving it is a measurable part of an
+    SQLite point read.
     """
-    sqlite = db.backend == "sqlite"
-    with db.translated_errors():
-        connection = db.engine.raw_connection()
+
+    __slots__ = ("_connection", "_cursor", "_db", "_write")
+    _connection: Any  # an sqlite3 connection, or the pool's proxy of a driver connection
+    _cursor: Any
+
+    def __init__(self, db: Database, *, write: bool) -> None:
+        self._db = db
+        self._write = write
+
+    def __enter__(self) -> Any:
         try:
-            if not sqlite and not write:
-                yield from _autocommit_cursor(connection)
-                return
-            cursor = connection.cursor()
-            if sqlite and write:
-                cursor.execute("BEGIN IMMEDIATE")
-            try:
-                yield cursor
-            except BaseException:
-                if sqlite and write:
-                    cursor.execute("ROLLBACK")
-                elif not sqlite:
-                    connection.rollback()
-                raise
-            if sqlite and write:
-                cursor.execute("COMMIT")
-            elif not sqlite:
-                connection.commit()
+            return self._open()
+        except DRIVER_ERRORS as e:
+            raise translate_error(e, self._db.url) from e
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, _tb: Any) -> None:
+        try:
+            self._close(committing=exc is None)
+        except DRIVER_ERRORS as e:
+            if exc is None:
+                raise translate_error(e, self._db.url) from e
+        if isinstance(exc, DRIVER_ERRORS):
+            raise translate_error(exc, self._db.url) from exc
+
+    def _open(self) -> Any:
+        db = self._db
+        files = db.driver_connections
+        if files is not None:
+            self._connection = files.take()
+        else:
+            self._connection = db.engine.raw_connection()
+        try:
+            if db.backend == "sqlite":
+                cursor = self._connection.cursor()
+                if self._write:
+                    cursor.execute("BEGIN IMMEDIATE")
+            elif not self._write:
+                driver = self._connection.driver_connection
+                driver.autocommit = True
+                cursor = driver.cursor()
+            else:
+                cursor = self._connection.cursor()
+        except BaseException:
+            self._release()
+            raise
+        self._cursor = cursor
+        return cursor
+
+    def _close(self, *, committing: bool) -> None:
+        try:
+            if self._db.backend == "sqlite":
+                if self._write and self._connection.in_transaction:
+                    self._cursor.execute("COMMIT" if committing else "ROLLBACK")
+            elif not self._write:
+                self._connection.driver_connection.autocommit = False
+            elif committing:
+                self._connection.commit()
+            else:
+                self._connection.rollback()
         finally:
-            connection.close()
+            self._release()
 
-
-def _autocommit_cursor(connection: Any) -> Iterator[Any]:
-    """A psycopg cursor in autocommit mode; the pooled connection is given back as found."""
-    driver = connection.driver_connection
-    driver.autocommit = True
-    try:
-        yield driver.cursor()
-    finally:
-        driver.autocommit = False
+    def _release(self) -> None:
+        files = self._db.driver_connections
+        if files is not None:
+            files.give_back(self._connection)
+        else:
+            self._connection.close()

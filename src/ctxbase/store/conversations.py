@@ -224,11 +224,12 @@ class Messages(Domain):
     def get(self, message_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT) -> Message:
         message_id = as_uuid(message_id, "message")
         statement = self._db.prepared("messages.get", _select_message)
+        params = {"id": message_id, **self._scope_params(project)}
         with self._db.raw() as cursor:
-            row = statement.first(cursor, {"id": message_id, **self._scope_params(project)})
-        if row is None:
+            message = statement.first_record(cursor, params, Message)
+        if message is None:
             raise NotFoundError(f"No message {message_id}")
-        return Message.model_validate(row)
+        return message
 
     def list(
         self,

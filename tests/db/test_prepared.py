@@ -1,0 +1,142 @@
+"""The prepared-statement path: same values as the Core path, clean connections after errors."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import DateTime, bindparam, insert, select
+from sqlalchemy.dialects import sqlite
+
+import ctxbase
+from ctxbase.db.schema import Message as MessageRow
+from ctxbase.db.schema import new_id, table
+from ctxbase.db.types import UTCDateTime
+from ctxbase.errors import ConflictError, NotFoundError
+from ctxbase.records import Message
+from tests.conftest import open_store
+
+messages = table(MessageRow)
+
+
+def _appended(store: ctxbase.Store, count: int = 3) -> list[Message]:
+    chat = store.conversations.create(title="prepared")
+    return store.messages.append_many(
+        chat.id,
+        [
+            {"role": "user", "content": f"line {i}", "metadata": {"i": i, "nested": [1, "x"]}}
+            for i in range(count)
+        ],
+    )
+
+
+def test_records_equal_rows_validated(store: ctxbase.Store) -> None:
+    """Records built from the driver's values equal those built from processed rows."""
+    written = _appended(store)
+    statement = store.db.prepared(
+        "test.messages", lambda: select(messages).where(messages.c.id == bindparam("id"))
+    )
+    for message in written:
+        with store.db.raw() as cursor:
+            (record,) = statement.records(cursor, {"id": message.id}, Message)
+            (row,) = statement.rows(cursor, {"id": message.id})
+        assert record == Message.model_validate(row) == message
+        assert record.created_at.utcoffset() == timedelta(0)
+        assert record.model_dump() == message.model_dump()
+
+
+def test_core_and_prepared_paths_read_the_same(store: ctxbase.Store) -> None:
+    (message,) = _appended(store, 1)
+    with store.db.connect() as connection:
+        row = connection.execute(select(messages).where(messages.c.id == message.id)).one()
+    assert Message.model_validate(row._mapping) == store.messages.get(message.id)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 12, 1, 19, 25, 34, 123456, tzinfo=UTC),
+        datetime(2026, 12, 1, 19, 25, 34, tzinfo=UTC),  # no microseconds: still written
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(999, 3, 4, 5, 6, 7, 8, tzinfo=UTC),
+        datetime(2020, 1, 1, tzinfo=timezone(timedelta(hours=5))),
+    ],
+)
+def test_sqlite_timestamps_as_sqlalchemy_stores_them(value: datetime) -> None:
+    dialect = sqlite.dialect()
+    generic_bind = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    generic_result = DateTime().dialect_impl(dialect).result_processor(dialect, None)
+    ours = UTCDateTime().dialect_impl(dialect)
+    bind, result = ours.bind_processor(dialect), ours.result_processor(dialect, None)
+    stored = bind(value)
+    assert stored == generic_bind(value.astimezone(UTC).replace(tzinfo=None))
+    assert result(stored) == generic_result(stored).replace(tzinfo=UTC) == value
+    assert result(stored).tzinfo is UTC
+    with pytest.raises(ValueError, match="timezone-aware"):
+        bind(value.replace(tzinfo=None))
+
+
+def test_failed_write_leaves_connections_clean(store: ctxbase.Store) -> None:
+    """A write that fails inside the block is rolled back; the next ones succeed."""
+    (message,) = _appended(store, 1)
+    insert_message = store.db.prepared("test.insert", lambda: insert(messages))
+    row = {**message.model_dump(), "position": 99}
+    for _ in range(3):
+        with pytest.raises(ConflictError), store.db.raw(write=True) as cursor:
+            insert_message.many(cursor, [row])  # the same id again: a unique violation
+    with pytest.raises(RuntimeError), store.db.raw(write=True) as cursor:
+        insert_message.many(cursor, [{**row, "id": new_id(), "position": 100}])
+        raise RuntimeError("the caller fails after writing")
+    with pytest.raises(NotFoundError):
+        store.messages.get(new_id())  # the insert above was rolled back, not kept
+    chat_id = message.conversation_id
+    appended = store.messages.append(chat_id, role="user", content="after the failures")
+    assert appended.position == 2
+    assert [m.position for m in store.messages.list(chat_id).items] == [1, 2]
+
+
+def test_sqlite_file_connections_are_reused_and_closed(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'reuse.db'}") as store:
+        (message,) = _appended(store, 1)
+        connections = store.db.driver_connections
+        assert connections is not None
+        seen = set()
+        for _ in range(5):
+            with store.db.raw() as cursor:
+                seen.add(id(cursor.connection))
+            store.messages.get(message.id)
+        assert len(seen) == 1  # one thread, one connection, taken again each time
+        idle = list(connections._idle)
+    for connection in idle:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            connection.execute("SELECT 1")
+
+
+def test_sqlite_file_connections_across_threads(tmp_path: Path) -> None:
+    """Threads reading and appending at once each hold their own connection."""
+    with open_store(f"sqlite:///{tmp_path / 'threads.db'}") as store:
+        written = _appended(store, 20)
+        chat_id = written[0].conversation_id
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                for message in written:
+                    assert store.messages.get(message.id) == message
+                    store.messages.append(chat_id, role="tool", content="x")
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        positions = [m.position for m in store.messages.list(chat_id, limit=1000).items]
+        assert positions == list(range(1, 20 + 6 * 20 + 1))
+        assert store.db.driver_connections is not None
+        assert 1 <= len(store.db.driver_connections._idle) <= 6
