@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -15,7 +16,12 @@ import ctxbase
 from ctxbase.db.schema import Message as MessageRow
 from ctxbase.db.schema import new_id, table
 from ctxbase.db.types import UTCDateTime
-from ctxbase.errors import ConflictError, NotFoundError
+from ctxbase.errors import (
+    ConflictError,
+    DatabaseBusyError,
+    DatabaseUnavailableError,
+    NotFoundError,
+)
 from ctxbase.records import Message
 from tests.conftest import open_store
 
@@ -109,7 +115,7 @@ def test_sqlite_file_connections_are_reused_and_closed(tmp_path: Path) -> None:
                 seen.add(id(cursor.connection))
             store.messages.get(message.id)
         assert len(seen) == 1  # one thread, one connection, taken again each time
-        idle = list(connections._idle)
+        idle = [connection for connection, _ in connections._idle]
     for connection in idle:
         with pytest.raises(sqlite3.ProgrammingError, match="closed"):
             connection.execute("SELECT 1")
@@ -140,3 +146,64 @@ def test_sqlite_file_connections_across_threads(tmp_path: Path) -> None:
         assert positions == list(range(1, 20 + 6 * 20 + 1))
         assert store.db.driver_connections is not None
         assert 1 <= len(store.db.driver_connections._idle) <= 6
+
+
+def _backend_pid(store: ctxbase.Store) -> int:
+    with store.db.raw() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    return int(pid)
+
+
+def test_postgres_reads_reuse_one_autocommit_connection(postgres, postgres_template) -> None:
+    with postgres.database(template=postgres_template) as url, open_store(url) as store:
+        (message,) = _appended(store, 1)
+        pids = {_backend_pid(store) for _ in range(5)}
+        assert len(pids) == 1
+        with store.db.raw() as cursor:
+            assert cursor.connection.autocommit
+        assert store.messages.get(message.id) == message
+
+
+def test_postgres_dead_read_connection_replaced_after_idle_ping(postgres, postgres_template):
+    with postgres.database(template=postgres_template) as url:
+        with open_store(url, pool_pre_ping_idle_seconds=0) as store:
+            (message,) = _appended(store, 1)
+            pid = _backend_pid(store)
+            postgres.execute(f"SELECT pg_terminate_backend({pid})")
+            assert store.messages.get(message.id) == message  # the ping found it dead
+            assert _backend_pid(store) != pid
+
+
+def test_postgres_broken_read_connection_is_not_kept(postgres, postgres_template) -> None:
+    with postgres.database(template=postgres_template) as url:
+        with open_store(url, pool_pre_ping=False) as store:
+            (message,) = _appended(store, 1)
+            pid = _backend_pid(store)
+            postgres.execute(f"SELECT pg_terminate_backend({pid})")
+            with pytest.raises(DatabaseUnavailableError):
+                store.messages.get(message.id)
+            assert store.messages.get(message.id) == message
+            assert _backend_pid(store) != pid
+
+
+def test_postgres_read_connections_recycled(postgres, postgres_template) -> None:
+    with postgres.database(template=postgres_template) as url:
+        with open_store(url, pool_recycle=1) as store:
+            pid = _backend_pid(store)
+            assert _backend_pid(store) == pid
+            time.sleep(1.1)
+            assert _backend_pid(store) != pid
+
+
+def test_driver_connections_are_limited(persistent_database_url: str) -> None:
+    """As with the pool: past pool_size + max_overflow connections out, a caller waits,
+    then gets DatabaseBusyError."""
+    options = {"pool_size": 1, "max_overflow": 1, "pool_timeout": 0.2}
+    with open_store(persistent_database_url, **options) as store:
+        with store.db.raw() as first, store.db.raw() as second:
+            assert first.connection is not second.connection
+            with pytest.raises(DatabaseBusyError), store.db.raw():
+                pass
+        with store.db.raw() as cursor:  # every connection was given back
+            cursor.execute("SELECT 1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -13,7 +14,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 
 from ctxbase.config import Settings
-from ctxbase.db.driver_connections import SQLiteDriverConnections
+from ctxbase.db.driver_connections import (
+    DriverConnections,
+    PostgresReadConnections,
+    SQLiteDriverConnections,
+)
 from ctxbase.db.driver_errors import DRIVER_ERRORS, translate_error
 from ctxbase.db.engine import WRITE_OPTION, create_engine_for
 from ctxbase.db.prepared import PreparedStatement, RawTransaction
@@ -29,21 +34,17 @@ class Database:
     def __init__(self, url: str | DatabaseURL, *, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_values()
         self.url = url if isinstance(url, DatabaseURL) else parse_database_url(url)
+        self.sqlite = self.url.backend == "sqlite"
         self.engine: Engine = create_engine_for(self.url, self.settings)
         #: Called with the seconds each statement took on the prepared-statement path
         #: (the Core path reports through SQLAlchemy's engine events).
         self.query_observers: list[Callable[[float], None]] = []
         self._prepared: OrderedDict[str, PreparedStatement] = OrderedDict()
         self._prepared_lock = threading.Lock()
-        #: Connections of the prepared-statement path, for an SQLite file (None otherwise:
-        #: an in-memory database is one connection, PostgreSQL's need the pool's care).
-        self.driver_connections = (
-            SQLiteDriverConnections(
-                self.engine, keep=self.settings.pool_size + self.settings.max_overflow
-            )
-            if self.url.backend == "sqlite" and self.url.sqlite_path
-            else None
-        )
+        #: Connections of the prepared-statement path outside the pool: every one of an
+        #: SQLite file, PostgreSQL's reads. None for an in-memory database, which is one
+        #: connection shared through the pool.
+        self.driver_connections = _driver_connections(self.url, self.engine, self.settings)
 
     def observe_query(self, seconds: float) -> None:
         for observer in self.query_observers:
@@ -140,3 +141,27 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({self.url.masked()!r})"
+
+
+def _driver_connections(
+    url: DatabaseURL, engine: Engine, settings: Settings
+) -> DriverConnections | None:
+    """The same limits as the pool's: a PostgreSQL store has up to ``pool_size`` idle
+    connections for reads and as many for transactions."""
+    limit, keep = settings.pool_size + settings.max_overflow, settings.pool_size
+    if url.backend == "postgresql":
+        return PostgresReadConnections(
+            engine,
+            limit=limit,
+            keep=keep,
+            timeout=settings.pool_timeout,
+            recycle=settings.pool_recycle,
+            ping_after=(
+                settings.pool_pre_ping_idle_seconds if settings.pool_pre_ping else math.inf
+            ),
+        )
+    if url.sqlite_path:
+        return SQLiteDriverConnections(
+            engine, limit=limit, keep=keep, timeout=settings.pool_timeout
+        )
+    return None

@@ -1,54 +1,161 @@
-"""SQLite file connections for the prepared-statement path, kept outside SQLAlchemy's pool.
+"""Driver connections for the prepared-statement path, kept outside SQLAlchemy's pool.
 
 Taking a connection from SQLAlchemy's pool and giving it back costs more than an indexed
-SQLite read itself: the pool wraps it in a proxy, fires events and resets it on return.
-An SQLite file connection needs none of that here, because the prepared-statement path
-ends every transaction it begins: an idle connection is always clean. Connections are
-still made by the engine's pool, so the same pragmas apply, then detached from it.
+SQLite read itself, and a tenth of a PostgreSQL point read: the pool wraps it in a
+proxy, fires events and resets it on return. These connections need none of that,
+because the prepared-statement path leaves them clean: an SQLite transaction it begins
+it ends, and PostgreSQL connections here only read, in autocommit. Connections are still
+made by the engine's pool, so the engine's connect events apply (SQLite pragmas,
+pgvector's binary type), then detached from it.
+
+As with the pool: at most ``limit`` connections are out at once (a caller waits up to
+``timeout`` seconds for one), at most ``keep`` idle ones are kept, and a connection older
+than ``recycle`` seconds is replaced (never, if not positive).
 """
 
 from __future__ import annotations
 
-import sqlite3
+import contextlib
+import threading
+import time
 from typing import Any
 
+from psycopg.pq import TransactionStatus
+from sqlalchemy import exc as sa_exc
 
-class SQLiteDriverConnections:
-    """Idle ``sqlite3`` connections of one SQLite file database, reused in any thread.
 
-    ``list.pop`` and ``list.append`` are atomic, so no lock is needed; a connection is in
-    one thread's hands at a time. At most ``keep`` idle connections are kept.
+class DriverConnections:
+    """Idle driver connections of one database, reused in any thread.
+
+    ``list.pop`` and ``list.append`` are atomic, so the idle list needs no lock; a
+    connection is in one thread's hands at a time.
     """
 
-    def __init__(self, engine: Any, *, keep: int) -> None:
+    def __init__(
+        self, engine: Any, *, limit: int, keep: int, timeout: float, recycle: float = -1
+    ) -> None:
         self._engine = engine
         self._keep = keep
-        self._idle: list[sqlite3.Connection] = []
+        self._timeout = timeout
+        self._recycle = recycle if recycle > 0 else float("inf")
+        self._out = threading.BoundedSemaphore(limit)
+        self._idle: list[tuple[Any, float]] = []  # (connection, when it was given back)
+        self._born: dict[int, float] = {}  # id(connection) -> when it was made
 
-    def take(self) -> sqlite3.Connection:
+    def take(self) -> Any:
+        if not self._out.acquire(timeout=self._timeout):
+            raise sa_exc.TimeoutError("no free driver connection within the pool timeout")
         try:
-            return self._idle.pop()
-        except IndexError:
-            pass
-        proxy = self._engine.raw_connection()  # runs the engine's connect events (pragmas)
-        connection: sqlite3.Connection = proxy.driver_connection
-        proxy.detach()
-        return connection
+            while True:
+                try:
+                    connection, since = self._idle.pop()
+                except IndexError:
+                    return self._fresh()
+                now = time.monotonic()
+                if now - self._born.get(id(connection), now) < self._recycle and self._usable(
+                    connection, now - since
+                ):
+                    return connection
+                self._discard(connection)
+        except BaseException:
+            self._out.release()
+            raise
 
-    def give_back(self, connection: sqlite3.Connection) -> None:
-        """Keep ``connection`` for the next caller, rolled back if a transaction is open."""
+    def give_back(self, connection: Any) -> None:
+        """Keep ``connection`` for the next caller if it is clean, else close it."""
         try:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-        except sqlite3.Error:
-            connection.close()
-            return
-        if len(self._idle) >= self._keep:
-            connection.close()
-        else:
-            self._idle.append(connection)
+            if self._clean(connection) and len(self._idle) < self._keep:
+                self._idle.append((connection, time.monotonic()))
+            else:
+                self._discard(connection)
+        finally:
+            self._out.release()
 
     def close(self) -> None:
         """Close the idle connections (the engine is being disposed)."""
         while self._idle:
-            self._idle.pop().close()
+            self._discard(self._idle.pop()[0])
+
+    def _fresh(self) -> Any:
+        proxy = self._engine.raw_connection()  # runs the engine's connect events
+        connection = proxy.driver_connection
+        proxy.detach()
+        self._born[id(connection)] = time.monotonic()
+        try:
+            self._prepare(connection)
+        except BaseException:
+            self._discard(connection)
+            raise
+        return connection
+
+    def _prepare(self, connection: Any) -> None:
+        """Set a new connection up for this path."""
+
+    def _usable(self, connection: Any, idle_seconds: float) -> bool:
+        """Whether an idle connection can serve the next caller."""
+        return True
+
+    def _clean(self, connection: Any) -> bool:
+        """Whether a connection given back can be kept (making it so if it can)."""
+        return True
+
+    def _discard(self, connection: Any) -> None:
+        self._born.pop(id(connection), None)
+        # a broken connection may fail to close; it is gone either way
+        with contextlib.suppress(Exception):
+            connection.close()
+
+
+class SQLiteDriverConnections(DriverConnections):
+    """``sqlite3`` connections of an SQLite file, for reads and writes."""
+
+    def _clean(self, connection: Any) -> bool:
+        if not connection.in_transaction:
+            return True
+        try:
+            connection.execute("ROLLBACK")  # left open by a failure: never reuse it dirty
+        except Exception:
+            return False
+        return True
+
+
+class PostgresReadConnections(DriverConnections):
+    """psycopg connections in autocommit mode, for single-statement reads.
+
+    A connection idle longer than ``ping_after`` seconds is pinged before use (as the
+    pool does): a restarted server or a dropped link costs a new connection, not an error.
+    """
+
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        limit: int,
+        keep: int,
+        timeout: float,
+        recycle: float,
+        ping_after: float,
+    ) -> None:
+        super().__init__(engine, limit=limit, keep=keep, timeout=timeout, recycle=recycle)
+        self._ping_after = ping_after
+
+    def _prepare(self, connection: Any) -> None:
+        connection.autocommit = True
+
+    def _usable(self, connection: Any, idle_seconds: float) -> bool:
+        if connection.closed:
+            return False
+        if idle_seconds < self._ping_after:
+            return True
+        try:
+            connection.execute("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    def _clean(self, connection: Any) -> bool:
+        return (
+            not connection.closed
+            and not connection.broken
+            and connection.info.transaction_status == TransactionStatus.IDLE
+        )

@@ -38,6 +38,7 @@ _FOREIGN_KEY_VIOLATION = "23503"
 _CHECK_VIOLATION = "23514"
 _NOT_NULL_VIOLATION = "23502"
 _LOCK_TIMEOUTS = {"55P03", "40P01", "40001"}
+_SERVER_GONE = {"57P01", "57P02", "57P03"}  # admin / crash shutdown, cannot connect now
 
 
 def translate_error(error: BaseException, db_url: DatabaseURL) -> CtxbaseError:
@@ -77,6 +78,11 @@ def translate_error(error: BaseException, db_url: DatabaseURL) -> CtxbaseError:
             f"The database server is unreachable ({where}): {text}",
             hint="check that the server runs and that host and port are right",
         )
+    if sqlstate in _SERVER_GONE or (sqlstate or "").startswith("08") or _is_lost(lowered):
+        return DatabaseUnavailableError(
+            f"The connection to the database was lost ({where}): {text}",
+            hint="retry: the next operation opens a new connection",
+        )
     if sqlstate == _INSUFFICIENT_PRIVILEGE:
         return DatabaseError(f"The database user lacks a permission: {text}")
     if sqlstate == _UNDEFINED_TABLE or "no such table" in lowered:
@@ -101,6 +107,11 @@ def _is_unreachable(lowered: str) -> bool:
         "no such file or directory",
         "unable to open",
     )
+    return any(sign in lowered for sign in signs)
+
+
+def _is_lost(lowered: str) -> bool:
+    signs = ("server closed the connection", "the connection is closed", "consuming input failed")
     return any(sign in lowered for sign in signs)
 
 

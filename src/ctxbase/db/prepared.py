@@ -24,6 +24,7 @@ from ctxbase.db.types import UTCDateTime
 
 if TYPE_CHECKING:
     from ctxbase.db.database import Database
+    from ctxbase.db.driver_connections import DriverConnections
 
 Processor = Callable[[Any], Any] | None
 R = TypeVar("R", bound=BaseModel)
@@ -143,19 +144,24 @@ class RawTransaction:
     takes the write lock at once and a read of one statement needs no transaction; an
     SQLite file's connections come from :class:`SQLiteDriverConnections`. Reads on
     PostgreSQL run in autocommit too, saving the BEGIN and COMMIT round trips: each
-    statement sees the latest commits, as it would in a READ COMMITTED transaction.
+    statement sees the latest commits, as it would in a READ COMMITTED transaction; they
+    come from :class:`PostgresReadConnections`, already in autocommit.
 
     A class rather than a generator: entering and leaving it is a measurable part of an
     SQLite point read.
     """
 
-    __slots__ = ("_connection", "_cursor", "_db", "_write")
-    _connection: Any  # an sqlite3 connection, or the pool's proxy of a driver connection
+    __slots__ = ("_connection", "_cursor", "_db", "_source", "_write")
+    _connection: Any  # a driver connection, or the pool's proxy of one
     _cursor: Any
+    _source: DriverConnections | None  # None: SQLAlchemy's pool
 
     def __init__(self, db: Database, *, write: bool) -> None:
         self._db = db
         self._write = write
+        source = db.driver_connections
+        # PostgreSQL's driver connections only read; its writes take the pool's.
+        self._source = source if source is not None and (db.sqlite or not write) else None
 
     def __enter__(self) -> Any:
         try:
@@ -173,23 +179,21 @@ class RawTransaction:
             raise translate_error(exc, self._db.url) from exc
 
     def _open(self) -> Any:
-        db = self._db
-        files = db.driver_connections
-        if files is not None:
-            self._connection = files.take()
-        else:
-            self._connection = db.engine.raw_connection()
+        source = self._source
+        self._connection = source.take() if source is not None else self._db.engine.raw_connection()
         try:
-            if db.backend == "sqlite":
+            if self._db.sqlite:
                 cursor = self._connection.cursor()
                 if self._write:
                     cursor.execute("BEGIN IMMEDIATE")
-            elif not self._write:
+            elif self._write:
+                cursor = self._connection.cursor()
+            elif source is not None:
+                cursor = self._connection.cursor()  # already in autocommit
+            else:
                 driver = self._connection.driver_connection
                 driver.autocommit = True
                 cursor = driver.cursor()
-            else:
-                cursor = self._connection.cursor()
         except BaseException:
             self._release()
             raise
@@ -198,21 +202,21 @@ class RawTransaction:
 
     def _close(self, *, committing: bool) -> None:
         try:
-            if self._db.backend == "sqlite":
+            if self._db.sqlite:
                 if self._write and self._connection.in_transaction:
                     self._cursor.execute("COMMIT" if committing else "ROLLBACK")
-            elif not self._write:
+            elif self._write:
+                if committing:
+                    self._connection.commit()
+                else:
+                    self._connection.rollback()
+            elif self._source is None:
                 self._connection.driver_connection.autocommit = False
-            elif committing:
-                self._connection.commit()
-            else:
-                self._connection.rollback()
         finally:
             self._release()
 
     def _release(self) -> None:
-        files = self._db.driver_connections
-        if files is not None:
-            files.give_back(self._connection)
+        if self._source is not None:
+            self._source.give_back(self._connection)
         else:
             self._connection.close()

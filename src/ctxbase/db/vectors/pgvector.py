@@ -113,18 +113,9 @@ class _Query:
     distance: Distance
 
     def name(self, *parts: Any) -> str:
-        return ":".join(
-            map(
-                str,
-                (
-                    "search.pgvector",
-                    self.owner.name,
-                    self.model,
-                    self.dimensions,
-                    self.distance,
-                    *parts,
-                ),
-            )
+        return (
+            f"search.pgvector:{self.owner.name}:{self.model}:{self.dimensions}:{self.distance}:"
+            + ":".join(map(str, parts))
         )
 
 
