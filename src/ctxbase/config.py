@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     )
     database_echo: bool = Field(False, description="Log every SQL statement (passwords masked).")
     auto_migrate: bool = Field(True, description="Bring the schema to head on first open.")
-    pool_size: int = Field(5, ge=1, description="PostgreSQL: connections kept open.")
+    pool_size: int = Field(
+        5, ge=1, description="Connections kept open (PostgreSQL: for reads and for writes, each)."
+    )
     max_overflow: int = Field(10, ge=0, description="PostgreSQL: extra connections under load.")
     pool_timeout: float = Field(30.0, gt=0, description="Seconds to wait for a free connection.")
     pool_recycle: int = Field(1800, description="Seconds after which a connection is renewed.")
