@@ -203,8 +203,8 @@ class Conversation(Record):
     message_count: int = Field(description="Messages appended so far.")
     input_tokens: int = Field(description="Sum of the messages' input tokens.")
     output_tokens: int = Field(description="Sum of the messages' output tokens.")
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class ConversationIn(BaseModel):

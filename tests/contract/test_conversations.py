@@ -136,6 +136,24 @@ def test_bad_messages_are_rejected_and_nothing_is_written(api: Any, bad: dict) -
     assert api.conversations.get(conversation.id).message_count == 0
 
 
+def test_message_pages_after_a_position(api: Any) -> None:
+    conversation = api.conversations.create()
+    api.messages.append_many(
+        conversation.id, [{"role": "user", "content": f"m{i}"} for i in range(4)]
+    )
+    assert [m.position for m in api.messages.list(conversation.id, after=2).items] == [3, 4]
+    assert api.messages.list(conversation.id, after=4).items == []
+    assert api.messages.list(conversation.id, after=2**80).items == []  # past any position
+    with pytest.raises(InvalidInputError):
+        api.messages.list(conversation.id, after=-1)
+    with pytest.raises(InvalidInputError):
+        api.messages.list(conversation.id, cursor="not-a-cursor")
+    empty = api.conversations.create()
+    assert api.messages.list(empty.id).items == []  # empty, yet it exists
+    with pytest.raises(NotFoundError):
+        api.messages.list(uuid.uuid4())
+
+
 def test_unknown_ids_and_projects_are_not_found(api: Any) -> None:
     with pytest.raises(NotFoundError):
         api.conversations.get(uuid.uuid4())
@@ -155,6 +173,10 @@ def test_projects_isolate_their_records(api: Any) -> None:
         api.conversations.get(theirs.id)  # default project cannot see it
     assert [c.id for c in api.conversations.list(project="other").items] == [theirs.id]
     assert theirs.id not in {c.id for c in api.conversations.list().items}
+    api.messages.append(theirs.id, role="user", content="theirs", project="other")
+    with pytest.raises(NotFoundError):
+        api.messages.list(theirs.id)  # nor its messages
+    assert len(api.messages.list(theirs.id, project="other").items) == 1
     assert api.conversations.get(mine.id).title == "mine"
     api.projects.delete("other")
     with pytest.raises(NotFoundError):

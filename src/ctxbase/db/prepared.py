@@ -47,6 +47,10 @@ class PreparedStatement:
             name: bind.type.dialect_impl(dialect).bind_processor(dialect)
             for name, bind in compiled.binds.items()
         }
+        #: Values of binds the statement fixes itself (e.g. SQLite's OFFSET 0 after LIMIT)
+        self._fixed = {
+            name: bind.value for name, bind in compiled.binds.items() if not bind.required
+        }
         #: (bind name, processor) in the order the driver takes the values
         self._ordered_binds = [
             (name, self.binds[name]) for name in (self.order if self.positional else self.binds)
@@ -62,7 +66,10 @@ class PreparedStatement:
     def _args(self, params: dict[str, Any]) -> Any:
         values = []
         for name, processor in self._ordered_binds:
-            value = params[name]
+            try:
+                value = params[name]
+            except KeyError:
+                value = self._fixed[name]
             if processor is not None and value is not None:
                 value = processor(value)
             values.append(value)

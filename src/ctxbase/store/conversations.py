@@ -21,6 +21,7 @@ from ctxbase.db.schema import new_id, table, utcnow
 from ctxbase.db.types import UTCDateTime
 from ctxbase.errors import NotFoundError
 from ctxbase.records import (
+    INT32_MAX,
     Conversation,
     ConversationIn,
     ConversationPatch,
@@ -39,6 +40,7 @@ from ctxbase.store.base import (
     page_limit,
     parse,
     project_id_subquery,
+    sequence_number,
 )
 from ctxbase.store.filters import metadata_matches
 
@@ -77,8 +79,14 @@ class Conversations(Domain):
     def get(
         self, conversation_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT
     ) -> Conversation:
-        with self._db.connect() as connection:
-            return self._get(connection, project, as_uuid(conversation_id, "conversation"))
+        conversation_id = as_uuid(conversation_id, "conversation")
+        statement = self._db.prepared("conversations.get", _select_conversation)
+        params = {"id": conversation_id, **self._scope_params(project)}
+        with self._db.raw() as cursor:
+            found = statement.first_record(cursor, params, Conversation)
+        if found is None:
+            raise NotFoundError(f"No conversation {conversation_id}")
+        return found
 
     def _get(self, connection: Any, project: str, conversation_id: uuid.UUID) -> Conversation:
         row = connection.execute(
@@ -243,19 +251,22 @@ class Messages(Domain):
         """Messages in position order, those after position ``after`` if given."""
         page_limit(limit)
         conversation_id = as_uuid(conversation_id, "conversation")
-        with self._db.connect() as connection:
-            project_id = self._project_id(connection, project)
-            exists = connection.execute(
-                select(c.id).where(c.id == conversation_id, c.project_id == project_id)
-            ).first()
-            if exists is None:
-                raise NotFoundError(f"No conversation {conversation_id}")
-            query = select(messages_table).where(m.conversation_id == conversation_id)
-            start = after or 0
-            if cursor:
-                (start,) = decode_cursor(cursor, int)
-            query = query.where(m.position > start).order_by(m.position).limit(limit + 1)
-            items = [Message.model_validate(r._mapping) for r in connection.execute(query)]
+        start = sequence_number("after", after or 0)
+        if cursor:
+            (start,) = decode_cursor(cursor, _position)
+        params = {
+            "id": conversation_id,
+            "after": min(start, INT32_MAX),  # no position is larger
+            "limit": limit + 1,
+            **self._scope_params(project),
+        }
+        page = self._db.prepared("messages.page", _select_page)
+        with self._db.raw() as driver_cursor:
+            items = page.records(driver_cursor, params, Message)
+            if not items:  # an empty page, or no such conversation in this project
+                exists = self._db.prepared("conversations.exists", _conversation_exists)
+                if exists.first(driver_cursor, params) is None:
+                    raise NotFoundError(f"No conversation {conversation_id}")
         return make_page(items, limit, lambda item: [item.position])
 
 
@@ -265,6 +276,31 @@ class Messages(Domain):
 def _select_conversation() -> Any:
     return select(conversations_table).where(
         c.id == bindparam("id"), c.project_id == project_id_subquery()
+    )
+
+
+def _position(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("not a message position")
+    return value
+
+
+def _conversation_exists() -> Any:
+    return select(c.id).where(c.id == bindparam("id"), c.project_id == project_id_subquery())
+
+
+def _select_page() -> Any:
+    """Messages after a position, in order; the project is checked on every row, so a
+    conversation of another project gives an empty page."""
+    return (
+        select(messages_table)
+        .where(
+            m.conversation_id == bindparam("id"),
+            m.position > bindparam("after", type_=Integer),
+            m.project_id == project_id_subquery(),
+        )
+        .order_by(m.position)
+        .limit(bindparam("limit", type_=Integer))
     )
 
 
