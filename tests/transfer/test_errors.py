@@ -54,6 +54,23 @@ def test_malformed_rows_are_logged_and_the_rest_arrives(
             assert _memories(right) == expected
 
 
+def test_a_value_not_of_its_column_type(source_url: str, postgres: PostgresServer) -> None:
+    """SQLite keeps what it is given, text in an integer column too. The page holding it
+    cannot be encoded as a whole: it is written row by row, and only that row fails."""
+    path = source_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as connection:
+        (key,) = connection.execute("SELECT id FROM state_entries LIMIT 1").fetchone()
+        connection.execute("UPDATE state_entries SET version = 'many' WHERE id = ?", (key,))
+    with postgres.database() as target:
+        report = transfer.migrate(source_url, target, batch_size=200, settings=settings())
+        assert report.status == "completed_with_errors"
+        assert [entry["key"] for entry in report.error_log] == [str(uuid.UUID(key))]
+        assert "integer" in report.error_log[0]["error"]
+        assert report.verification is not None and report.verification.passed
+        others = [name for name in transfer.data_tables() if name != "state_entries"]
+        assert_same_data(source_url, target, others)
+
+
 def _memories(db: Database) -> list[dict[str, object]]:
     t = metadata.tables["memories"]
     columns = [c for c in t.columns if c.name != "metadata"]

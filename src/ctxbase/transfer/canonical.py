@@ -35,6 +35,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import Any
 
 import numpy as np
@@ -45,8 +46,14 @@ from ctxbase.db.types import EmbeddingVector, UTCDateTime
 
 #: Renders a value; None means the value counts as NULL (a JSON ``null``).
 Renderer = Callable[[Any], bytes | None]
+#: Renders a column of values (one per row) into their parts: ``0x00``, or ``0x01`` and
+#: the rendered value.
+ColumnRenderer = Callable[[Sequence[Any]], list[bytes]]
 _MASK = (1 << 64) - 1
 _pack_double = struct.Struct(">d").pack
+#: Parses JSON text, floats as Decimal (their written digits kept); made once, as
+#: ``json.loads`` with options builds a decoder on every call.
+_parse_json = json.JSONDecoder(parse_float=Decimal).decode
 
 
 # --- JSON as PostgreSQL's jsonb prints it ------------------------------------------------
@@ -58,10 +65,15 @@ def _json_number(number: Decimal) -> str:
     return format(number, "f")
 
 
-def _json_string(text: str) -> str:
-    # Python escapes exactly what PostgreSQL escapes: quote, backslash, control characters
-    # (\b \f \n \r \t by name, the rest as lowercase \u00XX).
-    return json.dumps(text, ensure_ascii=False)
+# Python escapes exactly what PostgreSQL escapes: quote, backslash, control characters
+# (\b \f \n \r \t by name, the rest as lowercase \u00XX). This is the function
+# ``json.dumps(text, ensure_ascii=False)`` calls for a string.
+_json_string = encode_basestring
+
+
+def _jsonb_key_order(key: str) -> tuple[int, str]:
+    # By length in bytes, then by bytes: UTF-8 orders as code points do, so as str does.
+    return len(key.encode()), key
 
 
 def jsonb_text(value: Any) -> str:
@@ -83,7 +95,7 @@ def jsonb_text(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(jsonb_text(item) for item in value) + "]"
     if isinstance(value, dict):
-        keys = sorted(value, key=lambda k: (len(k.encode()), k.encode()))
+        keys = sorted(value, key=_jsonb_key_order) if len(value) > 1 else list(value)
         return "{" + ", ".join(f"{_json_string(k)}: {jsonb_text(value[k])}" for k in keys) + "}"
     raise TypeError(f"not a JSON value: {type(value).__name__}")
 
@@ -95,7 +107,7 @@ def render_json_text(text: str | bytes | int | float) -> bytes | None:
     as an int or a float. A JSON ``null`` counts as NULL, as SQLAlchemy reads both."""
     if isinstance(text, int | float):
         return jsonb_text(text).encode()
-    value = json.loads(text, parse_float=Decimal)
+    value = _parse_json(text) if isinstance(text, str) else json.loads(text, parse_float=Decimal)
     return None if value is None else jsonb_text(value).encode()
 
 
@@ -187,7 +199,7 @@ def sqlite_renderer(sql_type: TypeEngine[Any]) -> Renderer:
     return render_int
 
 
-# --- checksums -----------------------------------------------------------------------------
+# --- whole columns at a time --------------------------------------------------------------
 
 
 def _part(render: Renderer, value: Any) -> bytes:
@@ -195,6 +207,53 @@ def _part(render: Renderer, value: Any) -> bytes:
         return b"\x00"
     rendered = render(value)
     return b"\x00" if rendered is None else b"\x01" + rendered
+
+
+def column_renderer(render: Renderer) -> ColumnRenderer:
+    """Renders a column value by value with ``render``."""
+
+    def column(values: Sequence[Any]) -> list[bytes]:
+        return [_part(render, value) for value in values]
+
+    return column
+
+
+def _encoded_column(values: Sequence[Any]) -> list[bytes]:
+    """Text as stored (SQLite's UUIDs are their hex digits): its UTF-8 bytes."""
+    return [b"\x00" if value is None else b"\x01" + value.encode() for value in values]
+
+
+def _sqlite_datetime_column(values: Sequence[Any]) -> list[bytes]:
+    return [
+        b"\x00"
+        if value is None
+        else b"\x01" + (value.encode() if len(value) == 26 else _sqlite_datetime(value))
+        for value in values
+    ]
+
+
+def _sqlite_vector_column(values: Sequence[Any]) -> list[bytes]:
+    """Vectors stored as little-endian float32: swapped in one numpy call per column when
+    they all have one size, which they have in all but odd cases."""
+    size = len(values[0]) if values and isinstance(values[0], bytes) else 0
+    if not size or any(not isinstance(v, bytes) or len(v) != size for v in values):
+        return [_part(_sqlite_vector, value) for value in values]
+    swapped = np.frombuffer(b"".join(values), dtype="<f4").astype(">f4").tobytes()
+    return [b"\x01" + swapped[start : start + size] for start in range(0, len(swapped), size)]
+
+
+def sqlite_column_renderer(sql_type: TypeEngine[Any]) -> ColumnRenderer:
+    """Like :func:`sqlite_renderer`, for a whole column at once."""
+    if isinstance(sql_type, EmbeddingVector):
+        return _sqlite_vector_column
+    if isinstance(sql_type, UTCDateTime):
+        return _sqlite_datetime_column
+    if isinstance(sql_type, Uuid | String) and not isinstance(sql_type, JSON):
+        return _encoded_column
+    return column_renderer(sqlite_renderer(sql_type))
+
+
+# --- checksums -----------------------------------------------------------------------------
 
 
 class Checksum:
@@ -209,6 +268,21 @@ class Checksum:
         self.rows += 1
         self._high += int.from_bytes(digest[:8], "big", signed=True)
         self._low += int.from_bytes(digest[8:], "big", signed=True)
+
+    def add_digests(self, digests: Sequence[bytes]) -> None:
+        """Add many digests at once: numpy sums each half modulo 2**64, as the checksum is."""
+        if not digests:
+            return
+        halves = np.frombuffer(b"".join(digests), dtype=">u8").reshape(-1, 2)
+        high, low = halves.sum(axis=0, dtype=np.uint64)
+        self.add_sums(len(digests), int(high), int(low))
+
+    def remove(self, digest: bytes | None) -> None:
+        """Take out a row added before (by its digest; None: a row counted without one)."""
+        self.rows -= 1
+        if digest is not None:
+            self._high -= int.from_bytes(digest[:8], "big", signed=True)
+            self._low -= int.from_bytes(digest[8:], "big", signed=True)
 
     def add_sums(self, rows: int, high: int, low: int) -> None:
         self.rows += rows
@@ -229,11 +303,19 @@ class Checksum:
         return checksum
 
 
-class RowRenderer:
-    """Canonical forms of rows given as value tuples, one renderer per column."""
+#: What rendering a value that does not have its column's type raises.
+RENDER_ERRORS = (ValueError, TypeError, AttributeError, OverflowError)
 
-    def __init__(self, renderers: Sequence[Renderer]) -> None:
+
+class RowRenderer:
+    """Canonical forms of rows given as value tuples: one renderer per column, applied a
+    column at a time (one loop per column, not a call per value, on the fast paths)."""
+
+    def __init__(
+        self, renderers: Sequence[Renderer], columns: Sequence[ColumnRenderer] | None = None
+    ) -> None:
         self.renderers = list(renderers)
+        self.columns = list(columns or [column_renderer(r) for r in self.renderers])
 
     @classmethod
     def for_decoded(cls, columns: Iterable[Column[Any]]) -> RowRenderer:
@@ -241,19 +323,20 @@ class RowRenderer:
 
     @classmethod
     def for_sqlite(cls, columns: Iterable[Column[Any]]) -> RowRenderer:
-        return cls([sqlite_renderer(c.type) for c in columns])
+        types = [c.type for c in columns]
+        return cls([sqlite_renderer(t) for t in types], [sqlite_column_renderer(t) for t in types])
 
     def digests(self, rows: Sequence[Sequence[Any]]) -> list[bytes]:
-        """The MD5 of each row's canonical form, rendered column by column (the fast way)."""
+        """The MD5 of each row's canonical form."""
         if not rows:
             return []
         rendered = [
-            [_part(render, value) for value in column]
-            for render, column in zip(self.renderers, zip(*rows, strict=True), strict=True)
+            render(column)
+            for render, column in zip(self.columns, zip(*rows, strict=True), strict=True)
         ]
-        md5 = hashlib.md5
+        md5, join = hashlib.md5, b"\x1f".join
         return [
-            md5(b"\x1f".join(parts), usedforsecurity=False).digest()
+            md5(join(parts), usedforsecurity=False).digest()
             for parts in zip(*rendered, strict=True)
         ]
 
@@ -261,15 +344,17 @@ class RowRenderer:
         """Like :meth:`digests`, with None for a row that cannot be rendered (bad JSON)."""
         try:
             return list(self.digests(rows))
-        except (ValueError, TypeError):
+        except RENDER_ERRORS:
             return [self._digest_or_none(row) for row in rows]
 
     def _digest_or_none(self, row: Sequence[Any]) -> bytes | None:
         try:
-            return self.digests([row])[0]
-        except (ValueError, TypeError):
+            parts = [
+                _part(render, value) for render, value in zip(self.renderers, row, strict=True)
+            ]
+        except RENDER_ERRORS:
             return None
+        return hashlib.md5(b"\x1f".join(parts), usedforsecurity=False).digest()
 
     def add_to(self, checksum: Checksum, rows: Sequence[Sequence[Any]]) -> None:
-        for digest in self.digests(rows):
-            checksum.add_digest(digest)
+        checksum.add_digests(self.digests(rows))

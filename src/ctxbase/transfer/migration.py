@@ -6,6 +6,12 @@ checkpoint (last key, rows, failed keys), so a job stopped at any moment (crash,
 cancel) resumes after its last committed batch. A row that cannot be read or written goes
 to the error log; the rest continue. The job ends with a verification: per table, the
 source's rows (less the failed ones) against the target's, by count and checksum.
+
+On a PostgreSQL target, the tables are loaded without their secondary indexes and foreign
+keys (see ``indexes`` and ``foreign_keys``). Each loaded table is finished in the
+background while the next one loads: its foreign keys added back (every row checked in one
+pass), its indexes built, its checksum computed by the server. A table whose rows point at
+nothing is left for after the load, when its orphans are logged and removed.
 """
 
 from __future__ import annotations
@@ -19,12 +25,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import Column, Connection, func, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from ctxbase.config import Settings
 from ctxbase.db.schema import utcnow
 from ctxbase.errors import ConflictError, CtxbaseError
 from ctxbase.secrets import Secrets
-from ctxbase.transfer import indexes, jobs
+from ctxbase.transfer import foreign_keys, indexes, jobs
 from ctxbase.transfer.canonical import Checksum, RowRenderer
 from ctxbase.transfer.endpoints import Endpoint
 from ctxbase.transfer.postgres import PostgresCopyWriter
@@ -73,6 +80,8 @@ class Migration:
         self.batch_size = int(self.job["options"].get("batch_size", DEFAULT_BATCH_SIZE))
         self._run_rows = 0
         self._run_started = time.monotonic()
+        #: Held while the job's options are rewritten (background threads drop from them).
+        self._options_lock = threading.Lock()
 
     # --- creating -------------------------------------------------------------------------
 
@@ -97,8 +106,9 @@ class Migration:
         names = [p.name for p in plans]
         with target.db.connect(write=True) as connection:
             options: dict[str, Any] = {"batch_size": batch_size, "reembed": reembed}
-            if target.db.backend == "postgresql":  # built again once the rows are in
+            if target.db.backend == "postgresql":  # both back once the rows are in
                 options["deferred_indexes"] = indexes.set_aside(connection, names)
+                options["deferred_foreign_keys"] = foreign_keys.set_aside(connection, names)
             return jobs.create_job(
                 connection,
                 {
@@ -120,14 +130,22 @@ class Migration:
         copy does not raise: the job records it as ``failed``, ready to be resumed."""
         self._save(status="running", started_at=self.job["started_at"] or utcnow())
         try:
-            for plan in self.plans:
-                if not self._copy(plan):
-                    return self._finish("cancelled")
-            for plan in self.plans:
-                if plan.self_references and not self._link(plan):
-                    return self._finish("cancelled")
+            loaded = False
+            with _Finisher(self) as finisher:
+                for plan in self.plans:
+                    # A self-reference points into its own table: linked once it is loaded.
+                    if not self._copy(plan) or (plan.self_references and not self._link(plan)):
+                        break
+                    finisher.loaded(plan)
+                else:
+                    finisher.wait()
+                    loaded = True
+            if not loaded:
+                return self._finish("cancelled")
+            for plan in self.plans:  # what the background left: tables with orphans
+                self._restore_foreign_keys(plan, remove_orphans=True)
             self._build_indexes()
-            verification = self._verify()
+            verification = self._verify(finisher.checksums)
             self._save(verification=verification.model_dump(mode="json"), current_table=None)
             if self.job["options"].get("reembed"):
                 self._reembed()
@@ -229,13 +247,15 @@ class Migration:
         state = self.job["checkpoints"][step]
         checksum = Checksum.from_json(state["checksum"])
         failed = {failure.key for failure in failures}
+        arrived: list[bytes] = []
         for raw, digest in zip(page.raw, digests, strict=True):
             if failed and page.reader.key_of(raw) in failed:
                 continue
             if digest is None:  # written, yet not renderable: verification will say so
                 checksum.rows += 1
                 continue
-            checksum.add_digest(digest)
+            arrived.append(digest)
+        checksum.add_digests(arrived)
         state["checksum"] = checksum.to_json()
 
     def _bulk_writer(self, plan: TablePlan, columns: Sequence[Column[Any]]) -> PageWriter:
@@ -275,21 +295,36 @@ class Migration:
 
     # --- verification and re-embedding ----------------------------------------------------
 
-    def _verify(self) -> Verification:
-        """Each table, source against target: rows and checksums, less the failed rows."""
+    def _verify(self, computed: dict[str, Checksum]) -> Verification:
+        """Each table, source against target: rows and checksums, less the failed rows.
+        ``computed``: target checksums taken in the background once a table was final."""
+        with ThreadPoolExecutor(2, thread_name_prefix="ctxbase-verify") as pool:
+            targets: dict[str, Future[Checksum]] = {}
+            for plan in self.plans:
+                if self.target.db.backend == "postgresql" and plan.name not in computed:
+                    # the server computes them meanwhile, and several at once
+                    targets[plan.name] = pool.submit(table_checksum, self.target.db, plan)
+                    continue
+                # (a single-connection SQLite target must not be read by two threads)
+                done: Future[Checksum] = Future()
+                done.set_result(computed.get(plan.name) or table_checksum(self.target.db, plan))
+                targets[plan.name] = done
+            return self._compare(targets)
+
+    def _compare(self, targets: dict[str, Future[Checksum]]) -> Verification:
         tables = {}
         for plan in self.plans:
             self._save(current_table=f"verifying {plan.name}")
             state = self._checkpoint(plan.name)
             failed = [_key_from_json(plan, key) for key in state["failed_keys"]]
             complete = len(failed) == state["failed"]  # every failed key was kept
-            target = table_checksum(self.target.db, plan)
             if "checksum" in state:  # hashed while copying: the source must still match it
                 source = Checksum.from_json(state["checksum"])
                 with self.source.db.read() as connection:
                     complete = complete and _count(connection, plan) - len(failed) == source.rows
             else:
                 source = table_checksum(self.source.db, plan, failed)
+            target = targets[plan.name].result()
             equal = complete and source.rows == target.rows and source.hex == target.hex
             if not equal:
                 self._log_error(plan.name, None, "verification: the target differs from the source")
@@ -363,23 +398,100 @@ class Migration:
             jobs.save_job(connection, self.job_id, **values)
         self._notify()
 
-    def _build_indexes(self) -> None:
-        """Build the indexes set aside for the load (before verification, so a failure to
-        build one fails the job)."""
-        options = self.job["options"]
-        while options.get("deferred_indexes"):
-            index = options["deferred_indexes"][0]
-            self._save(current_table=f"indexing {index['table']}")
+    def _build_indexes(self, table: str | None = None) -> None:
+        """Build the indexes set aside for the load, of ``table`` or all (before
+        verification, so a failure to build one fails the job)."""
+        while pending := self._deferred("deferred_indexes", table):
+            index = pending[0]
+            if table is None:  # the background builds say nothing
+                self._save(current_table=f"indexing {index['table']}")
             with self.target.db.connect(write=True) as connection:
                 indexes.build(connection, index)
-                options = {**options, "deferred_indexes": options["deferred_indexes"][1:]}
-                self.job["options"] = options
-                jobs.save_job(connection, self.job_id, options=options)
+            self._done("deferred_indexes", index)
+
+    def _restore_foreign_keys(self, plan: TablePlan, *, remove_orphans: bool) -> bool:
+        """Add back the foreign keys of ``plan``'s table set aside for the load, each
+        checking every row; False if one cannot be added, rows pointing at nothing and
+        ``remove_orphans`` false. With it, such rows are logged as failed and removed
+        first (only while nothing else writes to the job)."""
+        for key in self._deferred("deferred_foreign_keys", plan.name):
+            with self.target.db.connect(write=True) as connection:
+                try:
+                    with connection.begin_nested():
+                        foreign_keys.restore(connection, key)
+                except IntegrityError:
+                    if not remove_orphans:
+                        return False
+                    self._save(current_table=f"checking {plan.name}")
+                    self._remove_orphans(connection, plan, key)
+                    foreign_keys.restore(connection, key)
+            self._done("deferred_foreign_keys", key)
+        return True
+
+    def _remove_orphans(self, connection: Connection, plan: TablePlan, key: dict[str, Any]) -> None:
+        """Log and delete the rows of ``plan``'s table that ``key`` finds pointing at
+        nothing, as failed rows, in the transaction that then adds ``key``."""
+        orphans = foreign_keys.orphans(connection, key, plan.key.name)
+        if not orphans:
+            return
+        connection.execute(plan.table.delete().where(plan.key.in_(orphans)))
+        state = self._checkpoint(plan.name)
+        error = foreign_keys.describe_orphan(key)
+        for orphan in orphans:
+            self._log_error(plan.name, orphan, error)
+            if len(state["failed_keys"]) < FAILED_KEYS_LIMIT:
+                state["failed_keys"].append(_key_to_json(orphan))
+        state.update(rows=state["rows"] - len(orphans), failed=state["failed"] + len(orphans))
+        if "checksum" in state:  # hashed while copied: take the rows out of the sum again
+            state["checksum"] = self._without(plan, state["checksum"], orphans)
+        self.job["migrated"][plan.name] = state["rows"]
+        self.job["failed"][plan.name] = state["failed"]
+        values = {
+            "checkpoints": self.job["checkpoints"],
+            "migrated": self.job["migrated"],
+            "failed": self.job["failed"],
+            "error_log": self.job["error_log"],
+        }
+        self.job.update(values)
+        jobs.save_job(connection, self.job_id, **values)
+
+    def _without(
+        self, plan: TablePlan, checksum: dict[str, int], keys: list[Any]
+    ) -> dict[str, int]:
+        """The source checksum ``checksum`` less the rows keyed ``keys``, read again from
+        the source (decoded: the canonical form is the same)."""
+        columns = [c for c in plan.table.columns if c.key not in plan.self_references]
+        renderer = RowRenderer.for_decoded(columns)
+        result = Checksum.from_json(checksum)
+        with self.source.db.read() as connection:
+            for start in range(0, len(keys), 1000):
+                chunk = keys[start : start + 1000]
+                rows = connection.execute(select(*columns).where(plan.key.in_(chunk))).all()
+                for digest in renderer.digests_or_none([tuple(row) for row in rows]):
+                    result.remove(digest)
+        return result.to_json()
+
+    def _deferred(self, option: str, table: str | None) -> list[dict[str, Any]]:
+        with self._options_lock:
+            items = self.job["options"].get(option) or []
+            return [item for item in items if table is None or item["table"] == table]
+
+    def _done(self, option: str, item: dict[str, Any]) -> None:
+        """Drop ``item``, now in place in the target, from the job's ``option`` list. (In a
+        transaction of its own: building it again on resume is harmless.)"""
+        with self._options_lock, self.target.db.connect(write=True) as connection:
+            remaining = [x for x in self.job["options"].get(option) or [] if x != item]
+            options = {**self.job["options"], option: remaining}
+            jobs.save_job(connection, self.job_id, options=options)
+            self.job["options"] = options
 
     def _finish(self, status: str) -> MigrationReport:
         if status in ("cancelled", "failed"):  # leave the target usable meanwhile
             try:
                 self._build_indexes()
+                for plan in self.plans:  # parents first; none after one that cannot
+                    if not self._restore_foreign_keys(plan, remove_orphans=False):
+                        break
             except CtxbaseError as error:
                 log.warning("Indexes of migration %s not built yet: %s", self.job_id, error)
         values: dict[str, Any] = {
@@ -451,3 +563,52 @@ def _key_from_json(plan: TablePlan, value: Any) -> Any:
     if value is None:
         return None
     return uuid.UUID(value) if plan.key.type.python_type is uuid.UUID else value
+
+
+class _Finisher:
+    """Finishes loaded tables of a PostgreSQL target in the background while the next
+    tables load: foreign keys added back and the target's checksum taken, one table
+    after the other in load order (parents first), and indexes built, on two
+    connections of their own.
+
+    Once a table's foreign keys cannot be added (rows pointing at nothing) the checks
+    stop: that table and the later ones are finished after the load, where orphans are
+    logged and removed. A checksum is only taken of a table that will not change again.
+    Leaving the ``with`` block waits for what is running and drops what is not.
+    """
+
+    def __init__(self, migration: Migration) -> None:
+        self.migration = migration
+        self.active = migration.target.db.backend == "postgresql"
+        self.checks = ThreadPoolExecutor(1, thread_name_prefix="ctxbase-migrate-check")
+        self.indexing = ThreadPoolExecutor(1, thread_name_prefix="ctxbase-migrate-index")
+        self.futures: list[Future[None]] = []
+        self.checksums: dict[str, Checksum] = {}
+        self.stopped = False
+
+    def __enter__(self) -> _Finisher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopped = True  # a check not started yet is left for after the load
+        for executor in (self.checks, self.indexing):
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def loaded(self, plan: TablePlan) -> None:
+        if not self.active:
+            return
+        self.futures.append(self.indexing.submit(self.migration._build_indexes, plan.name))
+        self.futures.append(self.checks.submit(self._check, plan))
+
+    def _check(self, plan: TablePlan) -> None:
+        if self.stopped or self.migration.cancel.is_set():
+            return
+        if not self.migration._restore_foreign_keys(plan, remove_orphans=False):
+            self.stopped = True
+            return
+        self.checksums[plan.name] = table_checksum(self.migration.target.db, plan)
+
+    def wait(self) -> None:
+        """Wait for everything submitted; raises the first error of the background."""
+        for future in self.futures:
+            future.result()

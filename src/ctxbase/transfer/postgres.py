@@ -7,6 +7,12 @@ through untouched), so nothing has to be registered on the connection and SQLite
 values need no decoding: a UUID's 16 bytes, ``jsonb`` (a version byte, then the JSON text),
 pgvector's ``vector`` (dimensions, a spare int16, big-endian float32s).
 
+From an SQLite source, whole pages are turned into the binary ``COPY`` stream column by
+column (:class:`BinaryBlockEncoder`): a loop per column rather than dumper calls per
+value, vectors byte-swapped in one numpy call per page. A page it cannot encode (a value
+not of its column's type) goes through psycopg's dumpers row by row, as before, and from
+there to the row-by-row path that logs the bad row.
+
 Checksums: the server renders each row's canonical form (see ``canonical``) and sums the
 halves of its MD5, so verifying a table moves three numbers, not the table.
 """
@@ -16,7 +22,9 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from typing import Any, cast
 
 import numpy as np
@@ -29,6 +37,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Float,
+    Integer,
     LargeBinary,
     String,
     Table,
@@ -83,6 +92,140 @@ def _sqlite_datetime(value: str) -> datetime:
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
+# --- SQLite pages as one binary COPY block -----------------------------------------------
+
+#: Column encoder: a column of SQLite's stored values (one per row) -> COPY fields, each
+#: its length (int32) and bytes, or -1 for NULL.
+FieldEncoder = Callable[[Sequence[Any]], list[bytes]]
+_NULL_FIELD = b"\xff\xff\xff\xff"
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no extension
+_COPY_TRAILER = b"\xff\xff"
+_int16 = struct.Struct(">h").pack
+_int32 = struct.Struct(">i").pack
+_int64 = struct.Struct(">q").pack
+_float4 = struct.Struct(">f").pack
+_float8 = struct.Struct(">d").pack
+_POSTGRES_EPOCH = datetime(2000, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+_from_iso = datetime.fromisoformat
+
+
+def _fixed_fields(size: int, encode: Callable[[Any], bytes]) -> FieldEncoder:
+    prefix = _int32(size)
+
+    def fields(values: Sequence[Any]) -> list[bytes]:
+        return [_NULL_FIELD if v is None else prefix + encode(v) for v in values]
+
+    return fields
+
+
+def _text_fields(values: Sequence[Any]) -> list[bytes]:
+    return [_NULL_FIELD if v is None else _int32(len(b := v.encode())) + b for v in values]
+
+
+def _bytes_fields(values: Sequence[Any]) -> list[bytes]:
+    return [_NULL_FIELD if v is None else _int32(len(v)) + bytes(v) for v in values]
+
+
+def _jsonb_fields(values: Sequence[Any]) -> list[bytes]:
+    # SQLite's numeric affinity may return a document that is a number as one.
+    return [
+        _NULL_FIELD
+        if v is None
+        else _int32(len(b := (v if isinstance(v, str) else repr(v)).encode()) + 1) + b"\x01" + b
+        for v in values
+    ]
+
+
+def _timestamp(value: str) -> bytes:
+    """Stored text (naive, UTC) -> microseconds since 2000-01-01, as the server takes them."""
+    moment = _from_iso(value)
+    if moment.tzinfo is not None:  # as `_sqlite_datetime`: the wall time is UTC
+        moment = moment.replace(tzinfo=None)
+    return _int64((moment - _POSTGRES_EPOCH) // _MICROSECOND)
+
+
+def _pgvector_fields(values: Sequence[Any]) -> list[bytes]:
+    """pgvector's binary form, swapped in one numpy call when all vectors have one size."""
+    size = len(values[0]) if values and isinstance(values[0], bytes) else 0
+    if not size or size % 4 or any(not isinstance(v, bytes) or len(v) != size for v in values):
+        return [
+            _NULL_FIELD if v is None else _int32(len(b := _sqlite_pgvector(v))) + b for v in values
+        ]
+    swapped = np.frombuffer(b"".join(values), dtype="<f4").astype(">f4").tobytes()
+    prefix = _int32(size + 4) + _vector_header(size // 4, 0)
+    return [prefix + swapped[start : start + size] for start in range(0, len(swapped), size)]
+
+
+def _field_encoder(sql_type: TypeEngine[Any], target_type: str) -> FieldEncoder | None:
+    """How a column of SQLite's stored values of ``sql_type`` becomes COPY fields of the
+    target's ``target_type``; None when there is no block encoding for the pair."""
+    if isinstance(sql_type, EmbeddingVector):
+        if target_type == "vector":
+            return _pgvector_fields
+        return _bytes_fields if target_type == "bytea" else None
+    if isinstance(sql_type, JSON):
+        return _jsonb_fields if target_type == "jsonb" else None
+    if isinstance(sql_type, UTCDateTime):
+        if target_type in ("timestamp with time zone", "timestamp without time zone"):
+            return _fixed_fields(8, _timestamp)
+        return None
+    if isinstance(sql_type, Uuid):
+        return _fixed_fields(16, bytes.fromhex) if target_type == "uuid" else None
+    if isinstance(sql_type, Boolean):
+        return (
+            _fixed_fields(1, lambda v: b"\x01" if v else b"\x00")
+            if target_type == "boolean"
+            else None
+        )
+    if isinstance(sql_type, Float):
+        if target_type == "double precision":
+            return _fixed_fields(8, lambda v: _float8(float(v)))
+        return _fixed_fields(4, lambda v: _float4(float(v))) if target_type == "real" else None
+    if isinstance(sql_type, Integer):
+        packs = {"smallint": (2, _int16), "integer": (4, _int32), "bigint": (8, _int64)}
+        return _fixed_fields(*packs[target_type]) if target_type in packs else None
+    if isinstance(sql_type, String):
+        return _text_fields if target_type in ("text", "character varying", "character") else None
+    if isinstance(sql_type, LargeBinary):
+        return _bytes_fields if target_type == "bytea" else None
+    return None
+
+
+@dataclass(frozen=True)
+class CopyBlock:
+    """A page as one binary COPY stream, signature to trailer."""
+
+    data: bytes
+
+
+class BinaryBlockEncoder:
+    """Encodes pages of SQLite's stored values into binary COPY blocks, column by column."""
+
+    def __init__(self, fields: list[FieldEncoder]) -> None:
+        self.fields = fields
+        self.header = _int16(len(fields))
+
+    @classmethod
+    def for_columns(
+        cls, columns: Sequence[Column[Any]], target_types: dict[str, str]
+    ) -> BinaryBlockEncoder | None:
+        fields = [_field_encoder(c.type, target_types[c.name]) for c in columns]
+        if any(f is None for f in fields):
+            return None
+        return cls(cast(list[FieldEncoder], fields))
+
+    def encode(self, rows: Sequence[Sequence[Any]]) -> CopyBlock:
+        """Raises (ValueError, TypeError, AttributeError, struct.error…) when a value does
+        not have its column's type."""
+        columns = [
+            encode(column)
+            for encode, column in zip(self.fields, zip(*rows, strict=True), strict=True)
+        ]
+        rows_out = map(b"".join, zip(repeat(self.header), *columns))
+        return CopyBlock(b"".join([_COPY_SIGNATURE, *rows_out, _COPY_TRAILER]))
+
+
 def _decoded_encoder(sql_type: TypeEngine[Any], pgvector: bool) -> tuple[Encoder, bool]:
     """(encoder, sent as bytea) for a value decoded by SQLAlchemy."""
     if isinstance(sql_type, EmbeddingVector):
@@ -120,15 +263,14 @@ class PostgresCopyWriter:
         *,
         from_sqlite: bool,
     ) -> None:
-        type_oids: dict[str, int] = dict(
-            connection.execute(
-                text(
-                    "SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid ="
-                    " to_regclass(:table) AND attnum > 0 AND NOT attisdropped"
-                ),
-                {"table": table.name},
-            ).all()
-        )
+        described = connection.execute(
+            text(
+                "SELECT attname, atttypid::int, format_type(atttypid, NULL) FROM pg_attribute"
+                " WHERE attrelid = to_regclass(:table) AND attnum > 0 AND NOT attisdropped"
+            ),
+            {"table": table.name},
+        ).all()
+        type_oids: dict[str, int] = {name: oid for name, oid, _ in described}
         pgvector = getattr(connection.dialect, VECTOR_STORAGE_ATTR, "bytes") == "pgvector"
         choose = _sqlite_encoder if from_sqlite else _decoded_encoder
         self.from_sqlite = from_sqlite
@@ -141,9 +283,18 @@ class PostgresCopyWriter:
         self.statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
             sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
         )
+        self.block: BinaryBlockEncoder | None = None
+        if from_sqlite:
+            target_types = {name: type_name for name, _, type_name in described}
+            self.block = BinaryBlockEncoder.for_columns(columns, target_types)
 
-    def prepare(self, page: Page) -> list[tuple[Any, ...]]:
-        """The page's rows as COPY takes them (done while the previous page is written)."""
+    def prepare(self, page: Page) -> CopyBlock | list[tuple[Any, ...]]:
+        """The page as COPY takes it (done while the previous page is written)."""
+        if self.block is not None:
+            try:
+                return self.block.encode(page.raw)
+            except Exception:  # some value is not of its column's type: the careful way
+                pass
         rows = page.raw if self.from_sqlite else page.decoded_values()
         columns = list(zip(*rows, strict=True))
         for position, encode in enumerate(self.encoders):
@@ -153,9 +304,13 @@ class PostgresCopyWriter:
                 )
         return list(zip(*columns, strict=True))
 
-    def write(self, connection: Connection, prepared: list[tuple[Any, ...]]) -> None:
+    def write(self, connection: Connection, prepared: CopyBlock | list[tuple[Any, ...]]) -> None:
         raw = cast(psycopg.Connection[Any], connection.connection.dbapi_connection)
         cursor = raw.cursor()
+        if isinstance(prepared, CopyBlock):
+            with cursor, cursor.copy(self.statement) as copy:
+                copy.write(prepared.data)
+            return
         # A writer thread sends while this one encodes: the server parses meanwhile.
         with cursor, cursor.copy(self.statement, writer=QueuedLibpqWriter(cursor)) as copy:
             copy.set_types(self.oids)
