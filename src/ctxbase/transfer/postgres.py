@@ -331,7 +331,7 @@ def _canonical_sql(column: Column[Any], quoted: str) -> str:
     elif isinstance(sql_type, JSON):
         rendered = f"{quoted}::text"
     elif isinstance(sql_type, Uuid):
-        rendered = f"replace({quoted}::text, '-', '')"
+        rendered = f"encode(uuid_send({quoted}), 'hex')"
     elif isinstance(sql_type, String):
         rendered = quoted
     elif isinstance(sql_type, Boolean):
@@ -359,19 +359,22 @@ def sql_checksum(
     parts = []
     for column in table.columns:
         quoted = preparer.quote(column.name)
-        is_null = f"{quoted} IS NULL"
+        value = f"'\\x01'::bytea || {_canonical_sql(column, quoted)}"
+        is_null = f"{quoted} IS NULL" if column.nullable else None
         if isinstance(column.type, JSON):  # a JSON null counts as NULL (see canonical)
-            is_null += f" OR {quoted} = 'null'::jsonb"
-        parts.append(
-            f"CASE WHEN {is_null} THEN '\\x00'::bytea"
-            f" ELSE '\\x01'::bytea || {_canonical_sql(column, quoted)} END"
-        )
+            is_null = f"{quoted} IS NULL OR {quoted} = 'null'::jsonb"
+        if is_null:  # (a column that cannot hold NULL needs no test)
+            value = f"CASE WHEN {is_null} THEN '\\x00'::bytea ELSE {value} END"
+        parts.append(value)
     row = " || '\\x1f'::bytea || ".join(parts)
     where = f"WHERE NOT ({preparer.quote(key.name)} = ANY(:excluded))" if excluded else ""
+    # OFFSET 0 keeps the subquery whole: inlined into the two sums, it would render and
+    # hash every row twice.
     statement = text(
         "SELECT count(*), coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint), 0),"
         " coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)"
-        f" FROM (SELECT md5({row}) AS h FROM {preparer.quote(table.name)} {where}) AS rows"
+        f" FROM (SELECT md5({row}) AS h FROM {preparer.quote(table.name)} {where} OFFSET 0)"
+        " AS rows"
     )
     params = {"excluded": list(excluded)} if excluded else {}
     rows, high, low = connection.execute(statement, params).one()
