@@ -148,6 +148,7 @@ class Search(Domain):
     def _uses_pgvector(self) -> bool:
         return getattr(self._db.engine.dialect, VECTOR_STORAGE_ATTR, "bytes") == "pgvector"
 
+    @cached_property
     def _index_options(self) -> pgvector.IndexOptions:
         s = self._settings
         return pgvector.IndexOptions(
@@ -165,7 +166,7 @@ class Search(Domain):
             _sqlite_index(self._db).build(self._db, model, owners, distance)  # type: ignore[arg-type]
             return
         if self._uses_pgvector():
-            self._build_pgvector_index(model, dimensions, distance, self._index_options())
+            self._build_pgvector_index(model, dimensions, distance, self._index_options)
 
     def _build_pgvector_index(
         self, model: str, dimensions: int, distance: str, options: pgvector.IndexOptions
@@ -186,7 +187,7 @@ class Search(Domain):
             return
         if not self._uses_pgvector():
             return
-        options, dimensions = self._index_options(), int(query_vector.shape[0])
+        options, dimensions = self._index_options, int(query_vector.shape[0])
         if not pgvector.is_built(
             self._database_name, model, dimensions, request.distance, options.kind
         ):
