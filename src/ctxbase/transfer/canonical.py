@@ -76,8 +76,33 @@ def _jsonb_key_order(key: str) -> tuple[int, str]:
     return len(key.encode()), key
 
 
+def _jsonb_object(value: dict[str, Any]) -> str:
+    keys = sorted(value, key=_jsonb_key_order) if len(value) > 1 else value
+    return "{" + ", ".join([f"{_json_string(k)}: {jsonb_text(value[k])}" for k in keys]) + "}"
+
+
+def _jsonb_array(value: list[Any]) -> str:
+    return "[" + ", ".join([jsonb_text(item) for item in value]) + "]"
+
+
+#: What the parser makes, by exact type (bool apart from int); anything else is looked at
+#: more closely below.
+_JSONB_BY_TYPE: dict[type, Callable[[Any], str]] = {
+    dict: _jsonb_object,
+    list: _jsonb_array,
+    str: _json_string,
+    int: int.__repr__,
+    bool: lambda value: "true" if value else "false",
+    type(None): lambda value: "null",
+    Decimal: _json_number,
+}
+
+
 def jsonb_text(value: Any) -> str:
     """``value`` (parsed JSON; numbers as int, float or Decimal) as ``jsonb::text`` shows it."""
+    render = _JSONB_BY_TYPE.get(type(value))
+    if render is not None:
+        return render(value)
     if value is None:
         return "null"
     if value is True:

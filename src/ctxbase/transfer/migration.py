@@ -568,8 +568,8 @@ def _key_from_json(plan: TablePlan, value: Any) -> Any:
 class _Finisher:
     """Finishes loaded tables of a PostgreSQL target in the background while the next
     tables load: foreign keys added back and the target's checksum taken, one table
-    after the other in load order (parents first), and indexes built, on two
-    connections of their own.
+    after the other in load order (parents first), and indexes built, on connections of
+    their own.
 
     Once a table's foreign keys cannot be added (rows pointing at nothing) the checks
     stop: that table and the later ones are finished after the load, where orphans are
@@ -581,6 +581,7 @@ class _Finisher:
         self.migration = migration
         self.active = migration.target.db.backend == "postgresql"
         self.checks = ThreadPoolExecutor(1, thread_name_prefix="ctxbase-migrate-check")
+        self.checksumming = ThreadPoolExecutor(1, thread_name_prefix="ctxbase-migrate-sum")
         self.indexing = ThreadPoolExecutor(1, thread_name_prefix="ctxbase-migrate-index")
         self.futures: list[Future[None]] = []
         self.checksums: dict[str, Checksum] = {}
@@ -591,7 +592,7 @@ class _Finisher:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stopped = True  # a check not started yet is left for after the load
-        for executor in (self.checks, self.indexing):
+        for executor in (self.checks, self.checksumming, self.indexing):
             executor.shutdown(wait=True, cancel_futures=True)
 
     def loaded(self, plan: TablePlan) -> None:
@@ -603,10 +604,13 @@ class _Finisher:
     def _check(self, plan: TablePlan) -> None:
         if self.stopped or self.migration.cancel.is_set():
             return
+        # The checksum is taken while the keys are added (which reads the rows and changes
+        # none); it is kept only if they could be added, so the table will not change.
+        checksum = self.checksumming.submit(table_checksum, self.migration.target.db, plan)
         if not self.migration._restore_foreign_keys(plan, remove_orphans=False):
             self.stopped = True
             return
-        self.checksums[plan.name] = table_checksum(self.migration.target.db, plan)
+        self.checksums[plan.name] = checksum.result()
 
     def wait(self) -> None:
         """Wait for everything submitted; raises the first error of the background."""
