@@ -365,7 +365,8 @@ def databases_deactivate(ctx: typer.Context) -> None:
     """Serve the command's own database again (no registered database is active)."""
     store = _store(ctx)
     store.databases.mark_active(None)
-    out.print(f"No database is active; servers serve {store.db.url.masked()}")
+    # (no URL: an SQLite file's is kept encrypted by the migration jobs that used it)
+    out.print("No database is active; servers serve the database they start on")
 
 
 @databases_app.command("remove")
