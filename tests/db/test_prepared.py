@@ -85,6 +85,14 @@ def test_sqlite_timestamps_as_sqlalchemy_stores_them(value: datetime) -> None:
         bind(value.replace(tzinfo=None))
 
 
+def test_sqlite_timestamps_written_elsewhere_read_as_utc() -> None:
+    dialect = sqlite.dialect()
+    result = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+    assert result("2026-12-01T19:25:34+05:00") == datetime(2026, 12, 1, 14, 25, 34, tzinfo=UTC)
+    assert result("2026-12-01 19:25:34") == datetime(2026, 12, 1, 19, 25, 34, tzinfo=UTC)
+    assert result(None) is None
+
+
 def test_failed_write_leaves_connections_clean(store: ctxbase.Store) -> None:
     """A write that fails inside the block is rolled back; the next ones succeed."""
     (message,) = _appended(store, 1)

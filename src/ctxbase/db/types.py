@@ -59,7 +59,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
         def process(value: Any) -> datetime | None:
             if isinstance(value, str):
-                return datetime.fromisoformat(value).replace(tzinfo=UTC)
+                parsed = datetime.fromisoformat(value)
+                return (
+                    parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+                )
             return generic(value) if generic is not None else value
 
         return process
