@@ -172,6 +172,11 @@ def run_ctxbase(source: Path, target_url: str, batch_size: int) -> tuple[float, 
     return elapsed, report
 
 
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages: the machine may be shared."""
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--memories", type=int, default=100_000)
@@ -196,12 +201,15 @@ def main() -> None:
             f"source: {args.memories} memories x {args.dimensions}-dim embeddings, {rows} rows, "
             f"{source.stat().st_size / 1e6:.0f} MB"
         )
+        print(f"load average at start: {_load()}")
         print(f"{'round':>5} {'tool':<16} {'seconds':>8} {'rows/s':>9}  verified")
         best: dict[str, float] = {}
         for round_ in range(1, args.rounds + 1):
+            pgloader_seconds = None
             if have_pgloader:
                 seconds = run_pgloader(source, fresh_database(admin, "bench_pgloader"), workdir)
                 best["pgloader"] = max(best.get("pgloader", 0), rows / seconds)
+                pgloader_seconds = seconds
                 print(f"{round_:>5} {'pgloader':<16} {seconds:>8.2f} {rows / seconds:>9.0f}  -")
             target = fresh_database(admin, "bench_ctxbase")
             seconds, report = run_ctxbase(source, target, args.batch_size)
@@ -211,9 +219,12 @@ def main() -> None:
             if report.get("status") != "completed" or not passed:
                 raise SystemExit(f"ctxbase migrate did not verify: {report.get('status')}")
             best["ctxbase"] = max(best.get("ctxbase", 0), rows / seconds)
+            ratio = f"  ({pgloader_seconds / seconds:.2f}x pgloader)" if pgloader_seconds else ""
             print(
                 f"{round_:>5} {'ctxbase migrate':<16} {seconds:>8.2f} {rows / seconds:>9.0f}  yes"
+                f"{ratio}"
             )
+        print(f"load average at end: {_load()}")
         if have_pgloader:
             ratio = best["ctxbase"] / best["pgloader"]
             verdict = "meets" if ratio >= 2 else "misses"
