@@ -71,6 +71,28 @@ def test_a_value_not_of_its_column_type(source_url: str, postgres: PostgresServe
         assert_same_data(source_url, target, others)
 
 
+def test_timestamps_written_with_an_offset(source_url: str, postgres: PostgresServer) -> None:
+    """Another tool may write an SQLite timestamp with an offset: it arrives as that
+    instant, as the store reads it, and both checksums agree."""
+    path = source_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as connection:
+        (key,) = connection.execute("SELECT id FROM memories LIMIT 1").fetchone()
+        connection.execute(
+            "UPDATE memories SET updated_at = '2026-01-01 12:00:00.250000+02:00' WHERE id = ?",
+            (key,),
+        )
+    with postgres.database() as target:
+        report = transfer.migrate(source_url, target, batch_size=200, settings=settings())
+        assert report.status == "completed", report.error_log
+        assert report.verification is not None and report.verification.passed
+        assert_same_data(source_url, target)
+        with Database(target) as db:
+            rows = {str(r["id"]): r for r in _memories(db)}
+        assert rows[str(uuid.UUID(key))]["updated_at"].isoformat() == (
+            "2026-01-01T10:00:00.250000+00:00"
+        )
+
+
 def _memories(db: Database) -> list[dict[str, object]]:
     t = metadata.tables["memories"]
     columns = [c for c in t.columns if c.name != "metadata"]

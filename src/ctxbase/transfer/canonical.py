@@ -198,7 +198,8 @@ def decoded_renderer(sql_type: TypeEngine[Any]) -> Renderer:
 def _sqlite_datetime(value: str) -> bytes:
     if len(value) == 26:  # SQLAlchemy's storage format, already canonical
         return value.encode()
-    return render_datetime(datetime.fromisoformat(value).replace(tzinfo=UTC))
+    parsed = datetime.fromisoformat(value)  # naive: UTC; with an offset: that instant
+    return render_datetime(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
 
 
 def _sqlite_vector(value: bytes) -> bytes:

@@ -89,7 +89,9 @@ def _sqlite_pgvector(value: bytes) -> bytes:
 
 
 def _sqlite_datetime(value: str) -> datetime:
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    # Naive text is UTC; text with an offset (another tool wrote it) is that instant.
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 # --- SQLite pages as one binary COPY block -----------------------------------------------
@@ -140,8 +142,8 @@ def _jsonb_fields(values: Sequence[Any]) -> list[bytes]:
 def _timestamp(value: str) -> bytes:
     """Stored text (naive, UTC) -> microseconds since 2000-01-01, as the server takes them."""
     moment = _from_iso(value)
-    if moment.tzinfo is not None:  # as `_sqlite_datetime`: the wall time is UTC
-        moment = moment.replace(tzinfo=None)
+    if moment.tzinfo is not None:  # as `_sqlite_datetime`: that instant, in UTC
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return _int64((moment - _POSTGRES_EPOCH) // _MICROSECOND)
 
 
