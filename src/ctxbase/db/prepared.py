@@ -2,10 +2,12 @@
 
 A round trip through SQLAlchemy's Connection costs ~70 µs of Python per statement, more
 than the statement itself on SQLite. The hottest operations (appending and reading
-messages, reading conversations and state) therefore compile their Core statements once
-per database and execute them on a raw pooled DBAPI connection, converting parameters and
-results with the very type processors SQLAlchemy would use: the values are identical to
-the Core path, and the SQL is still written once, portably, in Core.
+messages, reading conversations, searching) therefore compile their Core statements once
+per database and execute them on a DBAPI connection (see ``driver_connections``),
+converting parameters and results with the very type processors SQLAlchemy would use:
+the values are identical to the Core path, and the SQL is still written once, portably,
+in Core. Point reads may instead hand ids and timestamps to the record's model as the
+driver returns them (:meth:`PreparedStatement.records`).
 """
 
 from __future__ import annotations
