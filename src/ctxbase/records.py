@@ -9,10 +9,19 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
 
 MessageRole = Literal["user", "assistant", "system", "tool"]
 INT32_MAX = 2**31 - 1
@@ -640,27 +649,31 @@ def search_values(
     return values
 
 
+def _item_kind(item: Any) -> str:
+    """Which record an item is, from the field only that record has (``role``,
+    ``memory_type``), so a hit's item is validated as one record type, not tried as each."""
+    if isinstance(item, Mapping):
+        is_message, is_memory = "role" in item, "memory_type" in item
+    else:
+        is_message, is_memory = isinstance(item, Message), isinstance(item, Memory)
+    return "message" if is_message else "memory" if is_memory else "context"
+
+
+SearchItem = Annotated[
+    Annotated[Message, Tag("message")]
+    | Annotated[ContextUnit, Tag("context")]
+    | Annotated[Memory, Tag("memory")],
+    Discriminator(_item_kind),
+]
+
+
 class SearchHit(BaseModel):
     kind: SearchKind
     id: uuid.UUID
     score: float = Field(description="Higher is better; comparable within one search only.")
     retrieval_method: Literal["vector", "text", "hybrid"]
-    item: Message | ContextUnit | Memory
+    item: SearchItem
     details: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _item_by_kind(cls, value: Any) -> Any:
-        if isinstance(value, dict) and isinstance(value.get("item"), dict):
-            models: dict[str, type[Record]] = {
-                "message": Message,
-                "context": ContextUnit,
-                "memory": Memory,
-            }
-            model = models.get(value.get("kind", ""))
-            if model is not None:
-                value = {**value, "item": model.model_validate(value["item"])}
-        return value
 
 
 class SearchResult(BaseModel):

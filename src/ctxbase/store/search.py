@@ -34,9 +34,7 @@ from ctxbase.db.vectors.base import Distance
 from ctxbase.db.vectors.sqlite import SQLiteVectorIndex, SQLiteVectorOptions
 from ctxbase.embeddings import EmbeddingError
 from ctxbase.records import (
-    ContextUnit,
     Memory,
-    Message,
     SearchFilters,
     SearchHit,
     SearchRequest,
@@ -51,11 +49,6 @@ from ctxbase.store.search_conditions import ItemConditions, item_conditions
 _TOKEN = re.compile(r"[\w.\-:/#]+")
 _IDENTIFIER = re.compile(r"(?=.*[0-9_])|(?=.*[a-z][A-Z])")
 
-RECORDS: dict[str, type[Message | ContextUnit | Memory]] = {
-    "message": Message,
-    "context": ContextUnit,
-    "memory": Memory,
-}
 Candidates = dict[tuple[str, uuid.UUID], float]
 
 
@@ -336,16 +329,16 @@ class Search(Domain):
                 score *= factor
             scored.append((score, kind, item_id, method, details, row))
         scored.sort(key=lambda entry: -entry[0])
-        # Every field is made here, of the right type: validating a SearchHit would cost
-        # more than the rest of a search (its item is a union of record types).
         hits = [
-            SearchHit.model_construct(
-                kind=kind,
-                id=item_id,
-                score=score,
-                retrieval_method=method,
-                item=RECORDS[kind].model_validate(row),
-                details=details,
+            SearchHit.model_validate(
+                {
+                    "kind": kind,
+                    "id": item_id,
+                    "score": score,
+                    "retrieval_method": method,
+                    "item": row,
+                    "details": details,
+                }
             )
             for score, kind, item_id, method, details, row in scored[:k]
         ]
