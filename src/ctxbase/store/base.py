@@ -78,6 +78,25 @@ class Domain:
             raise NotFoundError(f"No project {project!r}")
         return {"scope_tenant": scope.tenant, "scope_project": project}
 
+    def _point_read(
+        self,
+        model: type[M],
+        what: str,
+        item_id: uuid.UUID | str,
+        project: str,
+        statement: tuple[str, Callable[[], Any]],
+    ) -> M:
+        """The ``what`` with id ``item_id`` in ``project`` of this scope, read by one
+        prepared statement (name, builder) binding ``id`` and the scope's parameters."""
+        item_id = as_uuid(item_id, what)
+        prepared = self._db.prepared(*statement)
+        params = {"id": item_id, **self._scope_params(project)}
+        with self._db.raw() as cursor:
+            found = prepared.first_record(cursor, params, model)
+        if found is None:
+            raise NotFoundError(f"No {what} {item_id}")
+        return found
+
     # --- limits ---
 
     def _check_text(self, field: str, text: str | None) -> None:

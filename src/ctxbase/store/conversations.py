@@ -79,14 +79,13 @@ class Conversations(Domain):
     def get(
         self, conversation_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT
     ) -> Conversation:
-        conversation_id = as_uuid(conversation_id, "conversation")
-        statement = self._db.prepared("conversations.get", _select_conversation)
-        params = {"id": conversation_id, **self._scope_params(project)}
-        with self._db.raw() as cursor:
-            found = statement.first_record(cursor, params, Conversation)
-        if found is None:
-            raise NotFoundError(f"No conversation {conversation_id}")
-        return found
+        return self._point_read(
+            Conversation,
+            "conversation",
+            conversation_id,
+            project,
+            ("conversations.get", _select_conversation),
+        )
 
     def _get(self, connection: Any, project: str, conversation_id: uuid.UUID) -> Conversation:
         row = connection.execute(
@@ -230,14 +229,9 @@ class Messages(Domain):
         return [Message.model_validate(row) for row in rows]
 
     def get(self, message_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT) -> Message:
-        message_id = as_uuid(message_id, "message")
-        statement = self._db.prepared("messages.get", _select_message)
-        params = {"id": message_id, **self._scope_params(project)}
-        with self._db.raw() as cursor:
-            message = statement.first_record(cursor, params, Message)
-        if message is None:
-            raise NotFoundError(f"No message {message_id}")
-        return message
+        return self._point_read(
+            Message, "message", message_id, project, ("messages.get", _select_message)
+        )
 
     def list(
         self,
