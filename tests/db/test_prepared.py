@@ -129,9 +129,9 @@ def test_sqlite_file_connections_are_reused_and_closed(tmp_path: Path) -> None:
             connection.execute("SELECT 1")
 
 
-def test_sqlite_file_connections_across_threads(tmp_path: Path) -> None:
+def test_driver_connections_across_threads(persistent_database_url: str) -> None:
     """Threads reading and appending at once each hold their own connection."""
-    with open_store(f"sqlite:///{tmp_path / 'threads.db'}") as store:
+    with open_store(persistent_database_url) as store:
         written = _appended(store, 20)
         chat_id = written[0].conversation_id
         errors: list[BaseException] = []
@@ -153,7 +153,7 @@ def test_sqlite_file_connections_across_threads(tmp_path: Path) -> None:
         positions = [m.position for m in store.messages.list(chat_id, limit=1000).items]
         assert positions == list(range(1, 20 + 6 * 20 + 1))
         assert store.db.driver_connections is not None
-        assert 1 <= len(store.db.driver_connections._idle) <= 6
+        assert 1 <= len(store.db.driver_connections._idle) <= store.settings.pool_size
 
 
 def _backend_pid(store: ctxbase.Store) -> int:
@@ -164,13 +164,16 @@ def _backend_pid(store: ctxbase.Store) -> int:
 
 
 def test_postgres_reads_reuse_one_autocommit_connection(postgres, postgres_template) -> None:
-    with postgres.database(template=postgres_template) as url, open_store(url) as store:
-        (message,) = _appended(store, 1)
-        pids = {_backend_pid(store) for _ in range(5)}
-        assert len(pids) == 1
-        with store.db.raw() as cursor:
-            assert cursor.connection.autocommit
-        assert store.messages.get(message.id) == message
+    with postgres.database(template=postgres_template) as url:
+        with open_store(url) as store:
+            (message,) = _appended(store, 1)
+            pids = {_backend_pid(store) for _ in range(5)}
+            assert len(pids) == 1
+            with store.db.raw() as cursor:
+                assert cursor.connection.autocommit
+                connection = cursor.connection
+            assert store.messages.get(message.id) == message
+        assert connection.closed  # closing the store closed the idle read connection
 
 
 def test_postgres_dead_read_connection_replaced_after_idle_ping(postgres, postgres_template):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from sqlalchemy import insert, select
 
 import ctxbase
@@ -24,6 +28,17 @@ from ctxbase.db.schema import (
     table,
 )
 from ctxbase.transfer.tables import data_tables
+
+
+@contextmanager
+def target_database(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty migration target: an SQLite file, or a fresh PostgreSQL database."""
+    if kind == "sqlite-file":
+        yield f"sqlite:///{tmp_path / 'target.db'}"
+        return
+    server = request.getfixturevalue("postgres")
+    with server.database() as url:
+        yield url
 
 
 def settings() -> Settings:

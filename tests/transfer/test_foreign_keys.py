@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,16 +19,7 @@ from ctxbase.transfer import foreign_keys
 from ctxbase.transfer.tables import plan_tables
 from ctxbase.transfer.verify import table_checksum
 from tests.postgres import PostgresServer
-from tests.transfer.data import assert_same_data, settings, table_rows
-
-
-def _target(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if kind == "sqlite-file":
-        yield f"sqlite:///{tmp_path / 'target.db'}"
-        return
-    server: PostgresServer = request.getfixturevalue("postgres")
-    with server.database() as url:
-        yield url
+from tests.transfer.data import assert_same_data, settings, table_rows, target_database
 
 
 def _orphans(source_url: str) -> dict[str, set[str]]:
@@ -62,7 +52,7 @@ def test_rows_pointing_at_nothing_are_logged_and_left_out(
     source_url: str, kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     bad = _orphans(source_url)
-    for target in _target(kind, request, tmp_path):
+    with target_database(kind, request, tmp_path) as target:
         report = transfer.migrate(source_url, target, batch_size=300, settings=settings())
         assert report.status == "completed_with_errors"
         logged: dict[str, set[str]] = {}

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,19 +21,9 @@ from ctxbase.db.database import Database
 from ctxbase.db.schema import MigrationJob, table
 from ctxbase.errors import ConflictError
 from ctxbase.transfer.report import MigrationReport
-from tests.postgres import PostgresServer
-from tests.transfer.data import assert_same_data, settings
+from tests.transfer.data import assert_same_data, settings, target_database
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _target(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if kind == "sqlite-file":
-        yield f"sqlite:///{tmp_path / 'target.db'}"
-        return
-    server: PostgresServer = request.getfixturevalue("postgres")
-    with server.database() as url:
-        yield url
 
 
 def _progress(target: str) -> float:
@@ -77,7 +66,7 @@ def _start(source: str, target: str) -> tuple[subprocess.Popen[str], str]:
 def test_sigkill_then_resume(
     source_url: str, kind: str, kill_at: float, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    for target_url in _target(kind, request, tmp_path):
+    with target_database(kind, request, tmp_path) as target_url:
         _kill_and_resume(source_url, target_url, kill_at)
 
 
