@@ -235,3 +235,40 @@ def test_stopping_a_worker_mid_run_keeps_the_rest_owed(fast_store: ctxbase.Store
         threading.Thread(target=again.run_once).run()
         again.stop()
         assert sorted(set(receiver.accepted())) == list(range(1, 51))
+
+
+def test_stopping_passes_unwanted_events_but_keeps_wanted_ones_owed(
+    fast_store: ctxbase.Store,
+) -> None:
+    with webhook_receiver() as receiver:
+        sub = fast_store.subscriptions.create(
+            agent_id="a",
+            event_types=["wanted"],
+            delivery="webhook",
+            target=f"{receiver.url}/ok",
+            secret=SECRET,
+        )
+        for event_type in ["wanted", "other", "other", "wanted", "other"]:
+            fast_store.events.append(event_type)
+        worker = DeliveryWorker(fast_store)
+        webhook = worker._transports["webhook"]
+        send = webhook.send
+
+        def send_then_stop(*args: object) -> None:
+            send(*args)  # type: ignore[arg-type]
+            worker.request_stop()  # as a SIGTERM during the first delivery would
+
+        webhook.send = send_then_stop  # type: ignore[method-assign]
+        try:
+            assert worker.run_once() == 1
+        finally:
+            worker.stop()
+        assert receiver.accepted() == [1]
+        assert fast_store.subscriptions.get(sub.id).cursor == 3  # 2 and 3 passed, 4 owed
+        again = DeliveryWorker(fast_store)
+        try:
+            assert again.run_once() == 1
+        finally:
+            again.stop()
+        assert receiver.accepted() == [1, 4]
+        assert fast_store.subscriptions.get(sub.id).cursor == 5

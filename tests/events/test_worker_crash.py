@@ -9,10 +9,15 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.events.receiver import Receiver, webhook_receiver
+
+if TYPE_CHECKING:
+    from ctxbase.store import Store
 
 SECRET = "a-shared-secret-for-tests"
 EVENTS = 150
@@ -45,6 +50,20 @@ def _kill_after(
         time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
+
+
+def _wait_for_cursors(
+    store: Store,
+    subscriptions: list[uuid.UUID],
+    cursor: int,
+    worker: subprocess.Popen[bytes],
+    log: Path,
+) -> None:
+    deadline = time.monotonic() + 60
+    while any(store.subscriptions.get(s).cursor < cursor for s in subscriptions):
+        assert worker.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the cursors stopped short"
+        time.sleep(0.05)
 
 
 def test_sigkill_then_restart_loses_nothing(persistent_database_url: str, tmp_path: Path) -> None:
@@ -80,6 +99,8 @@ def test_sigkill_then_restart_loses_nothing(persistent_database_url: str, tmp_pa
         try:
             for subscription, sequences in expected.items():
                 receiver.wait_for(len(sequences), subscription, timeout=120)
+            # the cursor passes the unwanted events after the last delivery, not with it
+            _wait_for_cursors(store, [everything.id, even.id], EVENTS, final, log)
         finally:
             final.send_signal(signal.SIGTERM)
             assert final.wait(timeout=30) == 0, log.read_text()

@@ -119,11 +119,11 @@ class DeliveryWorker:
             for event, wanted in zip(
                 events, self._matcher.select(subscription, events), strict=True
             ):
-                if self._stop.is_set():
-                    break  # what is left stays owed, for the next run or worker
-                if not wanted:
+                if not wanted:  # skipping costs nothing, so it goes on while stopping
                     cursor = event.sequence
                     continue
+                if self._stop.is_set():
+                    break  # what is left stays owed, for the next run or worker
                 try:
                     transport.send(subscription, event, secret)
                 except DeliveryFailed as error:
