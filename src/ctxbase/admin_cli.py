@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,8 +16,10 @@ from rich.table import Table
 
 from ctxbase.config import Settings
 from ctxbase.errors import InvalidInputError
-from ctxbase.records import Page
-from ctxbase.store import Store
+
+if TYPE_CHECKING:  # the store loads with the first command that needs it
+    from ctxbase.records import Page
+    from ctxbase.store import Store
 
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Tenants: create, list, update, deactivate.", no_args_is_help=True)
@@ -29,6 +31,8 @@ T = TypeVar("T")
 
 
 def _store(ctx: typer.Context) -> Store:
+    from ctxbase.store import Store
+
     settings = ctx.find_root().obj
     assert isinstance(settings, Settings)
     store = Store(settings=settings)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -27,13 +27,13 @@ from rich.table import Table
 import ctxbase
 from ctxbase.admin_cli import keys_app, secrets_app, tenants_app
 from ctxbase.config import Settings
-from ctxbase.db import migrate
-from ctxbase.db.database import Database
-from ctxbase.db.diagnostics import ConnectionReport, check_connection
 from ctxbase.db.urls import parse_database_url
 from ctxbase.errors import CtxbaseError
-from ctxbase.store import Store
 from ctxbase.transfer.cli import register as register_transfer_commands
+
+if TYPE_CHECKING:  # loaded by the commands that use them: a command starts faster
+    from ctxbase.db.database import Database
+    from ctxbase.db.diagnostics import ConnectionReport
 
 app = typer.Typer(
     name="ctxbase",
@@ -81,6 +81,8 @@ def _settings(ctx: typer.Context) -> Settings:
 
 
 def _database(ctx: typer.Context) -> Database:
+    from ctxbase.db.database import Database
+
     settings = _settings(ctx)
     db = Database(settings.database_url, settings=settings)
     ctx.call_on_close(db.dispose)
@@ -96,6 +98,8 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Upgrade the schema (to the newest revision by default), keeping all data."""
+    from ctxbase.db import migrate
+
     db = _database(ctx)
     before = migrate.current_revision(db)
     migrate.upgrade(db, revision)
@@ -109,6 +113,8 @@ def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision, `-1` for one step, `base`.")],
 ) -> None:
     """Downgrade the schema to an older revision (data of removed tables is lost)."""
+    from ctxbase.db import migrate
+
     db = _database(ctx)
     before = migrate.current_revision(db)
     migrate.downgrade(db, revision)
@@ -119,6 +125,8 @@ def db_downgrade(
 @db_app.command("current")
 def db_current(ctx: typer.Context) -> None:
     """Print the schema revision of the database and whether it is the newest."""
+    from ctxbase.db import migrate
+
     db = _database(ctx)
     current = migrate.current_revision(db)
     head = migrate.head_revision()
@@ -129,6 +137,8 @@ def db_current(ctx: typer.Context) -> None:
 @db_app.command("history")
 def db_history() -> None:
     """List every schema revision, newest first."""
+    from ctxbase.db import migrate
+
     table = Table("revision", "down", "description")
     for rev in migrate.history():
         label = f"{rev.revision} (head)" if rev.is_head else rev.revision
@@ -142,6 +152,8 @@ def db_reset(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Drop every ctxbase table and recreate the schema. ALL DATA IS LOST."""
+    from ctxbase.db import migrate
+
     db = _database(ctx)
     if not yes:
         typer.confirm(f"Delete all ctxbase data in {db.url.masked()}?", abort=True)
@@ -161,6 +173,8 @@ def doctor(
     ] = False,
 ) -> None:
     """Check the database: connection, server version, pgvector, schema revision."""
+    from ctxbase.db.diagnostics import check_connection
+
     report = check_connection(_database(ctx))
     if as_json:
         out.print_json(report.model_dump_json())
@@ -199,6 +213,8 @@ def _print_report(report: ConnectionReport) -> None:
 @app.command()
 def prune(ctx: typer.Context) -> None:
     """Delete expired memories and state entries in every project."""
+    from ctxbase.store import Store
+
     with Store(settings=_settings(ctx)) as store:
         counts = store.prune()
     out.print(
@@ -212,6 +228,8 @@ def embed(
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per model call.")] = 256,
 ) -> None:
     """Embed every item still waiting for a vector of the active model."""
+    from ctxbase.store import Store
+
     with Store(settings=_settings(ctx)) as store:
         model = store.embeddings.model
         if model is None:
@@ -237,6 +255,8 @@ def reembed(
     """Build MODEL's vectors beside the current ones, then switch searches to it.
 
     Searches keep working during the run; run it again to resume after an interruption."""
+    from ctxbase.store import Store
+
     with Store(settings=_settings(ctx)) as store:
         before = store.embeddings.active_model()
         with _progress() as progress:
@@ -308,6 +328,7 @@ def worker(
     import signal
 
     from ctxbase.events.worker import DeliveryWorker
+    from ctxbase.store import Store
 
     with Store(settings=_settings(ctx)) as store:
         delivery = DeliveryWorker(store)
@@ -328,6 +349,8 @@ def worker(
 def _first_admin_key(settings: Settings) -> None:
     """On a server with no working key, make the operator's first admin key and show it
     this once; later starts say nothing."""
+    from ctxbase.store import Store
+
     with Store(settings=settings) as store:
         if store.keys.count():
             return
@@ -343,6 +366,8 @@ def _first_admin_key(settings: Settings) -> None:
 @app.command()
 def version() -> None:
     """Print the version of ctxbase and of its schema."""
+    from ctxbase.db import migrate
+
     out.print(json.dumps({"ctxbase": ctxbase.__version__, "schema": migrate.head_revision()}))
 
 

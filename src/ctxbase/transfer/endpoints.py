@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ctxbase.config import Settings
 from ctxbase.db import migrate
 from ctxbase.db.database import Database
 from ctxbase.errors import SchemaError
-from ctxbase.store import Store
 
-EndpointSpec = str | Store | Database
+if TYPE_CHECKING:  # not imported at run time: the migrate command does without the store
+    from ctxbase.store import Store
+
+EndpointSpec: TypeAlias = "str | Store | Database"
 
 
 @dataclass
@@ -41,13 +43,12 @@ class Endpoint:
 
 
 def open_endpoint(spec: EndpointSpec, settings: Settings) -> Endpoint:
-    if isinstance(spec, Store):
-        return Endpoint(spec.db, _url_of(spec.db), owned=False, store=spec)
+    if isinstance(spec, str):
+        return Endpoint(Database(spec, settings=settings), spec, owned=True)
     if isinstance(spec, Database):
         migrate.detect_vector_storage(spec)
         return Endpoint(spec, _url_of(spec), owned=False)
-    db = Database(spec, settings=settings)
-    return Endpoint(db, spec, owned=True)
+    return Endpoint(spec.db, _url_of(spec.db), owned=False, store=spec)  # an open Store
 
 
 def _url_of(db: Database) -> str | None:
