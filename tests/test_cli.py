@@ -190,3 +190,19 @@ def test_embed_and_reembed(cli_url: str) -> None:
         assert store.search("vector", mode="vector", threshold=-1).hits
     code, output = run("-d", cli_url, "reembed", "--model", "magic:1")
     assert code == 1
+
+
+def test_the_command_line_starts_without_the_store() -> None:
+    # Commands that do not use the store (migrate, export, db ...) do not pay for loading it.
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, ctxbase.cli; heavy = ('ctxbase.store', 'ctxbase.client');"
+            " print(sorted(m for m in sys.modules if m.startswith(heavy)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "[]"
