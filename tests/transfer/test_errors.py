@@ -119,3 +119,9 @@ def test_bad_input(source_url: str, tmp_path: Path) -> None:
         transfer.migrate(f"sqlite:///{tmp_path / 'empty.db'}", target, settings=settings())
     with pytest.raises(InvalidInputError, match="Not a job id"):
         transfer.resume("42", target, settings=settings())
+
+
+def test_an_endpoint_of_another_type_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="Not a database URL, Store or Database"):
+        transfer.migrate(tmp_path, f"sqlite:///{tmp_path / 'target.db'}")  # type: ignore[arg-type]
+    assert not (tmp_path / "target.db").exists()

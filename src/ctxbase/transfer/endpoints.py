@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from ctxbase.config import Settings
 from ctxbase.db import migrate
 from ctxbase.db.database import Database
-from ctxbase.errors import SchemaError
+from ctxbase.errors import InvalidInputError, SchemaError
 
 if TYPE_CHECKING:  # not imported at run time: the migrate command does without the store
     from ctxbase.store import Store
@@ -48,7 +48,13 @@ def open_endpoint(spec: EndpointSpec, settings: Settings) -> Endpoint:
     if isinstance(spec, Database):
         migrate.detect_vector_storage(spec)
         return Endpoint(spec, _url_of(spec), owned=False)
-    return Endpoint(spec.db, _url_of(spec.db), owned=False, store=spec)  # an open Store
+    db = getattr(spec, "db", None)  # an open Store
+    if not isinstance(db, Database):
+        raise InvalidInputError(
+            f"Not a database URL, Store or Database: {type(spec).__name__}",
+            hint="pass a URL such as sqlite:///./ctxbase.db, or an open Store",
+        )
+    return Endpoint(db, _url_of(db), owned=False, store=spec)
 
 
 def _url_of(db: Database) -> str | None:
