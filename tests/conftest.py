@@ -8,7 +8,8 @@ the run instead of skipping its tests.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -131,3 +132,21 @@ def open_store(url: str, **options: object) -> ctxbase.Store:
         "auth": "disabled",
     }
     return ctxbase.open(url, **{**defaults, **options})
+
+
+def run_in_threads(work: Callable[[], object], count: int) -> list[BaseException]:
+    """Run ``work`` in ``count`` threads at once; the errors they raised."""
+    errors: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            work()
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=guarded) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors

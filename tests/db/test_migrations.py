@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 from sqlalchemy import inspect, select, text
@@ -11,7 +10,7 @@ import ctxbase
 from ctxbase.db import migrate
 from ctxbase.db.database import Database
 from ctxbase.db.schema import metadata
-from tests.conftest import open_store
+from tests.conftest import open_store, run_in_threads
 
 
 def test_upgrade_downgrade_upgrade_matches_models(database_url: str) -> None:
@@ -116,22 +115,11 @@ def test_open_migrates_unless_told_not_to(database_url: str) -> None:
 
 
 def test_concurrent_first_opens_do_not_collide(persistent_database_url: str) -> None:
-    database_url = persistent_database_url
-    errors: list[BaseException] = []
-
     def open_once() -> None:
-        try:
-            with open_store(database_url) as store:
-                assert store.schema_revision == migrate.head_revision()
-        except BaseException as e:
-            errors.append(e)
+        with open_store(persistent_database_url) as store:
+            assert store.schema_revision == migrate.head_revision()
 
-    threads = [threading.Thread(target=open_once) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert run_in_threads(open_once, 4) == []
 
 
 def test_sqlite_foreign_keys_are_back_on_after_a_migration(tmp_path) -> None:

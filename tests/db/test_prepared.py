@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -23,7 +22,7 @@ from ctxbase.errors import (
     NotFoundError,
 )
 from ctxbase.records import Message
-from tests.conftest import open_store
+from tests.conftest import open_store, run_in_threads
 
 messages = table(MessageRow)
 
@@ -134,22 +133,13 @@ def test_driver_connections_across_threads(persistent_database_url: str) -> None
     with open_store(persistent_database_url) as store:
         written = _appended(store, 20)
         chat_id = written[0].conversation_id
-        errors: list[BaseException] = []
 
         def work() -> None:
-            try:
-                for message in written:
-                    assert store.messages.get(message.id) == message
-                    store.messages.append(chat_id, role="tool", content="x")
-            except BaseException as e:
-                errors.append(e)
+            for message in written:
+                assert store.messages.get(message.id) == message
+                store.messages.append(chat_id, role="tool", content="x")
 
-        threads = [threading.Thread(target=work) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
+        assert run_in_threads(work, 6) == []
         positions = [m.position for m in store.messages.list(chat_id, limit=1000).items]
         assert positions == list(range(1, 20 + 6 * 20 + 1))
         assert store.db.driver_connections is not None
