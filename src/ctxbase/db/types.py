@@ -19,6 +19,11 @@ JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 VECTOR_STORAGE_ATTR = "ctxbase_vector_storage"
 
 
+def as_utc(value: datetime) -> datetime:
+    """``value`` in UTC, timezone-aware; a naive value is taken to be UTC already."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored in UTC and always returned timezone-aware.
 
@@ -38,9 +43,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return None if value is None else as_utc(value)
 
     # On SQLite the two directions are written out in one function each: SQLAlchemy's
     # chain (this type's step, then SQLite's formatting or regex parsing) costs more than
@@ -59,10 +62,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
         def process(value: Any) -> datetime | None:
             if isinstance(value, str):
-                parsed = datetime.fromisoformat(value)
-                return (
-                    parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-                )
+                return as_utc(datetime.fromisoformat(value))
             return generic(value) if generic is not None else value
 
         return process

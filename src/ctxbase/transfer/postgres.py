@@ -46,7 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeEngine
 
-from ctxbase.db.types import VECTOR_STORAGE_ATTR, EmbeddingVector, UTCDateTime
+from ctxbase.db.types import VECTOR_STORAGE_ATTR, EmbeddingVector, UTCDateTime, as_utc
 from ctxbase.transfer.canonical import Checksum
 from ctxbase.transfer.reading import Page
 
@@ -90,8 +90,7 @@ def _sqlite_pgvector(value: bytes) -> bytes:
 
 def _sqlite_datetime(value: str) -> datetime:
     # Naive text is UTC; text with an offset (another tool wrote it) is that instant.
-    parsed = datetime.fromisoformat(value)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return as_utc(datetime.fromisoformat(value))
 
 
 # --- SQLite pages as one binary COPY block -----------------------------------------------
