@@ -269,26 +269,37 @@ class Migration:
         self, connection: Connection, step: str, page: Page, failures: list[RowFailure]
     ) -> None:
         """Advance the checkpoint in the page's own transaction on the target."""
-        state = self.job["checkpoints"][step]
+        state = self._record_failures(step, failures)
+        state.update(
+            after=_key_to_json(page.last_key), rows=state["rows"] + len(page) - len(failures)
+        )
+        if step in self.job["totals"]:  # a table, not a link pass
+            self._run_rows += len(page)
+        self._save_checkpoint(connection, step, progress=self._percent())
+
+    def _record_failures(self, step: str, failures: list[RowFailure]) -> dict[str, Any]:
+        """Log ``failures`` and count them in the step's checkpoint, which is returned."""
+        state = self._checkpoint(step)
         for failure in failures:
             self._log_error(step, failure.key, failure.error)
             if len(state["failed_keys"]) < FAILED_KEYS_LIMIT:
                 state["failed_keys"].append(_key_to_json(failure.key))
-        state.update(
-            after=_key_to_json(page.last_key),
-            rows=state["rows"] + len(page) - len(failures),
-            failed=state["failed"] + len(failures),
-        )
+        state["failed"] += len(failures)
+        return state
+
+    def _save_checkpoint(self, connection: Connection, step: str, **more: Any) -> None:
+        """Save the step's checkpoint, the counts and the error log, in ``connection``'s
+        transaction (the one that wrote what they count)."""
         if step in self.job["totals"]:  # a table, not a link pass
+            state = self.job["checkpoints"][step]
             self.job["migrated"][step] = state["rows"]
             self.job["failed"][step] = state["failed"]
-            self._run_rows += len(page)
         values = {
             "checkpoints": self.job["checkpoints"],
             "migrated": self.job["migrated"],
             "failed": self.job["failed"],
             "error_log": self.job["error_log"],
-            "progress": self._percent(),
+            **more,
         }
         self.job.update(values)
         jobs.save_job(connection, self.job_id, **values)
@@ -435,25 +446,12 @@ class Migration:
         if not orphans:
             return
         connection.execute(plan.table.delete().where(plan.key.in_(orphans)))
-        state = self._checkpoint(plan.name)
         error = foreign_keys.describe_orphan(key)
-        for orphan in orphans:
-            self._log_error(plan.name, orphan, error)
-            if len(state["failed_keys"]) < FAILED_KEYS_LIMIT:
-                state["failed_keys"].append(_key_to_json(orphan))
-        state.update(rows=state["rows"] - len(orphans), failed=state["failed"] + len(orphans))
+        state = self._record_failures(plan.name, [RowFailure(o, error) for o in orphans])
+        state["rows"] -= len(orphans)
         if "checksum" in state:  # hashed while copied: take the rows out of the sum again
             state["checksum"] = self._without(plan, state["checksum"], orphans)
-        self.job["migrated"][plan.name] = state["rows"]
-        self.job["failed"][plan.name] = state["failed"]
-        values = {
-            "checkpoints": self.job["checkpoints"],
-            "migrated": self.job["migrated"],
-            "failed": self.job["failed"],
-            "error_log": self.job["error_log"],
-        }
-        self.job.update(values)
-        jobs.save_job(connection, self.job_id, **values)
+        self._save_checkpoint(connection, plan.name)
 
     def _without(
         self, plan: TablePlan, checksum: dict[str, int], keys: list[Any]
