@@ -258,14 +258,20 @@ def _sqlite_datetime_column(values: Sequence[Any]) -> list[bytes]:
     ]
 
 
-def _sqlite_vector_column(values: Sequence[Any]) -> list[bytes]:
-    """Vectors stored as little-endian float32: swapped in one numpy call per column when
-    they all have one size, which they have in all but odd cases."""
+def swapped_vectors(values: Sequence[Any], prefix: bytes) -> list[bytes] | None:
+    """SQLite's vectors (little-endian float32) as big-endian bytes after ``prefix``,
+    swapped in one numpy call for the whole column; None unless they are all bytes of
+    one size, a multiple of 4 (as they are in all but odd cases)."""
     size = len(values[0]) if values and isinstance(values[0], bytes) else 0
-    if not size or any(not isinstance(v, bytes) or len(v) != size for v in values):
-        return [_part(_sqlite_vector, value) for value in values]
+    if not size or size % 4 or any(not isinstance(v, bytes) or len(v) != size for v in values):
+        return None
     swapped = np.frombuffer(b"".join(values), dtype="<f4").astype(">f4").tobytes()
-    return [b"\x01" + swapped[start : start + size] for start in range(0, len(swapped), size)]
+    return [prefix + swapped[start : start + size] for start in range(0, len(swapped), size)]
+
+
+def _sqlite_vector_column(values: Sequence[Any]) -> list[bytes]:
+    swapped = swapped_vectors(values, b"\x01")
+    return swapped if swapped is not None else [_part(_sqlite_vector, v) for v in values]
 
 
 def sqlite_column_renderer(sql_type: TypeEngine[Any]) -> ColumnRenderer:

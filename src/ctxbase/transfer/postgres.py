@@ -47,7 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeEngine
 
 from ctxbase.db.types import VECTOR_STORAGE_ATTR, EmbeddingVector, UTCDateTime, as_utc
-from ctxbase.transfer.canonical import Checksum
+from ctxbase.transfer.canonical import Checksum, swapped_vectors
 from ctxbase.transfer.reading import Page
 
 _BYTEA_OID = 17
@@ -149,13 +149,10 @@ def _timestamp(value: str) -> bytes:
 def _pgvector_fields(values: Sequence[Any]) -> list[bytes]:
     """pgvector's binary form, swapped in one numpy call when all vectors have one size."""
     size = len(values[0]) if values and isinstance(values[0], bytes) else 0
-    if not size or size % 4 or any(not isinstance(v, bytes) or len(v) != size for v in values):
-        return [
-            _NULL_FIELD if v is None else _int32(len(b := _sqlite_pgvector(v))) + b for v in values
-        ]
-    swapped = np.frombuffer(b"".join(values), dtype="<f4").astype(">f4").tobytes()
-    prefix = _int32(size + 4) + _vector_header(size // 4, 0)
-    return [prefix + swapped[start : start + size] for start in range(0, len(swapped), size)]
+    swapped = swapped_vectors(values, _int32(size + 4) + _vector_header(size // 4, 0))
+    if swapped is not None:
+        return swapped
+    return [_NULL_FIELD if v is None else _int32(len(b := _sqlite_pgvector(v))) + b for v in values]
 
 
 def _field_encoder(sql_type: TypeEngine[Any], target_type: str) -> FieldEncoder | None:
