@@ -4,6 +4,7 @@ without pgvector, where vectors are bytes."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -51,6 +52,29 @@ def test_three_ways_agree(source_url: str, postgres: PostgresServer) -> None:
                 decoded = _decoded_checksum(sqlite, name)
                 assert by_sql.hex == from_storage.hex == decoded.hex, name
                 assert by_sql.rows == from_storage.rows == decoded.rows
+
+
+def test_checksum_sums_the_first_half_of_each_digest() -> None:
+    digests = [hashlib.md5(str(n).encode()).digest() for n in range(1000)]
+    one_by_one, at_once, reversed_ = Checksum(), Checksum(), Checksum()
+    for digest in digests:
+        one_by_one.add_digest(digest)
+    at_once.add_digests(digests)
+    reversed_.add_digests(digests[::-1])
+    expected = sum(int.from_bytes(d[:8], "big", signed=True) for d in digests) % 2**64
+    assert one_by_one.hex == at_once.hex == reversed_.hex == f"{expected:016x}"
+    assert one_by_one.rows == at_once.rows == 1000
+
+    duplicated = Checksum()
+    duplicated.add_digests([*digests, digests[0]])
+    assert duplicated.hex != at_once.hex
+    duplicated.remove(digests[0])
+    assert (duplicated.rows, duplicated.hex) == (1000, at_once.hex)
+
+    restored = Checksum.from_json(at_once.to_json())
+    # A checkpoint written when the checksum kept both halves of the digests.
+    earlier = Checksum.from_json({"rows": 1000, "high": expected, "low": 12345})
+    assert (restored.rows, restored.hex) == (earlier.rows, earlier.hex) == (1000, at_once.hex)
 
 
 def test_jsonb_text_matches_postgresql(postgres: PostgresServer) -> None:
