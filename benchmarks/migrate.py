@@ -106,10 +106,19 @@ def postgres_server() -> Iterator[str]:
             server.cleanup()
 
 
+TARGETS = ("bench_pgloader", "bench_ctxbase")
+
+
 def fresh_database(admin_url: str, name: str) -> str:
+    """An empty database ``name``, alone on a server and disk that have written out
+    everything before: neither tool pays for flushing what the other (or the source) left
+    dirty, nor shares the machine with autovacuum working on the other's tables."""
     with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+        for database in TARGETS:
+            connection.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")  # type: ignore[arg-type]
         connection.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+        connection.execute("CHECKPOINT")
+    os.sync()
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
