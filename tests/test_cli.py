@@ -106,6 +106,36 @@ def test_errors_are_a_message_and_exit_1_never_a_traceback() -> None:
         assert "Error" in process.stderr or "error" in process.stdout
 
 
+_WITH_AN_EXIT_HANDLER = """
+import atexit, sys, threading
+from ctxbase.cli import main
+atexit.register(lambda: print("exit handler ran", flush=True))
+if sys.argv[1] == "thread":  # a thread still running at the end is waited for
+    threading.Thread(target=lambda: (__import__("time").sleep(0.3), print("thread done"))).start()
+sys.argv = ["ctxbase", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("thread", ["thread", "alone"])
+def test_the_process_ends_with_its_exit_handlers_and_status(thread: str) -> None:
+    """The command line skips the interpreter's teardown, not what ends a process."""
+    for args, status, shown in (
+        (["version"], 0, '"schema"'),
+        (["db", "current", "--no-such-option"], 2, "No such option"),
+    ):
+        process = subprocess.run(
+            [sys.executable, "-c", _WITH_AN_EXIT_HANDLER, thread, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert process.returncode == status, process.stderr
+        assert process.stdout.rstrip().endswith("exit handler ran"), process.stdout
+        assert ("thread done" in process.stdout) == (thread == "thread")
+        assert shown in process.stdout + process.stderr
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -107,8 +107,10 @@ class Migration:
         with target.db.connect(write=True) as connection:
             options: dict[str, Any] = {"batch_size": batch_size, "reembed": reembed}
             if target.db.backend == "postgresql":  # both back once the rows are in
-                options["deferred_indexes"] = indexes.set_aside(connection, names)
-                options["deferred_foreign_keys"] = foreign_keys.set_aside(connection, names)
+                # (an empty table keeps them: nothing to load, nothing to build again)
+                loaded = [name for name in names if totals[name]]
+                options["deferred_indexes"] = indexes.set_aside(connection, loaded)
+                options["deferred_foreign_keys"] = foreign_keys.set_aside(connection, loaded)
             return jobs.create_job(
                 connection,
                 {
@@ -158,6 +160,8 @@ class Migration:
 
     def _copy(self, plan: TablePlan) -> bool:
         """Copy one table's rows after its checkpoint; False when cancelled."""
+        if self._nothing_to_copy(plan, plan.name):
+            return True
         # Self-references are left empty here and filled in by the link pass.
         columns = [c for c in plan.table.columns if c.key not in plan.self_references]
         reader = TableReader(self.source.db, plan, columns)
@@ -172,12 +176,30 @@ class Migration:
 
     def _link(self, plan: TablePlan) -> bool:
         """Fill in the self-referencing columns, now that every row they point at is there."""
+        if self._nothing_to_copy(plan, plan.link_step):
+            return True
         refs = [plan.table.c[name] for name in plan.self_references]
         reader = TableReader(
             self.source.db, plan, [plan.key, *refs], where=or_(*(c.is_not(None) for c in refs))
         )
         writer = LinkWriter(plan.table, plan.key, refs)
         return self._copy_pages(plan, plan.link_step, reader, writer, writer)
+
+    def _nothing_to_copy(self, plan: TablePlan, step: str) -> bool:
+        """Whether ``step`` has not started and its table is empty in the source: then it
+        is done at once, with one save (most tables of a store are empty, or nearly)."""
+        state = self._checkpoint(step)
+        if state["done"] or state["after"] is not None or _has_rows(self.source, plan):
+            return False
+        state["done"] = True
+        counts: dict[str, Any] = {}
+        if step in self.job["totals"]:  # a table, not a link pass: it reports its 0 rows
+            counts = {
+                "migrated": {**self.job["migrated"], step: 0},
+                "failed": {**self.job["failed"], step: 0},
+            }
+        self._save(current_table=step, checkpoints=self.job["checkpoints"], **counts)
+        return True
 
     def _copy_pages(
         self,
@@ -528,9 +550,13 @@ class Migration:
             self.on_progress(self.report())
 
 
+def _has_rows(endpoint: Endpoint, plan: TablePlan) -> bool:
+    with endpoint.db.read() as connection:
+        return connection.execute(select(plan.key).limit(1)).first() is not None
+
+
 def _require_empty(target: Endpoint, plans: list[TablePlan]) -> None:
-    with target.db.read() as connection:
-        holding = [p.name for p in plans if connection.execute(select(p.key).limit(1)).first()]
+    holding = [p.name for p in plans if _has_rows(target, p)]
     if holding:
         raise ConflictError(
             f"The target database already holds rows in: {', '.join(holding)}",
@@ -565,22 +591,25 @@ def _key_from_json(plan: TablePlan, value: Any) -> Any:
 
 class _Finisher:
     """Finishes loaded tables of a PostgreSQL target in the background while the next
-    tables load: foreign keys added back and the target's checksum taken, one table
-    after the other in load order (parents first), and indexes built, on connections of
-    their own.
+    tables load, one table after the other in load order (parents first): its indexes
+    built, then its foreign keys added back, while the server takes its checksum on a
+    connection of its own.
+
+    The keys come after the indexes: a key's check of every row is then a cheap join
+    through them, where alone it scans the table once per key, and it never waits on a
+    lock held by an index build of the same table or of the one it points at.
 
     Once a table's foreign keys cannot be added (rows pointing at nothing) the checks
     stop: that table and the later ones are finished after the load, where orphans are
-    logged and removed. A checksum is only taken of a table that will not change again.
+    logged and removed. A checksum is only kept of a table that will not change again.
     Leaving the ``with`` block waits for what is running and drops what is not.
     """
 
     def __init__(self, migration: Migration) -> None:
         self.migration = migration
         self.active = migration.target.db.backend == "postgresql"
-        self.checks = ThreadPoolExecutor(1, thread_name_prefix="ctxbase-migrate-check")
+        self.finishing = ThreadPoolExecutor(1, thread_name_prefix="ctxbase-migrate-finish")
         self.checksumming = ThreadPoolExecutor(1, thread_name_prefix="ctxbase-migrate-sum")
-        self.indexing = ThreadPoolExecutor(1, thread_name_prefix="ctxbase-migrate-index")
         self.futures: list[Future[None]] = []
         self.checksums: dict[str, Checksum] = {}
         self.stopped = False
@@ -590,21 +619,24 @@ class _Finisher:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stopped = True  # a check not started yet is left for after the load
-        for executor in (self.checks, self.checksumming, self.indexing):
+        for executor in (self.finishing, self.checksumming):
             executor.shutdown(wait=True, cancel_futures=True)
 
     def loaded(self, plan: TablePlan) -> None:
-        if not self.active:
-            return
-        self.futures.append(self.indexing.submit(self.migration._build_indexes, plan.name))
-        self.futures.append(self.checks.submit(self._check, plan))
+        if self.active:
+            self.futures.append(self.finishing.submit(self._finish, plan))
 
-    def _check(self, plan: TablePlan) -> None:
-        if self.stopped or self.migration.cancel.is_set():
+    def _finish(self, plan: TablePlan) -> None:
+        if self.migration.cancel.is_set():
             return
-        # The checksum is taken while the keys are added (which reads the rows and changes
-        # none); it is kept only if they could be added, so the table will not change.
-        checksum = self.checksumming.submit(table_checksum, self.migration.target.db, plan)
+        # The checksum is taken while indexes are built and keys added (both read the rows
+        # and change none); it is kept only if the keys could be added.
+        checksum = None
+        if not self.stopped:
+            checksum = self.checksumming.submit(table_checksum, self.migration.target.db, plan)
+        self.migration._build_indexes(plan.name)
+        if checksum is None or self.stopped or self.migration.cancel.is_set():
+            return
         if not self.migration._restore_foreign_keys(plan, remove_orphans=False):
             self.stopped = True
             return
