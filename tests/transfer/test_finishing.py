@@ -18,7 +18,7 @@ from ctxbase.db.schema import metadata
 from ctxbase.transfer import foreign_keys, indexes
 from tests.postgres import PostgresServer
 from tests.transfer.conftest import add_memories
-from tests.transfer.data import assert_same_data, settings
+from tests.transfer.data import assert_same_data, settings, target_database
 
 
 def test_keys_of_a_table_come_after_its_indexes(
@@ -49,9 +49,11 @@ def test_keys_of_a_table_come_after_its_indexes(
         assert first_key == -1 or first_key > last_index, (table, steps)
 
 
-def test_empty_tables_keep_their_indexes_and_keys(
-    tmp_path: Path, postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("kind", ["postgres", "sqlite-file"])
+def test_empty_tables_are_done_at_once(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """On PostgreSQL they also keep their indexes and keys through the job."""
     source = f"sqlite:///{tmp_path / 'few.db'}"
     with ctxbase.open(source, embedder=None) as store:
         add_memories(store, 50)  # memories and embeddings; no messages, contexts, events…
@@ -62,7 +64,7 @@ def test_empty_tables_keep_their_indexes_and_keys(
         "build",
         lambda connection, index: built.append(index["table"]) or build(connection, index),
     )
-    with postgres.database() as target:
+    with target_database(kind, request, tmp_path) as target:
         prepared = transfer.prepare_migration(source, target, settings=settings())
         try:
             with Database(target) as db, db.connect() as connection:
@@ -73,14 +75,16 @@ def test_empty_tables_keep_their_indexes_and_keys(
         with_rows = {name for name, total in job.totals.items() if total}
         assert {"memories", "embeddings", "projects"} <= with_rows
         assert "messages" not in with_rows and "events" not in with_rows
-        aside = {item["table"] for item in job.options["deferred_indexes"]}
-        aside |= {item["table"] for item in job.options["deferred_foreign_keys"]}
-        assert {"memories", "embeddings"} <= aside <= with_rows
+        if kind == "postgres":
+            aside = {item["table"] for item in job.options["deferred_indexes"]}
+            aside |= {item["table"] for item in job.options["deferred_foreign_keys"]}
+            assert {"memories", "embeddings"} <= aside <= with_rows
         report = prepared.run()
         assert report.status == "completed", report.error_log
         assert report.verification is not None and report.verification.passed
-        assert report.progress.rows["messages"] == 0
-        assert {"memories", "embeddings"} <= set(built) <= with_rows
+        assert report.progress.rows["messages"] == 0 and report.progress.rows["memories"] == 50
+        if kind == "postgres":
+            assert {"memories", "embeddings"} <= set(built) <= with_rows
         assert_same_data(source, target)
         with Database(target) as db:
             assert migrate.schema_differences(db) == []
