@@ -1,6 +1,7 @@
-"""How a PostgreSQL target is finished: a table's foreign keys are added back only once
-its indexes are built, and a table the source holds no rows of keeps its indexes and keys
-through the job (nothing to load, nothing to build again)."""
+"""How a job finishes its tables: on a PostgreSQL target a table's foreign keys are added
+back only once its indexes are built; a table the source holds no rows of is done at once
+(and on PostgreSQL keeps its indexes and keys through the job: nothing to load, nothing
+to build again)."""
 
 from __future__ import annotations
 
