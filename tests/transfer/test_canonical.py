@@ -8,14 +8,22 @@ import hashlib
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
 
 from ctxbase import transfer
 from ctxbase.db.database import Database
 from ctxbase.db.migrate import detect_vector_storage
-from ctxbase.transfer.canonical import Checksum, RowRenderer, jsonb_text, render_json_text
+from ctxbase.transfer.canonical import (
+    Checksum,
+    RowRenderer,
+    jsonb_text,
+    render_json_text,
+    swapped_vectors,
+)
 from ctxbase.transfer.reading import TableReader
 from ctxbase.transfer.tables import plan_tables
 from ctxbase.transfer.verify import table_checksum
@@ -118,3 +126,22 @@ def test_into_postgres_without_pgvector_and_back(
     with Database(plain_postgres) as db:
         assert detect_vector_storage(db) == "bytes"
     assert_same_data(source_url, plain_postgres)
+
+
+def test_one_swap_of_a_page_serves_its_hash_and_its_copy_block() -> None:
+    """The vectors of one column object are swapped once for both consumers; another
+    column, or a list changed in place, is swapped again."""
+
+    def expected(column: Any, prefix: bytes) -> list[bytes]:
+        return [prefix + np.frombuffer(v, "<f4").astype(">f4").tobytes() for v in column]
+
+    rng = np.random.default_rng(5)
+    first = tuple(rng.standard_normal(4, dtype=np.float32).tobytes() for _ in range(3))
+    second = tuple(rng.standard_normal(4, dtype=np.float32).tobytes() for _ in range(3))
+    for column in (first, second, first):
+        assert swapped_vectors(column, b"\x01") == expected(column, b"\x01")
+        assert swapped_vectors(column, b"HEAD") == expected(column, b"HEAD")
+    changing = list(first)
+    assert swapped_vectors(changing, b"") == expected(first, b"")
+    changing[0] = second[0]
+    assert swapped_vectors(changing, b"") == expected(changing, b"")

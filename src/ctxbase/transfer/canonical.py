@@ -268,8 +268,24 @@ def swapped_vectors(values: Sequence[Any], prefix: bytes) -> list[bytes] | None:
     size = len(values[0]) if values and isinstance(values[0], bytes) else 0
     if not size or size % 4 or any(not isinstance(v, bytes) or len(v) != size for v in values):
         return None
-    swapped = np.frombuffer(b"".join(values), dtype="<f4").astype(">f4").tobytes()
+    swapped = _swapped(values)
     return [prefix + swapped[start : start + size] for start in range(0, len(swapped), size)]
+
+
+#: The column last swapped, and its swap: a page's vectors are encoded for COPY and then
+#: hashed from one column object (``Page.columns``), and swapped once for both. Only a
+#: tuple is remembered: it cannot change behind the cache's back.
+_last_swap: tuple[tuple[Any, ...] | None, bytes] = (None, b"")
+
+
+def _swapped(values: Sequence[Any]) -> bytes:
+    global _last_swap
+    last, swapped = _last_swap  # one read: another thread may replace it meanwhile
+    if last is not values:
+        swapped = np.frombuffer(b"".join(values), dtype="<f4").astype(">f4").tobytes()
+        if isinstance(values, tuple):
+            _last_swap = (values, swapped)
+    return swapped
 
 
 def _sqlite_vector_column(values: Sequence[Any]) -> list[bytes]:
@@ -363,24 +379,27 @@ class RowRenderer:
         types = [c.type for c in columns]
         return cls([sqlite_renderer(t) for t in types], [sqlite_column_renderer(t) for t in types])
 
-    def digests(self, rows: Sequence[Sequence[Any]]) -> list[bytes]:
-        """The MD5 of each row's canonical form."""
+    def digests(
+        self, rows: Sequence[Sequence[Any]], columns: Sequence[Sequence[Any]] | None = None
+    ) -> list[bytes]:
+        """The MD5 of each row's canonical form (``columns``: the rows' values a column at
+        a time, when the caller has them already)."""
         if not rows:
             return []
-        rendered = [
-            render(column)
-            for render, column in zip(self.columns, zip(*rows, strict=True), strict=True)
-        ]
+        by_column = zip(*rows, strict=True) if columns is None else columns
+        rendered = [render(column) for render, column in zip(self.columns, by_column, strict=True)]
         md5, join = hashlib.md5, b"\x1f".join
         return [
             md5(join(parts), usedforsecurity=False).digest()
             for parts in zip(*rendered, strict=True)
         ]
 
-    def digests_or_none(self, rows: Sequence[Sequence[Any]]) -> list[bytes | None]:
+    def digests_or_none(
+        self, rows: Sequence[Sequence[Any]], columns: Sequence[Sequence[Any]] | None = None
+    ) -> list[bytes | None]:
         """Like :meth:`digests`, with None for a row that cannot be rendered (bad JSON)."""
         try:
-            return list(self.digests(rows))
+            return list(self.digests(rows, columns))
         except RENDER_ERRORS:
             return [self._digest_or_none(row) for row in rows]
 

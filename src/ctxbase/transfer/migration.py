@@ -228,7 +228,7 @@ class Migration:
                 if not page.raw:
                     break
                 prepared = prepare_page(bulk, page)
-                digests = hasher.digests_or_none(page.raw) if hasher else None
+                digests = hasher.digests_or_none(page.raw, page.columns) if hasher else None
                 if pending is not None:
                     pending.result()
                 pending = writer.submit(

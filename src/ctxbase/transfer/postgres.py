@@ -213,14 +213,11 @@ class BinaryBlockEncoder:
             return None
         return cls(cast(list[FieldEncoder], fields))
 
-    def encode(self, rows: Sequence[Sequence[Any]]) -> CopyBlock:
-        """Raises (ValueError, TypeError, AttributeError, struct.error…) when a value does
-        not have its column's type."""
-        columns = [
-            encode(column)
-            for encode, column in zip(self.fields, zip(*rows, strict=True), strict=True)
-        ]
-        rows_out = map(b"".join, zip(repeat(self.header), *columns))
+    def encode(self, columns: Sequence[Sequence[Any]]) -> CopyBlock:
+        """A page given a column at a time. Raises (ValueError, TypeError,
+        AttributeError, struct.error…) when a value does not have its column's type."""
+        fields = [encode(column) for encode, column in zip(self.fields, columns, strict=True)]
+        rows_out = map(b"".join, zip(repeat(self.header), *fields))
         return CopyBlock(b"".join([_COPY_SIGNATURE, *rows_out, _COPY_TRAILER]))
 
 
@@ -290,7 +287,7 @@ class PostgresCopyWriter:
         """The page as COPY takes it (done while the previous page is written)."""
         if self.block is not None:
             try:
-                return self.block.encode(page.raw)
+                return self.block.encode(page.columns)
             except Exception:  # some value is not of its column's type: the careful way
                 pass
         rows = page.raw if self.from_sqlite else page.decoded_values()

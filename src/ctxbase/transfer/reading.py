@@ -172,6 +172,12 @@ class Page:
     def rows(self) -> list[SourceRow]:
         return self.reader.decode(self.raw)
 
+    @cached_property
+    def columns(self) -> list[tuple[Any, ...]]:
+        """The raw values a column at a time: one transposition for every consumer of the
+        page (the source's hash and the COPY block both work column by column)."""
+        return list(zip(*self.raw, strict=True))
+
     def decoded_values(self) -> list[tuple[Any, ...]]:
         """Every row's values; raises ValueError if one cannot be decoded."""
         values = [row.values for row in self.rows]
