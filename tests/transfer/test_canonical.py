@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from sqlalchemy import JSON, Column
 
 from ctxbase import transfer
 from ctxbase.db.database import Database
@@ -145,3 +146,20 @@ def test_one_swap_of_a_page_serves_its_hash_and_its_copy_block() -> None:
     assert swapped_vectors(changing, b"") == expected(first, b"")
     changing[0] = second[0]
     assert swapped_vectors(changing, b"") == expected(changing, b"")
+
+
+def test_a_column_of_json_renders_as_its_documents_one_by_one() -> None:
+    """Stored JSON is parsed a column at a time; malformed documents, even ones that
+    would join into valid JSON, fall back to one by one and come out unrenderable."""
+    renderer = RowRenderer.for_sqlite([Column("doc", JSON)])
+
+    def one_by_one(document: Any) -> bytes | None:
+        part = render_json_text(document) if document is not None else None
+        return hashlib.md5(b"\x00" if part is None else b"\x01" + part).digest()
+
+    good = ['{"b": 1, "a": [1.50, "x"]}', None, "null", '"text"', 7, '{"n": 2}']
+    assert renderer.digests_or_none([(d,) for d in good]) == [one_by_one(d) for d in good]
+    for bad in (['{"a": 1}', "[1", "2]", '{"b": 2}'], ['{"a": 1}', '{"a"', ": 1}"]):
+        digests = renderer.digests_or_none([(d,) for d in bad])
+        assert digests[0] == one_by_one(bad[0])
+        assert digests[1] is None and digests[2] is None
