@@ -189,8 +189,11 @@ class Migration:
         """Whether ``step`` has not started and its table is empty in the source: then it
         is done at once, with one save (most tables of a store are empty, or nearly)."""
         state = self._checkpoint(step)
-        if state["done"] or state["after"] is not None or _has_rows(self.source, plan):
+        if state["done"] or state["after"] is not None:
             return False
+        with self.source.db.read() as connection:
+            if _has_rows(connection, plan):
+                return False
         state["done"] = True
         counts: dict[str, Any] = {}
         if step in self.job["totals"]:  # a table, not a link pass: it reports its 0 rows
@@ -550,13 +553,13 @@ class Migration:
             self.on_progress(self.report())
 
 
-def _has_rows(endpoint: Endpoint, plan: TablePlan) -> bool:
-    with endpoint.db.read() as connection:
-        return connection.execute(select(plan.key).limit(1)).first() is not None
+def _has_rows(connection: Connection, plan: TablePlan) -> bool:
+    return connection.execute(select(plan.key).limit(1)).first() is not None
 
 
 def _require_empty(target: Endpoint, plans: list[TablePlan]) -> None:
-    holding = [p.name for p in plans if _has_rows(target, p)]
+    with target.db.read() as connection:  # one connection for every table
+        holding = [p.name for p in plans if _has_rows(connection, p)]
     if holding:
         raise ConflictError(
             f"The target database already holds rows in: {', '.join(holding)}",
