@@ -212,19 +212,27 @@ def bench(backend: str, url: str, size: int, queries: int, rounds: int) -> None:
             print(f"  ctxbase / raw pgvector + items (p50, the same rows): {ratio:.2f}x")
 
 
-def raw_pgvector(url: str, asked: np.ndarray, *, binary: bool) -> Engine:
-    """The raw query, its vector sent as pgvector's text literal or, as pgvector's own
-    Python package sends it, in binary (``register_vector``)."""
+def raw_connection(url: str, *, binary: bool) -> psycopg.Connection:
+    """A connection of the raw engine: autocommit, ctxbase's search effort, and when
+    ``binary`` pgvector's binary vectors (``register_vector``)."""
     connection = psycopg.connect(
         url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
     )
     connection.execute("SET hnsw.ef_search = 100")
+    if binary:
+        register_vector(connection)
+    return connection
+
+
+def raw_pgvector(url: str, asked: np.ndarray, *, binary: bool) -> Engine:
+    """The raw query, its vector sent as pgvector's text literal or, as pgvector's own
+    Python package sends it, in binary."""
+    connection = raw_connection(url, binary=binary)
     sql = (
         f"SELECT context_id FROM embeddings WHERE model = '{MODEL}' "
         f"ORDER BY (vector::vector({DIMENSIONS})) <=> %s::vector({DIMENSIONS}) LIMIT 10"
     )
     if binary:
-        register_vector(connection)
 
         def run_binary(q: int) -> list[uuid.UUID]:
             return [row[0] for row in connection.execute(sql, (asked[q],), binary=True)]
@@ -241,11 +249,7 @@ def raw_pgvector(url: str, asked: np.ndarray, *, binary: bool) -> Engine:
 def raw_pgvector_items(url: str, asked: np.ndarray, project: uuid.UUID) -> Engine:
     """The raw query returning what a search returns: the project's nearest vectors
     joined to their items, with every column of the items, in binary."""
-    connection = psycopg.connect(
-        url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
-    )
-    connection.execute("SET hnsw.ef_search = 100")
-    register_vector(connection)
+    connection = raw_connection(url, binary=True)
     distance = f"(vector::vector({DIMENSIONS})) <=> %(q)s::vector({DIMENSIONS})"
     sql = (
         "SELECT n.distance, c.* FROM ("
