@@ -67,6 +67,7 @@ class MigrationBars:
                     self.tasks[table] = self.progress.add_task(table, total=total or 1)
                 done = live.rows.get(table, 0) + live.failed.get(table, 0)
                 self.progress.update(self.tasks[table], completed=done if total else 1)
+            self.progress.refresh()
 
 
 def migrate_command(
@@ -156,12 +157,15 @@ def _split(tables: str | None) -> list[str] | None:
 
 
 def _progress() -> Progress:
+    # Drawn on each report rather than by a thread of its own: a job whose process runs a
+    # single thread can fork its worker (see ``transfer.worker``).
     return Progress(
         TextColumn("{task.description:<16}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=err,
+        auto_refresh=False,
     )
 
 

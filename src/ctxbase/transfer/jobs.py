@@ -43,6 +43,17 @@ def create_job(connection: Connection, values: dict[str, Any]) -> uuid.UUID:
     return job_id
 
 
+def lock_job(connection: Connection, job_id: uuid.UUID) -> dict[str, Any]:
+    """The job's checkpoints, counts and error log, its row locked until the transaction
+    ends (two processes loading tables of one job merge their steps into it in turn)."""
+    columns = (j.checkpoints, j.migrated, j.failed, j.error_log)
+    statement = select(*columns).where(j.id == job_id).with_for_update()
+    row = connection.execute(statement).mappings().first()
+    if row is None:
+        raise NotFoundError(f"No migration job {job_id} in the target database")
+    return dict(row)
+
+
 def load_job(connection: Connection, job_id: uuid.UUID) -> dict[str, Any]:
     row = connection.execute(select(jobs_table).where(j.id == job_id)).mappings().first()
     if row is None:

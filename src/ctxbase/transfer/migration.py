@@ -11,17 +11,20 @@ On a PostgreSQL target, the tables are loaded without their secondary indexes an
 keys (see ``indexes`` and ``foreign_keys``). Each loaded table is finished in the
 background while the next one loads: its foreign keys added back (every row checked in one
 pass), its indexes built, its checksum computed by the server. A table whose rows point at
-nothing is left for after the load, when its orphans are logged and removed.
+nothing is left for after the load, when its orphans are logged and removed. There, too,
+the embeddings table is loaded by a second process beside the others (see ``worker``).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Column, Connection, func, or_, select
@@ -29,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ctxbase.config import Settings
 from ctxbase.db.schema import utcnow
-from ctxbase.errors import ConflictError, CtxbaseError
+from ctxbase.errors import ConflictError, CtxbaseError, DatabaseError
 from ctxbase.secrets import Secrets
 from ctxbase.transfer import foreign_keys, indexes, jobs
 from ctxbase.transfer.canonical import Checksum, RowRenderer
@@ -37,8 +40,9 @@ from ctxbase.transfer.endpoints import Endpoint
 from ctxbase.transfer.postgres import PostgresCopyWriter
 from ctxbase.transfer.reading import Page, TableReader
 from ctxbase.transfer.report import MigrationReport, Progress, TableVerification, Verification
-from ctxbase.transfer.tables import TablePlan, plan_tables
+from ctxbase.transfer.tables import TablePlan, plan_tables, steps
 from ctxbase.transfer.verify import table_checksum
+from ctxbase.transfer.worker import WORKER_TABLES, CancelFlag, Worker, start_worker
 from ctxbase.transfer.writing import (
     CoreInsertWriter,
     LinkWriter,
@@ -55,6 +59,10 @@ ProgressCallback = Callable[[MigrationReport], None]
 DEFAULT_BATCH_SIZE = 2000
 #: Keys of failed rows kept per table, so verification can leave them out of the source.
 FAILED_KEYS_LIMIT = 10_000
+#: Columns of the job's record that a worker process writes too, each its own tables'.
+_SHARED = ("checkpoints", "migrated", "failed", "error_log")
+#: How often the job's process reads the worker's progress while it waits for it.
+_FOLLOW_SECONDS = 0.2
 
 
 class Migration:
@@ -68,7 +76,7 @@ class Migration:
         *,
         settings: Settings,
         on_progress: ProgressCallback | None = None,
-        cancel: threading.Event | None = None,
+        cancel: CancelFlag | None = None,
     ) -> None:
         self.source, self.target, self.job_id = source, target, job_id
         self.settings = settings
@@ -78,8 +86,11 @@ class Migration:
             self.job = jobs.load_job(connection, job_id)
         self.plans = plan_tables(self.job["tables"])
         self.batch_size = int(self.job["options"].get("batch_size", DEFAULT_BATCH_SIZE))
-        self._run_rows = 0
+        self._rows_before_run = self._rows_done()
         self._run_started = time.monotonic()
+        #: The steps this process writes while another writes the rest of the job (a
+        #: worker, or the job's process for a worker); None when it is alone.
+        self._mine: frozenset[str] | None = None
         #: Held while the job's options are rewritten (background threads drop from them).
         self._options_lock = threading.Lock()
 
@@ -133,15 +144,21 @@ class Migration:
         self._save(status="running", started_at=self.job["started_at"] or utcnow())
         try:
             loaded = False
-            with _Finisher(self) as finisher:
+            with _Finisher(self) as finisher, self._start_worker() as worker:
                 for plan in self.plans:
+                    if worker is not None and plan.name in worker.tables:
+                        continue  # loaded by the worker meanwhile
                     # A self-reference points into its own table: linked once it is loaded.
                     if not self._copy(plan) or (plan.self_references and not self._link(plan)):
                         break
                     finisher.loaded(plan)
                 else:
-                    finisher.wait()
-                    loaded = True
+                    if worker is None or self._follow(worker):
+                        for plan in self.plans:  # the worker's, now loaded too
+                            if worker is not None and plan.name in worker.tables:
+                                finisher.loaded(plan)
+                        finisher.wait()
+                        loaded = True
             if not loaded:
                 return self._finish("cancelled")
             for plan in self.plans:  # what the background left: tables with orphans
@@ -298,8 +315,6 @@ class Migration:
         state.update(
             after=_key_to_json(page.last_key), rows=state["rows"] + len(page) - len(failures)
         )
-        if step in self.job["totals"]:  # a table, not a link pass
-            self._run_rows += len(page)
         self._save_checkpoint(connection, step, progress=self._percent())
 
     def _record_failures(self, step: str, failures: list[RowFailure]) -> dict[str, Any]:
@@ -326,8 +341,7 @@ class Migration:
             "error_log": self.job["error_log"],
             **more,
         }
-        self.job.update(values)
-        jobs.save_job(connection, self.job_id, **values)
+        self._write(connection, values)
 
     # --- verification and re-embedding ----------------------------------------------------
 
@@ -429,10 +443,99 @@ class Migration:
         return 100.0 if total == 0 else min(100.0, round(100.0 * done / total, 2))
 
     def _save(self, **values: Any) -> None:
-        self.job.update(values)
         with self.target.db.connect(write=True) as connection:
-            jobs.save_job(connection, self.job_id, **values)
+            self._write(connection, values)
         self._notify()
+
+    def _write(self, connection: Connection, values: dict[str, Any]) -> None:
+        """Save ``values`` into the job's record, in ``connection``'s transaction. While
+        another process writes other steps of the job, this one's steps are merged into the
+        record as it stands, under its row lock: each writes only its own."""
+        self.job.update(values)
+        if self._mine is not None and any(column in values for column in _SHARED):
+            self._merge(jobs.lock_job(connection, self.job_id), self._mine)
+            values = {**values, **{c: self.job[c] for c in _SHARED}}
+            if "progress" in values:
+                values["progress"] = self.job["progress"] = self._percent()
+        jobs.save_job(connection, self.job_id, **values)
+
+    def _merge(self, recorded: dict[str, Any], mine: frozenset[str]) -> None:
+        """Take the steps not in ``mine`` (checkpoints and counts) from ``recorded``, and
+        every error logged there."""
+        for column in ("checkpoints", "migrated", "failed"):
+            own = {key: value for key, value in self.job[column].items() if key in mine}
+            self.job[column] = {**recorded[column], **own}
+        logged = list(recorded["error_log"])
+        self.job["error_log"] = [
+            *logged,
+            *(entry for entry in self.job["error_log"] if entry not in logged),
+        ][: jobs.ERROR_LOG_LIMIT]
+
+    # --- a worker process ----------------------------------------------------------------
+
+    @contextmanager
+    def _start_worker(self) -> Iterator[Worker | None]:
+        """A worker loading the embeddings table beside this process, when the job can
+        have one: a PostgreSQL target, both ends reachable by URL, Linux (where the worker
+        dies with this process), and rows left to load. Stopped when the block ends."""
+        tables = [
+            plan.name
+            for plan in self.plans
+            if plan.name in WORKER_TABLES and not self._checkpoint(plan.name)["done"]
+        ]
+        if (
+            not tables
+            or self.target.db.backend != "postgresql"
+            or self.source.url is None
+            or self.target.url is None
+            or sys.platform != "linux"
+            or not any(self.job["totals"].get(name) for name in tables)
+        ):
+            yield None
+            return
+        self._mine = frozenset(s for s in steps(self.plans) if s not in tables)
+        try:
+            worker = start_worker(self, tables)
+        except OSError as error:  # no interpreter to start: this process loads them all
+            log.warning("Migration %s loads every table itself: %s", self.job_id, error)
+            self._mine = None
+            yield None
+            return
+        try:
+            yield worker
+        finally:
+            worker.stop()
+
+    def _follow(self, worker: Worker) -> bool:
+        """Wait for the worker's end, passing its progress on meanwhile; then take its
+        tables back. False if it was cancelled; raises if it failed."""
+        while worker.running():
+            if self.cancel.wait(_FOLLOW_SECONDS):
+                worker.cancel()
+                break
+            self._read_back(worker.tables)
+            self._notify()
+        result = worker.result()
+        self._read_back(worker.tables)
+        self._mine = None
+        if result["status"] == "failed":
+            raise DatabaseError(f"Loading {', '.join(worker.tables)}: {result.get('error')}")
+        return result["status"] == "loaded"
+
+    def _read_back(self, tables: list[str]) -> None:
+        """The worker's steps as recorded (its batches commit them with its rows)."""
+        with self.target.db.read() as connection:
+            recorded = jobs.load_job(connection, self.job_id)
+        assert self._mine is not None
+        self._merge(recorded, self._mine)
+        self.job["progress"] = self._percent()
+
+    def load_as_worker(self, tables: list[str]) -> bool:
+        """Load ``tables`` as the job's worker process; False if cancelled. Writes only
+        their steps into the job's record (the job's process writes the rest meanwhile)."""
+        plans = [plan for plan in self.plans if plan.name in tables]
+        self._mine = frozenset(steps(plans))
+        return all(self._copy(plan) for plan in plans)
 
     def _build_indexes(self, table: str | None = None) -> None:
         """Build the indexes set aside for the load, of ``table`` or all (before
@@ -527,9 +630,13 @@ class Migration:
         self._save(**values)
         return self.report()
 
+    def _rows_done(self) -> int:
+        return sum(self.job["migrated"].values()) + sum(self.job["failed"].values())
+
     def progress(self) -> Progress:
         elapsed = time.monotonic() - self._run_started
-        rate = self._run_rows / elapsed if elapsed > 0 and self._run_rows else None
+        run_rows = self._rows_done() - self._rows_before_run
+        rate = run_rows / elapsed if elapsed > 0 and run_rows > 0 else None
         remaining = (
             sum(self.job["totals"].values())
             - sum(self.job["migrated"].values())
