@@ -92,11 +92,33 @@ def _kill_and_resume(source_url: str, target_url: str, kill_at: float) -> None:
         process.stderr.close()
     assert process.returncode == -signal.SIGKILL
     assert _progress(target_url) > 0  # killed while running: some batches committed
+    _assert_no_survivor(target_url)
 
     report = transfer.resume(job_id, target_url, settings=settings())
     assert report.status == "completed", report.error_log
     assert report.verification is not None and report.verification.passed
     assert_same_data(source_url, target_url)
+
+
+def _assert_no_survivor(target_url: str) -> None:
+    """No process of the killed job goes on writing: its worker (a fork, with the same
+    command line) dies with it."""
+    if sys.platform != "linux":
+        return
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        alive = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:  # ended meanwhile
+                continue
+            if b"migrate" in command and target_url.encode() in command:
+                alive.append(pid)
+        if not alive:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"processes of the killed job still run: {alive}")
 
 
 def test_cancel_then_resume(source_url: str, tmp_path: Path) -> None:

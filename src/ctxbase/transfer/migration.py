@@ -509,8 +509,8 @@ class Migration:
     def _follow(self, worker: Worker) -> bool:
         """Wait for the worker's end, passing its progress on meanwhile; then take its
         tables back. False if it was cancelled; raises if it failed."""
-        while worker.running():
-            if self.cancel.wait(_FOLLOW_SECONDS):
+        while not worker.wait(_FOLLOW_SECONDS):
+            if self.cancel.is_set():
                 worker.cancel()
                 break
             self._read_back(worker.tables)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 WORKER_TABLES = ("embeddings",)
 _PR_SET_PDEATHSIG = 1
 _SIGKILL = 9
+_NOT_PASSED = {"secret_key", "embedder_api_key", "database_url", "redis_url"}
 
 
 class CancelFlag(Protocol):
@@ -58,6 +59,10 @@ class Worker:
     tables: list[str]
 
     def running(self) -> bool:
+        raise NotImplementedError
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the worker's answer; whether it came."""
         raise NotImplementedError
 
     def cancel(self) -> None:
@@ -82,10 +87,16 @@ def start_worker(migration: Migration, tables: list[str]) -> Worker:
         "job_id": str(migration.job_id),
         "tables": tables,
         "parent": os.getpid(),
+        # (its pools and timeouts; not a secret, nor a URL that might hold a password)
+        "settings": migration.settings.model_dump(mode="json", exclude=_NOT_PASSED),
     }
-    if hasattr(os, "fork") and threading.active_count() == 1:
+    if _can_fork():
         return ForkedWorker(request)
     return SpawnedWorker(request)
+
+
+def _can_fork() -> bool:
+    return hasattr(os, "fork") and threading.active_count() == 1
 
 
 class ForkedWorker(Worker):
@@ -103,6 +114,9 @@ class ForkedWorker(Worker):
 
     def running(self) -> bool:
         return self.process.is_alive()
+
+    def wait(self, timeout: float) -> bool:
+        return self._answers.poll(timeout) or not self.running()
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -146,6 +160,13 @@ class SpawnedWorker(Worker):
 
     def running(self) -> bool:
         return self.process.poll() is None
+
+    def wait(self, timeout: float) -> bool:
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def cancel(self) -> None:
         self._send("cancel")
@@ -194,7 +215,7 @@ def run(request: dict[str, Any], cancel: CancelFlag) -> dict[str, Any]:
     from ctxbase.transfer.endpoints import open_endpoint
     from ctxbase.transfer.migration import Migration
 
-    settings = Settings.from_values()
+    settings = Settings.from_values(**request["settings"])
     endpoints = []
     try:
         source = open_endpoint(request["source"], settings)

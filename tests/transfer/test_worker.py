@@ -1,0 +1,176 @@
+"""The embeddings loaded by a worker process beside the job's own: forked or started
+afresh, its progress passed on, and a worker that dies, a cancel, or no worker at all."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from ctxbase import transfer
+from ctxbase.transfer import migration as migration_module
+from ctxbase.transfer import worker as worker_module
+from ctxbase.transfer.report import MigrationReport
+from tests.conftest import PostgresServer
+from tests.transfer.data import assert_same_data, settings
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the worker is for Linux")
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[worker_module.Worker]:
+    """Every worker the jobs of a test start."""
+    workers: list[worker_module.Worker] = []
+    start = worker_module.start_worker
+
+    def recording(migration: Any, tables: list[str]) -> worker_module.Worker:
+        workers.append(start(migration, tables))
+        return workers[-1]
+
+    monkeypatch.setattr(migration_module, "start_worker", recording)
+    return workers
+
+
+@pytest.mark.parametrize("how", ["forked", "spawned"])
+def test_the_worker_loads_the_embeddings(
+    how: str,
+    source_url: str,
+    postgres: PostgresServer,
+    started: list[worker_module.Worker],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker_module, "_can_fork", lambda: how == "forked")
+    with postgres.database() as target:
+        report = transfer.migrate(source_url, target, batch_size=100, settings=settings())
+        assert report.status == "completed", report.error_log
+        assert report.verification is not None and report.verification.passed
+        assert_same_data(source_url, target)
+    kind = worker_module.ForkedWorker if how == "forked" else worker_module.SpawnedWorker
+    assert [type(w) for w in started] == [kind]
+    assert started[0].tables == ["embeddings"] and started[0].result() == {"status": "loaded"}
+    progress = report.progress
+    assert progress.rows == progress.totals and progress.percent == 100.0
+    assert progress.failed == dict.fromkeys(progress.totals, 0)
+
+
+def test_the_workers_progress_is_reported(
+    source_url: str, postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job's reports count the worker's rows while it loads them."""
+    monkeypatch.setattr(worker_module, "_can_fork", lambda: True)  # inherits the patch below
+    write_page = migration_module.Migration._write_page
+
+    def slow(self: Any, step: str, *args: Any) -> None:  # a few reports fall within
+        write_page(self, step, *args)
+        if step == "embeddings":
+            time.sleep(0.05)
+
+    monkeypatch.setattr(migration_module.Migration, "_write_page", slow)
+    reports: list[MigrationReport] = []
+    with postgres.database() as target:
+        report = transfer.migrate(
+            source_url, target, batch_size=100, on_progress=reports.append, settings=settings()
+        )
+    total = report.progress.totals["embeddings"]
+    during = [r.progress.rows.get("embeddings", 0) for r in reports if r.status == "running"]
+    assert any(0 < rows < total for rows in during)
+    assert during == sorted(during)  # never counted back
+    assert report.progress.rows["embeddings"] == total
+
+
+def test_without_a_worker(
+    source_url: str,
+    postgres: PostgresServer,
+    started: list[worker_module.Worker],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(migration_module, "WORKER_TABLES", ())
+    with postgres.database() as target:
+        report = transfer.migrate(source_url, target, batch_size=200, settings=settings())
+        assert report.status == "completed", report.error_log
+        assert report.verification is not None and report.verification.passed
+        assert_same_data(source_url, target)
+    assert started == []
+
+
+def test_no_worker_for_an_sqlite_target(
+    source_url: str, tmp_path: Any, started: list[worker_module.Worker]
+) -> None:
+    target = f"sqlite:///{tmp_path / 'target.db'}"
+    report = transfer.migrate(source_url, target, batch_size=200, settings=settings())
+    assert report.status == "completed" and started == []
+
+
+def test_a_worker_that_dies_fails_the_job_which_resumes(
+    source_url: str, postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker process dies mid-table (as if killed): the job fails, its other tables
+    loaded; resumed, it completes with nothing duplicated or missing."""
+    monkeypatch.setattr(worker_module, "_can_fork", lambda: True)  # inherits the patch below
+    parent = os.getpid()
+    write_page = migration_module.Migration._write_page
+    pages = {"n": 0}
+
+    def dying(self: Any, step: str, *args: Any) -> None:
+        if os.getpid() != parent and step == "embeddings":
+            pages["n"] += 1
+            if pages["n"] == 4:
+                os._exit(9)
+        write_page(self, step, *args)
+
+    monkeypatch.setattr(migration_module.Migration, "_write_page", dying)
+    with postgres.database() as target:
+        first = transfer.migrate(source_url, target, batch_size=100, settings=settings())
+        assert first.status == "failed"
+        assert "the worker process died" in first.error_log[-1]["error"]
+        assert first.progress.rows["embeddings"] == 300  # three batches committed
+        assert first.progress.rows["memories"] == first.progress.totals["memories"]
+        monkeypatch.setattr(migration_module.Migration, "_write_page", write_page)
+        second = transfer.resume(first.id, target, settings=settings())
+        # (the failure stays in the job's log)
+        assert second.status == "completed_with_errors", second.error_log
+        assert [entry["error"] for entry in second.error_log] == [
+            "database_error: Loading embeddings: the worker process died: exit status 9"
+        ]
+        assert second.verification is not None and second.verification.passed
+        assert second.progress.rows == second.progress.totals
+        assert_same_data(source_url, target)
+
+
+def test_cancel_while_the_worker_loads(
+    source_url: str, postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker_module, "_can_fork", lambda: True)  # inherits the patch below
+    write_page = migration_module.Migration._write_page
+
+    def slow(self: Any, step: str, *args: Any) -> None:  # the cancel finds pages left
+        write_page(self, step, *args)
+        if step == "embeddings":
+            time.sleep(0.05)
+
+    monkeypatch.setattr(migration_module.Migration, "_write_page", slow)
+    cancel = threading.Event()
+
+    def cancel_midway(report: MigrationReport) -> None:
+        if report.progress.rows.get("embeddings", 0) >= 300:
+            cancel.set()
+
+    with postgres.database() as target:
+        first = transfer.migrate(
+            source_url,
+            target,
+            batch_size=100,
+            on_progress=cancel_midway,
+            cancel=cancel,
+            settings=settings(),
+        )
+        assert first.status == "cancelled"
+        assert 300 <= first.progress.rows["embeddings"] < first.progress.totals["embeddings"]
+        monkeypatch.setattr(migration_module.Migration, "_write_page", write_page)
+        second = transfer.resume(first.id, target, settings=settings())
+        assert second.status == "completed", second.error_log
+        assert second.verification is not None and second.verification.passed
+        assert_same_data(source_url, target)
