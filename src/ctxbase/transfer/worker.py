@@ -24,6 +24,7 @@ on its standard output. Either way it ends with ``{"status": "loaded" | "cancell
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import multiprocessing
 import os
@@ -106,9 +107,19 @@ class ForkedWorker(Worker):
         self._cancel = context.Event()
         self._answers, answer = context.Pipe(duplex=False)
         self.process = context.Process(
-            target=_forked_main, args=(request, self._cancel, answer), name="ctxbase-worker"
+            target=_forked_main,
+            args=(request, self._cancel, answer),
+            name="ctxbase-worker",
+            daemon=True,
         )
-        self.process.start()
+        # The child never collects what it inherits: garbage of the job's process still
+        # awaiting collection (a driver connection, say) would otherwise be finalized in
+        # the child too, closing what the job's process still uses.
+        gc.freeze()
+        try:
+            self.process.start()
+        finally:
+            gc.unfreeze()
         answer.close()
         self._result: dict[str, Any] | None = None
 
