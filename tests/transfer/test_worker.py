@@ -174,3 +174,17 @@ def test_cancel_while_the_worker_loads(
         assert second.status == "completed", second.error_log
         assert second.verification is not None and second.verification.passed
         assert_same_data(source_url, target)
+
+
+def test_postgres_to_postgres(
+    source_url: str, postgres: PostgresServer, started: list[worker_module.Worker]
+) -> None:
+    """From PostgreSQL, the worker reads pgvector's binary form and decodes it."""
+    with postgres.database() as middle, postgres.database() as end:
+        there = transfer.migrate(source_url, middle, batch_size=300, settings=settings())
+        assert there.status == "completed", there.error_log
+        again = transfer.migrate(middle, end, batch_size=300, settings=settings())
+        assert again.status == "completed", again.error_log
+        assert again.verification is not None and again.verification.passed
+        assert_same_data(source_url, end)
+    assert [w.result() for w in started] == [{"status": "loaded"}] * 2

@@ -513,16 +513,16 @@ class Migration:
             if self.cancel.is_set():
                 worker.cancel()
                 break
-            self._read_back(worker.tables)
+            self._read_back()
             self._notify()
         result = worker.result()
-        self._read_back(worker.tables)
+        self._read_back()
         self._mine = None
         if result["status"] == "failed":
             raise DatabaseError(f"Loading {', '.join(worker.tables)}: {result.get('error')}")
         return result["status"] == "loaded"
 
-    def _read_back(self, tables: list[str]) -> None:
+    def _read_back(self) -> None:
         """The worker's steps as recorded (its batches commit them with its rows)."""
         with self.target.db.read() as connection:
             recorded = jobs.load_job(connection, self.job_id)
