@@ -223,7 +223,7 @@ def run(request: dict[str, Any], cancel: CancelFlag) -> dict[str, Any]:
     """Load the request's tables; the answer to send back."""
     from ctxbase.config import Settings
     from ctxbase.errors import CtxbaseError
-    from ctxbase.transfer.endpoints import open_endpoint
+    from ctxbase.transfer.endpoints import open_endpoint, require_head
     from ctxbase.transfer.migration import Migration
 
     settings = Settings.from_values(**request["settings"])
@@ -233,6 +233,8 @@ def run(request: dict[str, Any], cancel: CancelFlag) -> dict[str, Any]:
         endpoints.append(source)
         target = open_endpoint(request["target"], settings)
         endpoints.append(target)
+        for endpoint, role in ((source, "source"), (target, "target")):
+            require_head(endpoint, role)  # (and learns how it stores vectors)
         migration = Migration(
             source, target, uuid.UUID(request["job_id"]), settings=settings, cancel=cancel
         )
