@@ -544,9 +544,12 @@ class Migration:
             index = pending[0]
             if table is None:  # the background builds say nothing
                 self._save(current_table=f"indexing {index['table']}")
-            with self.target.db.connect(write=True) as connection:
-                indexes.build(connection, index)
-            self._done("deferred_indexes", index)
+            self._build_index(index)
+
+    def _build_index(self, index: dict[str, Any]) -> None:
+        with self.target.db.connect(write=True) as connection:
+            indexes.build(connection, index)
+        self._done("deferred_indexes", index)
 
     def _restore_foreign_keys(self, plan: TablePlan, *, remove_orphans: bool) -> bool:
         """Add back the foreign keys of ``plan``'s table set aside for the load, each
@@ -701,13 +704,15 @@ def _key_from_json(plan: TablePlan, value: Any) -> Any:
 
 class _Finisher:
     """Finishes loaded tables of a PostgreSQL target in the background while the next
-    tables load, one table after the other in load order (parents first): its indexes
-    built, then its foreign keys added back, while the server takes its checksum on a
-    connection of its own.
+    tables load: each table's indexes built as soon as it is loaded, two at a time (a
+    full-text index first: it takes longest), then its foreign keys added back, one table
+    after the other in load order (parents first), while the server takes its checksum on
+    a connection of its own.
 
-    The keys come after the indexes: a key's check of every row is then a cheap join
-    through them, where alone it scans the table once per key, and it never waits on a
-    lock held by an index build of the same table or of the one it points at.
+    A table's keys come after its indexes: a key's check of every row is then a cheap join
+    through them, where alone it scans the table once per key. Keys go back in load order,
+    each table's after its own indexes, so they never wait on a lock held by an index
+    build of their table or of the one they point at (built before, as a parent).
 
     Once a table's foreign keys cannot be added (rows pointing at nothing) the checks
     stop: that table and the later ones are finished after the load, where orphans are
@@ -718,6 +723,7 @@ class _Finisher:
     def __init__(self, migration: Migration) -> None:
         self.migration = migration
         self.active = migration.target.db.backend == "postgresql"
+        self.indexing = ThreadPoolExecutor(2, thread_name_prefix="ctxbase-migrate-index")
         self.finishing = ThreadPoolExecutor(1, thread_name_prefix="ctxbase-migrate-finish")
         self.checksumming = ThreadPoolExecutor(1, thread_name_prefix="ctxbase-migrate-sum")
         self.futures: list[Future[None]] = []
@@ -729,22 +735,32 @@ class _Finisher:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stopped = True  # a check not started yet is left for after the load
-        for executor in (self.finishing, self.checksumming):
+        # (keys first: one running waits for its table's indexes, which then still build)
+        for executor in (self.finishing, self.indexing, self.checksumming):
             executor.shutdown(wait=True, cancel_futures=True)
 
     def loaded(self, plan: TablePlan) -> None:
-        if self.active:
-            self.futures.append(self.finishing.submit(self._finish, plan))
-
-    def _finish(self, plan: TablePlan) -> None:
-        if self.migration.cancel.is_set():
+        if not self.active:
             return
+        pending = self.migration._deferred("deferred_indexes", plan.name)
+        pending.sort(key=lambda index: " USING gin " not in index["definition"])
+        built = [self.indexing.submit(self._build_index, index) for index in pending]
         # The checksum is taken while indexes are built and keys added (both read the rows
         # and change none); it is kept only if the keys could be added.
         checksum = None
         if not self.stopped:
             checksum = self.checksumming.submit(table_checksum, self.migration.target.db, plan)
-        self.migration._build_indexes(plan.name)
+        self.futures += [*built, self.finishing.submit(self._add_keys, plan, built, checksum)]
+
+    def _build_index(self, index: dict[str, Any]) -> None:
+        if not self.migration.cancel.is_set():
+            self.migration._build_index(index)
+
+    def _add_keys(
+        self, plan: TablePlan, built: list[Future[None]], checksum: Future[Checksum] | None
+    ) -> None:
+        for future in built:
+            future.result()
         if checksum is None or self.stopped or self.migration.cancel.is_set():
             return
         if not self.migration._restore_foreign_keys(plan, remove_orphans=False):
