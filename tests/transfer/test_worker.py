@@ -4,6 +4,7 @@ afresh, its progress passed on, and a worker that dies, a cancel, or no worker a
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -17,7 +18,7 @@ from ctxbase.transfer.report import MigrationReport
 from tests.conftest import PostgresServer
 from tests.transfer.data import assert_same_data, settings
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the worker is for Linux")
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the worker is for Linux")
 
 
 @pytest.fixture
