@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,8 @@ from ctxbase.db.schema import (
     new_id,
     table,
 )
+from ctxbase.transfer.migration import ProgressCallback
+from ctxbase.transfer.report import MigrationReport
 from ctxbase.transfer.tables import data_tables
 
 
@@ -39,6 +42,17 @@ def target_database(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -
     server = request.getfixturevalue("postgres")
     with server.database() as url:
         yield url
+
+
+def cancel_after(table: str, rows: int) -> tuple[threading.Event, ProgressCallback]:
+    """A cancel event, and a progress callback that sets it once ``table`` has ``rows``."""
+    cancel = threading.Event()
+
+    def on_progress(report: MigrationReport) -> None:
+        if report.progress.rows.get(table, 0) >= rows:
+            cancel.set()
+
+    return cancel, on_progress
 
 
 def settings() -> Settings:

@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,8 +19,7 @@ from ctxbase import transfer
 from ctxbase.db.database import Database
 from ctxbase.db.schema import MigrationJob, table
 from ctxbase.errors import ConflictError
-from ctxbase.transfer.report import MigrationReport
-from tests.transfer.data import assert_same_data, settings, target_database
+from tests.transfer.data import assert_same_data, cancel_after, settings, target_database
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -123,12 +121,7 @@ def _assert_no_survivor(target_url: str) -> None:
 
 def test_cancel_then_resume(source_url: str, tmp_path: Path) -> None:
     target = f"sqlite:///{tmp_path / 'target.db'}"
-    cancel = threading.Event()
-
-    def cancel_midway(report: MigrationReport) -> None:
-        if report.progress.rows.get("memories", 0) >= 500:
-            cancel.set()
-
+    cancel, cancel_midway = cancel_after("memories", 500)
     first = transfer.migrate(
         source_url,
         target,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from ctxbase.transfer import migration as migration_module
 from ctxbase.transfer import worker as worker_module
 from ctxbase.transfer.report import MigrationReport
 from tests.conftest import PostgresServer
-from tests.transfer.data import assert_same_data, settings
+from tests.transfer.data import assert_same_data, cancel_after, settings
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the worker is for Linux")
 
@@ -33,6 +34,32 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[worker_module.Worker]:
 
     monkeypatch.setattr(migration_module, "start_worker", recording)
     return workers
+
+
+@contextmanager
+def forked_worker_pages(
+    monkeypatch: pytest.MonkeyPatch, before_page: Callable[[str], None]
+) -> Iterator[None]:
+    """Within the block, jobs fork their worker, which inherits this patch: every page of a
+    step is written after ``before_page(step)`` runs."""
+    monkeypatch.setattr(worker_module, "_can_fork", lambda: True)
+    write_page = migration_module.Migration._write_page
+
+    def patched(self: Any, step: str, *args: Any) -> None:
+        before_page(step)
+        write_page(self, step, *args)
+
+    monkeypatch.setattr(migration_module.Migration, "_write_page", patched)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(migration_module.Migration, "_write_page", write_page)
+
+
+def slow_embeddings(step: str) -> None:
+    """A worker slow enough for reports and a cancel to fall within its load."""
+    if step == "embeddings":
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("how", ["forked", "spawned"])
@@ -61,17 +88,8 @@ def test_the_workers_progress_is_reported(
     source_url: str, postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The job's reports count the worker's rows while it loads them."""
-    monkeypatch.setattr(worker_module, "_can_fork", lambda: True)  # inherits the patch below
-    write_page = migration_module.Migration._write_page
-
-    def slow(self: Any, step: str, *args: Any) -> None:  # a few reports fall within
-        write_page(self, step, *args)
-        if step == "embeddings":
-            time.sleep(0.05)
-
-    monkeypatch.setattr(migration_module.Migration, "_write_page", slow)
     reports: list[MigrationReport] = []
-    with postgres.database() as target:
+    with forked_worker_pages(monkeypatch, slow_embeddings), postgres.database() as target:
         report = transfer.migrate(
             source_url, target, batch_size=100, on_progress=reports.append, settings=settings()
         )
@@ -110,26 +128,22 @@ def test_a_worker_that_dies_fails_the_job_which_resumes(
 ) -> None:
     """The worker process dies mid-table (as if killed): the job fails, its other tables
     loaded; resumed, it completes with nothing duplicated or missing."""
-    monkeypatch.setattr(worker_module, "_can_fork", lambda: True)  # inherits the patch below
     parent = os.getpid()
-    write_page = migration_module.Migration._write_page
     pages = {"n": 0}
 
-    def dying(self: Any, step: str, *args: Any) -> None:
+    def dying(step: str) -> None:
         if os.getpid() != parent and step == "embeddings":
             pages["n"] += 1
             if pages["n"] == 4:
                 os._exit(9)
-        write_page(self, step, *args)
 
-    monkeypatch.setattr(migration_module.Migration, "_write_page", dying)
     with postgres.database() as target:
-        first = transfer.migrate(source_url, target, batch_size=100, settings=settings())
+        with forked_worker_pages(monkeypatch, dying):
+            first = transfer.migrate(source_url, target, batch_size=100, settings=settings())
         assert first.status == "failed"
         assert "the worker process died" in first.error_log[-1]["error"]
         assert first.progress.rows["embeddings"] == 300  # three batches committed
         assert first.progress.rows["memories"] == first.progress.totals["memories"]
-        monkeypatch.setattr(migration_module.Migration, "_write_page", write_page)
         second = transfer.resume(first.id, target, settings=settings())
         # (the failure stays in the job's log)
         assert second.status == "completed_with_errors", second.error_log
@@ -144,33 +158,19 @@ def test_a_worker_that_dies_fails_the_job_which_resumes(
 def test_cancel_while_the_worker_loads(
     source_url: str, postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(worker_module, "_can_fork", lambda: True)  # inherits the patch below
-    write_page = migration_module.Migration._write_page
-
-    def slow(self: Any, step: str, *args: Any) -> None:  # the cancel finds pages left
-        write_page(self, step, *args)
-        if step == "embeddings":
-            time.sleep(0.05)
-
-    monkeypatch.setattr(migration_module.Migration, "_write_page", slow)
-    cancel = threading.Event()
-
-    def cancel_midway(report: MigrationReport) -> None:
-        if report.progress.rows.get("embeddings", 0) >= 300:
-            cancel.set()
-
+    cancel, cancel_midway = cancel_after("embeddings", 300)
     with postgres.database() as target:
-        first = transfer.migrate(
-            source_url,
-            target,
-            batch_size=100,
-            on_progress=cancel_midway,
-            cancel=cancel,
-            settings=settings(),
-        )
+        with forked_worker_pages(monkeypatch, slow_embeddings):
+            first = transfer.migrate(
+                source_url,
+                target,
+                batch_size=100,
+                on_progress=cancel_midway,
+                cancel=cancel,
+                settings=settings(),
+            )
         assert first.status == "cancelled"
         assert 300 <= first.progress.rows["embeddings"] < first.progress.totals["embeddings"]
-        monkeypatch.setattr(migration_module.Migration, "_write_page", write_page)
         second = transfer.resume(first.id, target, settings=settings())
         assert second.status == "completed", second.error_log
         assert second.verification is not None and second.verification.passed

@@ -145,8 +145,9 @@ class Migration:
         try:
             loaded = False
             with _Finisher(self) as finisher, self._start_worker() as worker:
+                theirs = [p for p in self.plans if worker is not None and p.name in worker.tables]
                 for plan in self.plans:
-                    if worker is not None and plan.name in worker.tables:
+                    if plan in theirs:
                         continue  # loaded by the worker meanwhile
                     # A self-reference points into its own table: linked once it is loaded.
                     if not self._copy(plan) or (plan.self_references and not self._link(plan)):
@@ -154,9 +155,8 @@ class Migration:
                     finisher.loaded(plan)
                 else:
                     if worker is None or self._follow(worker):
-                        for plan in self.plans:  # the worker's, now loaded too
-                            if worker is not None and plan.name in worker.tables:
-                                finisher.loaded(plan)
+                        for plan in theirs:  # now loaded too
+                            finisher.loaded(plan)
                         finisher.wait()
                         loaded = True
             if not loaded:
