@@ -10,6 +10,8 @@ create``, the first key ``ctxbase serve`` prints), which shows it once by design
 
 from __future__ import annotations
 
+import functools
+
 import contextlib
 import logging
 import threading
@@ -71,6 +73,7 @@ def _patch(monkeypatch: pytest.MonkeyPatch) -> None:
 
     create = Keys.create
 
+    @functools.wraps(create)  # keeps the signature the API parity test reads
     def registering_create(self: Keys, **fields: Any) -> Any:
         created = create(self, **fields)
         SCAN.register(created.key)

@@ -29,7 +29,7 @@ from ctxbase.errors import (
 )
 
 if TYPE_CHECKING:
-    from ctxbase.client import Client
+    from ctxbase.client import AsyncClient, Client
     from ctxbase.db.diagnostics import ConnectionReport
     from ctxbase.store import Store
     from ctxbase.store.aio import AsyncStore, open_async
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 #: as ``ctxbase migrate``, does not pay for the store, the HTTP client and their
 #: dependencies at start.
 _LAZY = {
+    "AsyncClient": "ctxbase.client",
     "AsyncStore": "ctxbase.store.aio",
     "Client": "ctxbase.client",
     "ConnectionReport": "ctxbase.db.diagnostics",
@@ -67,6 +68,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "AsyncClient",
     "AsyncStore",
     "AuthenticationError",
     "Client",

@@ -82,6 +82,12 @@ class Record(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+class Input(BaseModel):
+    """Base of every model a caller sends: an unknown field is an error that names it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 T = TypeVar("T")
 
 
@@ -104,13 +110,13 @@ class Project(Record):
     updated_at: datetime
 
 
-class ProjectIn(BaseModel):
+class ProjectIn(Input):
     slug: Slug
     name: Annotated[Text, Field(max_length=200)] | None = None
     settings: JSONObject = Field(default_factory=dict)
 
 
-class ProjectPatch(BaseModel):
+class ProjectPatch(Input):
     name: Annotated[Text, Field(max_length=200)] | None = None
     settings: JSONObject | None = None
 
@@ -120,7 +126,7 @@ class ProjectPatch(BaseModel):
 Role = Literal["admin", "writer", "reader"]
 
 
-class Quotas(BaseModel):
+class Quotas(Input):
     """Limits of a tenant's plan; None means unlimited."""
 
     projects: Annotated[int, Field(ge=0)] | None = None
@@ -144,14 +150,14 @@ class Tenant(Record):
     updated_at: datetime
 
 
-class TenantIn(BaseModel):
+class TenantIn(Input):
     slug: Slug
     name: Annotated[Text, Field(max_length=200)] | None = None
     plan: Annotated[Text, Field(min_length=1, max_length=32)] = "free"
     quotas: Quotas = Field(default_factory=Quotas)
 
 
-class TenantPatch(BaseModel):
+class TenantPatch(Input):
     name: Annotated[Text, Field(max_length=200)] | None = None
     plan: Annotated[Text, Field(min_length=1, max_length=32)] | None = None
     quotas: Quotas | None = None
@@ -173,7 +179,7 @@ class ApiKey(Record):
     revoked_at: datetime | None
 
 
-class ApiKeyIn(BaseModel):
+class ApiKeyIn(Input):
     tenant: Slug | None = Field(None, description="Default: the caller's tenant.")
     role: Role
     name: Annotated[Text, Field(max_length=200)] = ""
@@ -216,7 +222,7 @@ class Conversation(Record):
     updated_at: Timestamp
 
 
-class ConversationIn(BaseModel):
+class ConversationIn(Input):
     title: Annotated[Text, Field(max_length=500)] | None = None
     task: Text | None = None
     agent_id: Annotated[Text, Field(max_length=200)] | None = None
@@ -240,7 +246,7 @@ class ConversationIn(BaseModel):
     )
 
 
-class ConversationPatch(BaseModel):
+class ConversationPatch(Input):
     title: Annotated[Text, Field(max_length=500)] | None = None
     task: Text | None = None
     agent_id: Annotated[Text, Field(max_length=200)] | None = None
@@ -266,7 +272,7 @@ class Message(Record):
     created_at: Timestamp
 
 
-class MessageIn(BaseModel):
+class MessageIn(Input):
     role: MessageRole
     content: Text
     thinking: Text | None = None
@@ -301,7 +307,7 @@ class ContextUnit(Record):
     updated_at: datetime
 
 
-class ContextIn(BaseModel):
+class ContextIn(Input):
     name: Annotated[Text, Field(min_length=1, max_length=1000)]
     content: Text
     source_type: Annotated[Text, Field(min_length=1, max_length=64)] = "note"
@@ -321,7 +327,7 @@ class ContextIn(BaseModel):
     )
 
 
-class ContextUpdate(BaseModel):
+class ContextUpdate(Input):
     content: Text
     metadata: JSONObject | None = None
 
@@ -347,7 +353,7 @@ class Memory(Record):
     updated_at: datetime
 
 
-class MemoryIn(BaseModel):
+class MemoryIn(Input):
     content: Annotated[Text, Field(min_length=1)]
     agent_id: Annotated[Text, Field(max_length=200)] | None = None
     user_id: Annotated[Text, Field(max_length=200)] | None = None
@@ -375,7 +381,7 @@ class MemoryIn(BaseModel):
     )
 
 
-class MemoryPatch(BaseModel):
+class MemoryPatch(Input):
     content: Annotated[Text, Field(min_length=1)] | None = None
     memory_type: Annotated[Text, Field(min_length=1, max_length=32)] | None = None
     importance: Annotated[float, Field(ge=0, le=1)] | None = None
@@ -406,7 +412,7 @@ class StateEntry(Record):
     updated_at: datetime
 
 
-class StateIn(BaseModel):
+class StateIn(Input):
     value: JSONValue
     ttl_seconds: Annotated[int, Field(gt=0, le=10 * 365 * 86400)] | None = None
 
@@ -434,7 +440,7 @@ class Event(Record):
     created_at: datetime
 
 
-class EventIn(BaseModel):
+class EventIn(Input):
     event_type: EventType
     data: JSONValue = Field(default_factory=dict)
     metadata: JSONObject = Field(default_factory=dict)
@@ -459,7 +465,7 @@ class EventAppend(EventIn):
     )
 
 
-class EventBatch(BaseModel):
+class EventBatch(Input):
     """Several events, appended all or none at consecutive sequences."""
 
     events: list[EventIn] = Field(min_length=1)
@@ -495,7 +501,7 @@ class Subscription(Record):
     updated_at: datetime
 
 
-class SubscriptionIn(BaseModel):
+class SubscriptionIn(Input):
     agent_id: Annotated[Text, Field(min_length=1, max_length=200)]
     needs: list[Annotated[Text, Field(min_length=1, max_length=2000)]] = Field(
         default_factory=list,
@@ -551,7 +557,7 @@ class SubscriptionIn(BaseModel):
         return self
 
 
-class Ack(BaseModel):
+class Ack(Input):
     sequence: SequenceNumber = Field(description="Everything up to this sequence is handled.")
 
 
@@ -585,7 +591,7 @@ SearchMode = Literal["hybrid", "vector", "text"]
 DistanceName = Literal["cosine", "l2", "ip"]
 
 
-class SearchFilters(BaseModel):
+class SearchFilters(Input):
     """Each filter applies to the kinds that have its field; setting a filter leaves out
     the kinds that lack it (e.g. ``user_id`` searches memories only)."""
 
@@ -599,7 +605,7 @@ class SearchFilters(BaseModel):
     metadata: JSONObject | None = None
 
 
-class SearchRequest(BaseModel):
+class SearchRequest(Input):
     query: Annotated[Text, Field(min_length=1, max_length=10_000)]
     kinds: list[SearchKind] = Field(default_factory=lambda: list(SEARCH_KINDS), min_length=1)
     mode: SearchMode = "hybrid"

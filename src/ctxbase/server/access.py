@@ -1,6 +1,7 @@
 """Who may call what: one rule per route, checked before any handler runs.
 
-Every operation of the API has an entry in :data:`RULES`; a route without one is refused
+Every operation of the API declares its rule (:mod:`ctxbase.api`), gathered in
+:data:`RULES`; a route without one is refused
 to everybody (and a test walking the OpenAPI document fails), so a new route cannot ship
 unguarded by accident. The rules:
 
@@ -21,11 +22,11 @@ import ipaddress
 import logging
 import threading
 import time
-from typing import Literal
 
 from fastapi import Request
 from starlette.routing import BaseRoute
 
+from ctxbase.api import Rule, access_rules
 from ctxbase.config import Settings
 from ctxbase.db.schema import utcnow
 from ctxbase.errors import (
@@ -42,93 +43,10 @@ from ctxbase.store import Store
 from ctxbase.store.base import Scope
 from ctxbase.store.tenancy import OPERATOR_TENANT, Principal
 
-Rule = Literal["public", "read", "write", "admin", "server"]
 log = logging.getLogger("ctxbase.server")
 
-_P = "/projects/{project}"
-RULES: dict[tuple[str, str], Rule] = {
-    ("GET", "/health"): "public",
-    ("GET", "/ready"): "public",
-    ("GET", "/metrics"): "server",
-    # projects
-    ("POST", "/projects"): "admin",
-    ("GET", "/projects"): "read",
-    ("GET", _P): "read",
-    ("PATCH", _P): "admin",
-    ("DELETE", _P): "admin",
-    # conversations and messages
-    ("POST", f"{_P}/conversations"): "write",
-    ("GET", f"{_P}/conversations"): "read",
-    ("GET", f"{_P}/conversations/{{conversation_id}}"): "read",
-    ("PATCH", f"{_P}/conversations/{{conversation_id}}"): "write",
-    ("DELETE", f"{_P}/conversations/{{conversation_id}}"): "write",
-    ("POST", f"{_P}/conversations/{{conversation_id}}/messages"): "write",
-    ("GET", f"{_P}/conversations/{{conversation_id}}/messages"): "read",
-    ("GET", f"{_P}/messages/{{message_id}}"): "read",
-    # context units
-    ("POST", f"{_P}/contexts"): "write",
-    ("GET", f"{_P}/contexts"): "read",
-    ("GET", f"{_P}/contexts/{{context_id}}"): "read",
-    ("PUT", f"{_P}/contexts/{{context_id}}"): "write",
-    ("DELETE", f"{_P}/contexts/{{context_id}}"): "write",
-    ("GET", f"{_P}/contexts/{{context_id}}/versions"): "read",
-    # memories
-    ("POST", f"{_P}/memories"): "write",
-    ("GET", f"{_P}/memories"): "read",
-    ("POST", f"{_P}/memories/prune"): "write",
-    ("GET", f"{_P}/memories/{{memory_id}}"): "read",
-    ("PATCH", f"{_P}/memories/{{memory_id}}"): "write",
-    ("DELETE", f"{_P}/memories/{{memory_id}}"): "write",
-    ("GET", f"{_P}/memories/{{memory_id}}/history"): "read",
-    # state
-    ("GET", f"{_P}/state"): "read",
-    ("GET", f"{_P}/state/{{path}}"): "read",
-    ("PUT", f"{_P}/state/{{path}}"): "write",
-    ("DELETE", f"{_P}/state/{{path}}"): "write",
-    # search is a query, whatever its method
-    ("POST", f"{_P}/search"): "read",
-    # embeddings: the active model is the server's
-    ("GET", "/embeddings"): "read",
-    ("GET", "/embeddings/reembed"): "server",
-    ("POST", "/embeddings/reembed"): "server",
-    # events and subscriptions
-    ("POST", f"{_P}/events"): "write",
-    ("GET", f"{_P}/events"): "read",
-    ("GET", f"{_P}/events/stream"): "read",
-    ("POST", f"{_P}/subscriptions"): "write",
-    ("GET", f"{_P}/subscriptions"): "read",
-    ("GET", f"{_P}/subscriptions/{{subscription_id}}"): "read",
-    ("DELETE", f"{_P}/subscriptions/{{subscription_id}}"): "write",
-    ("GET", f"{_P}/subscriptions/{{subscription_id}}/pending"): "read",
-    ("POST", f"{_P}/subscriptions/{{subscription_id}}/ack"): "write",
-    ("GET", f"{_P}/subscriptions/{{subscription_id}}/dead-letters"): "read",
-    # (an SSE resume with Last-Event-ID acknowledges, as part of reading the stream)
-    ("GET", f"{_P}/subscriptions/{{subscription_id}}/stream"): "read",
-    # administration
-    ("POST", "/tenants"): "server",
-    ("GET", "/tenants"): "server",
-    ("GET", "/tenants/{tenant}"): "admin",
-    ("PATCH", "/tenants/{tenant}"): "server",
-    ("POST", "/keys"): "admin",
-    ("GET", "/keys"): "admin",
-    ("DELETE", "/keys/{key_id}"): "admin",
-    ("GET", "/audit"): "admin",
-    # database configurations and data migration: the server's own business
-    ("GET", "/database-configs"): "server",
-    ("POST", "/database-configs"): "server",
-    ("GET", "/database-configs/{config_id}"): "server",
-    ("PATCH", "/database-configs/{config_id}"): "server",
-    ("DELETE", "/database-configs/{config_id}"): "server",
-    ("POST", "/database-configs/{config_id}/test"): "server",
-    ("POST", "/database-configs/{config_id}/initialize"): "server",
-    ("GET", "/database-configs/{config_id}/statistics"): "server",
-    ("POST", "/database-configs/{config_id}/activate"): "server",
-    ("GET", "/migrations"): "server",
-    ("POST", "/migrations"): "server",
-    ("GET", "/migrations/{job_id}"): "server",
-    ("POST", "/migrations/{job_id}/cancel"): "server",
-    ("GET", "/migrations/{job_id}/stream"): "server",
-}
+#: ``(method, path) -> rule`` of every route, from the operation declarations.
+RULES: dict[tuple[str, str], Rule] = access_rules()
 _ALLOWED_ROLES: dict[Rule, frozenset[str]] = {
     "read": frozenset({"reader", "writer", "admin"}),
     "write": frozenset({"writer", "admin"}),

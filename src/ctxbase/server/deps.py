@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query, Request
+from fastapi.routing import APIRoute
 
 from ctxbase.errors import InvalidInputError
 from ctxbase.server.access import scope_of
@@ -15,11 +16,36 @@ from ctxbase.store.tenancy import Principal
 
 
 def authorize(request: Request) -> Principal | None:
-    """Authenticate and authorize the request by its route's rule (see ``access``); every
-    route depends on it. None for public routes."""
+    """Authenticate and authorize the request by its route's rule (see ``access``), then
+    refuse query parameters the route does not take; every route depends on it. None for
+    public routes."""
     principal = request.app.state.gate.authorize(request, request.app.state.store)
     request.state.principal = principal
+    unknown = sorted(set(request.query_params) - _query_names(request.scope.get("route")))
+    if unknown:
+        problems = [
+            {"location": ["query", name], "message": "unknown parameter", "type": "extra_forbidden"}
+            for name in unknown
+        ]
+        raise InvalidInputError("Unknown query parameter: " + ", ".join(unknown), details=problems)
     return principal
+
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def _query_names(route: Any) -> frozenset[str]:
+    """The query parameters ``route`` takes, its dependencies' included (cached)."""
+    names = _QUERY_NAMES.get(id(route))
+    if names is None:
+        found: set[str] = set()
+        pending = [route.dependant] if isinstance(route, APIRoute) else []
+        while pending:
+            dependant = pending.pop()
+            found.update(param.alias for param in dependant.query_params)
+            pending.extend(dependant.dependencies)
+        names = _QUERY_NAMES[id(route)] = frozenset(found)
+    return names
 
 
 PrincipalDep = Annotated[Principal | None, Depends(authorize)]

@@ -2,39 +2,57 @@
 
 The Store is synchronous (SQLAlchemy engines, psycopg and sqlite3 connections); the
 facade runs each call in a worker thread with ``asyncio.to_thread`` so an event loop
-never blocks on the database. Records, errors and arguments are the Store's own.
+never blocks on the database. Records, errors and arguments are the Store's own: each
+method of the facade is made from the Store method of the same name and carries its
+signature. ``events.stream`` becomes an async iterator, each wait in a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from ctxbase.db.diagnostics import ConnectionReport
-from ctxbase.records import SearchResult
+from ctxbase.api import LIBRARY_ONLY, OPERATIONS
 from ctxbase.store.store import Store
 
-SUB_APIS = ("projects", "conversations", "messages", "contexts", "memories", "state")
+#: ``domain -> method names`` the facade carries: the Store's operations and its
+#: library-only methods; ``""`` holds the Store's own (``search``, ``prune``, …).
+SURFACE: dict[str, tuple[str, ...]] = {}
+for _name in [n for n, op in OPERATIONS.items() if op.on != "rest"] + list(LIBRARY_ONLY):
+    _domain, _, _method = _name.rpartition(".")
+    SURFACE[_domain] = (*SURFACE.get(_domain, ()), _method)
+_SYNC_ONLY = {"scoped"}  # builds a view; nothing to await
+
+
+def _offloaded(method: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        async def iterate(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            iterator: Iterator[Any] = await asyncio.to_thread(method, *args, **kwargs)
+            done = object()
+            while (item := await asyncio.to_thread(next, iterator, done)) is not done:
+                yield item
+
+        return iterate
+
+    @functools.wraps(method)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(method, *args, **kwargs)
+
+    return call
 
 
 class AsyncDomain:
-    """One Store sub-API whose public methods return awaitables."""
+    """One Store sub-API whose methods return awaitables."""
 
-    def __init__(self, domain: Any) -> None:
-        self._domain = domain
-
-    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        method = getattr(self._domain, name)
-        if name.startswith("_") or not callable(method):
-            raise AttributeError(name)
-
-        @functools.wraps(method)
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await asyncio.to_thread(method, *args, **kwargs)
-
-        return call
+    def __init__(self, domain: Any, names: tuple[str, ...]) -> None:
+        self.sync = domain
+        for name in names:
+            setattr(self, name, _offloaded(getattr(domain, name)))
 
 
 class AsyncStore:
@@ -42,20 +60,20 @@ class AsyncStore:
 
     def __init__(self, store: Store) -> None:
         self.sync = store
-        for name in SUB_APIS:
-            setattr(self, name, AsyncDomain(getattr(store, name)))
+        for domain, names in SURFACE.items():
+            if domain:
+                setattr(self, domain, AsyncDomain(getattr(store, domain), names))
+        for name in SURFACE[""]:
+            if name not in _SYNC_ONLY:
+                setattr(self, name, _offloaded(getattr(store, name)))
 
-    async def check_connection(self) -> ConnectionReport:
-        return await asyncio.to_thread(self.sync.check_connection)
+    def scoped(self, scope: Any) -> AsyncStore:
+        """A view limited to ``scope``, sharing the store's connections."""
+        return AsyncStore(self.sync.scoped(scope))
 
-    async def search(self, query: str, **options: Any) -> SearchResult:
-        return await asyncio.to_thread(self.sync.search, query, **options)
-
-    async def prune(self) -> dict[str, int]:
-        return await asyncio.to_thread(self.sync.prune)
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self.sync.close)
+    @property
+    def backend(self) -> str:
+        return self.sync.backend
 
     async def __aenter__(self) -> AsyncStore:
         return self
@@ -63,7 +81,7 @@ class AsyncStore:
     async def __aexit__(self, *_exc: object) -> None:
         await self.close()
 
-    def __getattr__(self, name: str) -> AsyncDomain:  # for type checkers: set in __init__
+    def __getattr__(self, name: str) -> Any:  # for type checkers: members are set in __init__
         raise AttributeError(name)
 
 

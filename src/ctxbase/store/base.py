@@ -147,17 +147,39 @@ def project_id_expression(tenant: str, project: str) -> Any:
 
 
 def parse(model: type[M], value: Any) -> M:
-    """``value`` as ``model``, accepting a model instance or a dict; InvalidInputError if not."""
+    """``value`` as ``model``, accepting a model instance or a dict; InvalidInputError
+    naming each bad field and why if not."""
     if isinstance(value, model):
         return value
     try:
         return model.model_validate(value)
     except ValidationError as e:
-        problems = [
-            {"location": list(err["loc"]), "message": err["msg"], "type": err["type"]}
-            for err in e.errors()
-        ]
-        raise InvalidInputError(f"Invalid {model.__name__}", details=problems) from None
+        raise invalid_input(e.errors()) from None
+
+
+def invalid_input(errors: Sequence[Any]) -> InvalidInputError:
+    """One InvalidInputError for pydantic's ``errors``: each field, and why, in the message
+    and in ``details``."""
+    problems = [
+        {"location": [str(p) for p in err["loc"]], "message": _reason(err), "type": err["type"]}
+        for err in errors
+    ]
+    listed = "; ".join(
+        f"{'.'.join(p['location']) or 'the input'}: {p['message']}" for p in problems
+    )
+    return InvalidInputError(f"Invalid input: {listed}", details=problems)
+
+
+def _reason(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    return str(error["msg"])
+
+
+def given(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of a typed method that are ``model``'s fields, without the ``None``
+    ones: absent, so the model's own defaults (and "leave as it is" in a patch) apply."""
+    return {k: v for k, v in values.items() if k in model.model_fields and v is not None}
 
 
 def as_uuid(value: uuid.UUID | str, what: str = "id") -> uuid.UUID:

@@ -27,6 +27,7 @@ from ctxbase.records import (
     ConversationPatch,
     Message,
     MessageIn,
+    MessageRole,
     Page,
     Timestamp,
 )
@@ -36,6 +37,7 @@ from ctxbase.store.base import (
     Domain,
     as_uuid,
     decode_cursor,
+    given,
     make_page,
     page_limit,
     parse,
@@ -54,9 +56,20 @@ _timestamp = TypeAdapter(Timestamp | None)
 class Conversations(Domain):
     """``store.conversations``."""
 
-    def create(self, *, project: str = DEFAULT_PROJECT, **fields: Any) -> Conversation:
-        """Start a conversation; ``fields`` are those of :class:`ConversationIn`."""
-        data = parse(ConversationIn, fields)
+    def create(
+        self,
+        *,
+        title: str | None = None,
+        task: str | None = None,
+        agent_id: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        provider_config: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        project: str = DEFAULT_PROJECT,
+    ) -> Conversation:
+        """Start a conversation (see :class:`ConversationIn` for the fields)."""
+        data = parse(ConversationIn, given(ConversationIn, locals()))
         self._check_text("task", data.task)
         self._check_json("metadata", data.metadata)
         self._check_json("provider_config", data.provider_config)
@@ -134,10 +147,21 @@ class Conversations(Domain):
         return make_page(items, limit, lambda item: [item.id])
 
     def update(
-        self, conversation_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT, **fields: Any
+        self,
+        conversation_id: uuid.UUID | str,
+        *,
+        title: str | None = None,
+        task: str | None = None,
+        agent_id: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        provider_config: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        health_score: int | None = None,
+        project: str = DEFAULT_PROJECT,
     ) -> Conversation:
         """Change the given fields; ``None`` leaves a field as it is."""
-        patch = parse(ConversationPatch, fields)
+        patch = parse(ConversationPatch, given(ConversationPatch, locals()))
         self._check_text("task", patch.task)
         self._check_json("metadata", patch.metadata)
         self._check_json("provider_config", patch.provider_config)
@@ -172,10 +196,21 @@ class Messages(Domain):
     """``store.messages``."""
 
     def append(
-        self, conversation_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT, **fields: Any
+        self,
+        conversation_id: uuid.UUID | str,
+        *,
+        role: MessageRole,
+        content: str,
+        thinking: str | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        finish_reason: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        project: str = DEFAULT_PROJECT,
     ) -> Message:
-        """Append one message; ``fields`` are those of :class:`MessageIn`."""
-        return self.append_many(conversation_id, [fields], project=project)[0]
+        """Append one message at the next position."""
+        message = parse(MessageIn, given(MessageIn, locals()))
+        return self.append_many(conversation_id, [message], project=project)[0]
 
     def append_many(
         self,

@@ -28,6 +28,7 @@ from ctxbase.db.diagnostics import ConnectionReport, check_connection
 from ctxbase.db.schema import DatabaseConfig, metadata, new_id, table, utcnow
 from ctxbase.db.vectors.postgres import ensure_pgvector
 from ctxbase.errors import ConflictError, CtxbaseError, InvalidInputError, NotFoundError
+from ctxbase.store.base import given, parse
 
 if TYPE_CHECKING:
     from ctxbase.store.store import Store
@@ -155,8 +156,26 @@ class DatabaseConfigs:
 
     # --- records --------------------------------------------------------------------------
 
-    def add(self, config: DatabaseConfigIn | None = None, **fields: Any) -> DatabaseConfigRecord:
-        data = config or _parse(DatabaseConfigIn, fields)
+    def add(
+        self,
+        *,
+        name: str,
+        description: str = "",
+        kind: Kind,
+        host: str | None = None,
+        port: int | None = None,
+        database: str | None = None,
+        schema_name: str | None = None,
+        username: str | None = None,
+        password: str | SecretStr | None = None,
+        sslmode: str | None = None,
+        pool_size: int | None = None,
+        max_overflow: int | None = None,
+        sqlite_path: str | None = None,
+    ) -> DatabaseConfigRecord:
+        """Register a database (see :class:`DatabaseConfigIn`); the password is stored
+        encrypted and never shown again."""
+        data = _parse(DatabaseConfigIn, given(DatabaseConfigIn, locals()))
         now = utcnow()
         values = data.model_dump(exclude={"password"})
         values["schema"] = values.pop("schema_name")
@@ -185,8 +204,25 @@ class DatabaseConfigs:
         with self._db.connect() as connection:
             return _record(self._row(connection, ref))
 
-    def update(self, ref: uuid.UUID | str, **fields: Any) -> DatabaseConfigRecord:
-        patch = _parse(DatabaseConfigPatch, fields)
+    def update(
+        self,
+        ref: uuid.UUID | str,
+        *,
+        description: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        database: str | None = None,
+        schema_name: str | None = None,
+        username: str | None = None,
+        password: str | SecretStr | None = None,
+        sslmode: str | None = None,
+        pool_size: int | None = None,
+        max_overflow: int | None = None,
+        sqlite_path: str | None = None,
+    ) -> DatabaseConfigRecord:
+        """Change the given fields (``None`` leaves one as it is); the result must still be
+        a complete configuration."""
+        patch = _parse(DatabaseConfigPatch, given(DatabaseConfigPatch, locals()))
         values = patch.model_dump(exclude_unset=True, exclude={"password"})
         if "schema_name" in values:
             values["schema"] = values.pop("schema_name")
@@ -471,12 +507,4 @@ def _as_uuid(ref: uuid.UUID | str) -> uuid.UUID | None:
 
 
 def _parse(model: type[BaseModel], values: dict[str, Any]) -> Any:
-    from pydantic import ValidationError
-
-    try:
-        return model.model_validate(values)
-    except ValidationError as error:
-        problems = [{"location": list(e["loc"]), "message": e["msg"]} for e in error.errors()]
-        raise InvalidInputError(
-            "The database configuration is not valid", details=problems
-        ) from None
+    return parse(model, values)

@@ -9,7 +9,7 @@ returned; ``prune`` deletes them.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic_core import to_jsonable_python
@@ -26,6 +26,7 @@ from ctxbase.store.base import (
     Domain,
     as_uuid,
     decode_cursor,
+    given,
     make_page,
     page_limit,
     parse,
@@ -51,12 +52,21 @@ class Memories(Domain):
         self,
         content: str,
         *,
-        project: str = DEFAULT_PROJECT,
+        agent_id: str | None = None,
+        user_id: str | None = None,
+        conversation_id: uuid.UUID | str | None = None,
+        first_message_id: uuid.UUID | str | None = None,
+        memory_type: str = "semantic",
+        importance: float = 0.5,
+        metadata: dict[str, Any] | None = None,
+        expires_at: datetime | None = None,
+        ttl_seconds: int | None = None,
         actor: str | None = None,
-        **fields: Any,
+        project: str = DEFAULT_PROJECT,
     ) -> Memory:
-        """Remember ``content``; ``fields`` are those of :class:`MemoryIn`."""
-        data = parse(MemoryIn, {"content": content, **fields})
+        """Remember ``content`` (see :class:`MemoryIn` for the fields); ``actor`` is
+        recorded in the memory's history."""
+        data = parse(MemoryIn, given(MemoryIn, locals()))
         self._check_text("content", data.content)
         self._check_json("metadata", data.metadata)
         now = utcnow()
@@ -104,12 +114,16 @@ class Memories(Domain):
         self,
         memory_id: uuid.UUID | str,
         *,
-        project: str = DEFAULT_PROJECT,
+        content: str | None = None,
+        memory_type: str | None = None,
+        importance: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        expires_at: datetime | None = None,
         actor: str | None = None,
-        **fields: Any,
+        project: str = DEFAULT_PROJECT,
     ) -> Memory:
         """Change the given fields (``None`` leaves one as it is) and record the change."""
-        patch = parse(MemoryPatch, fields)
+        patch = parse(MemoryPatch, given(MemoryPatch, locals()))
         self._check_text("content", patch.content)
         self._check_json("metadata", patch.metadata)
         changes = patch.model_dump(exclude_none=True)

@@ -18,13 +18,22 @@ from ctxbase.db.schema import Subscription as SubscriptionRow
 from ctxbase.db.schema import new_id, table, utcnow
 from ctxbase.errors import InvalidInputError, NotFoundError
 from ctxbase.events.matching import Matcher
-from ctxbase.records import DeadLetter, Event, Page, PendingEvents, Subscription, SubscriptionIn
+from ctxbase.records import (
+    DeadLetter,
+    DeliveryMethod,
+    Event,
+    Page,
+    PendingEvents,
+    Subscription,
+    SubscriptionIn,
+)
 from ctxbase.store.base import (
     DEFAULT_PAGE,
     DEFAULT_PROJECT,
     Domain,
     as_uuid,
     decode_cursor,
+    given,
     make_page,
     page_limit,
     parse,
@@ -47,9 +56,21 @@ def subscription_record(row: Any) -> Subscription:
 class Subscriptions(Domain):
     """``store.subscriptions``."""
 
-    def create(self, *, project: str = DEFAULT_PROJECT, **fields: Any) -> Subscription:
-        """Subscribe; ``fields`` are those of :class:`SubscriptionIn`."""
-        data = parse(SubscriptionIn, fields)
+    def create(
+        self,
+        *,
+        agent_id: str,
+        needs: list[str] | None = None,
+        event_types: list[str] | None = None,
+        threshold: float | None = None,
+        delivery: DeliveryMethod = "poll",
+        target: str | None = None,
+        secret: str | None = None,
+        start_after: int | None = None,
+        project: str = DEFAULT_PROJECT,
+    ) -> Subscription:
+        """Subscribe an agent (see :class:`SubscriptionIn` for the fields)."""
+        data = parse(SubscriptionIn, given(SubscriptionIn, locals()))
         secret = self._store.secrets.encrypt(data.secret) if data.secret else None
         now = utcnow()
         with self._db.connect(write=True) as connection:

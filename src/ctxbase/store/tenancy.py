@@ -31,6 +31,7 @@ from ctxbase.records import (
     AuditEntry,
     Page,
     Quotas,
+    Role,
     Tenant,
     TenantIn,
     TenantPatch,
@@ -41,6 +42,7 @@ from ctxbase.store.base import (
     Domain,
     as_uuid,
     decode_cursor,
+    given,
     make_page,
     page_limit,
     parse,
@@ -104,9 +106,19 @@ class _TenantDomain(Domain):
 class Tenants(_TenantDomain):
     """``store.tenants``: server administration (the library's view may do it all)."""
 
-    def create(self, slug: str, *, actor: str = "library", **fields: Any) -> Tenant:
+    def create(
+        self,
+        slug: str,
+        *,
+        name: str | None = None,
+        plan: str = "free",
+        quotas: Quotas | dict[str, Any] | None = None,
+        actor: str = "library",
+    ) -> Tenant:
+        """Create a tenant (server administration); ``actor`` names the caller in the audit
+        log."""
         self._require_server_admin()
-        data = parse(TenantIn, {"slug": slug, **fields})
+        data = parse(TenantIn, given(TenantIn, locals()))
         now = utcnow()
         tenant_id = new_id()
         row = {
@@ -146,10 +158,19 @@ class Tenants(_TenantDomain):
             items = [_tenant_record(r._mapping) for r in connection.execute(query)]
         return make_page(items, limit, lambda item: [item.slug])
 
-    def update(self, slug: str, *, actor: str = "library", **fields: Any) -> Tenant:
+    def update(
+        self,
+        slug: str,
+        *,
+        name: str | None = None,
+        plan: str | None = None,
+        quotas: Quotas | dict[str, Any] | None = None,
+        is_active: bool | None = None,
+        actor: str = "library",
+    ) -> Tenant:
         """Change name, plan, quotas; ``is_active=False`` deactivates (keys stop at once)."""
         self._require_server_admin()
-        patch = parse(TenantPatch, fields)
+        patch = parse(TenantPatch, given(TenantPatch, locals()))
         changes = patch.model_dump(exclude_none=True, exclude={"quotas"})
         if patch.quotas is not None:
             changes["quotas"] = patch.quotas.model_dump(exclude_none=True)
@@ -191,8 +212,18 @@ class Tenants(_TenantDomain):
 class Keys(_TenantDomain):
     """``store.keys``: API keys. A tenant's admins manage its keys; the operator's, all."""
 
-    def create(self, *, actor: str = "library", **fields: Any) -> ApiKeyCreated:
-        data = parse(ApiKeyIn, fields)
+    def create(
+        self,
+        *,
+        tenant: str | None = None,
+        role: Role,
+        name: str = "",
+        projects: list[str] | None = None,
+        expires_in_days: int | None = None,
+        actor: str = "library",
+    ) -> ApiKeyCreated:
+        """A new key, returned with the key itself this once (only its hash is kept)."""
+        data = parse(ApiKeyIn, given(ApiKeyIn, locals()))
         tenant = data.tenant or self._store.scope.tenant
         self._require_tenant(tenant)
         key = new_key()

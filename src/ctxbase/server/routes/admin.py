@@ -29,33 +29,30 @@ from ctxbase.server.deps import (
     StoreDep,
     actor_of,
 )
+from ctxbase.server.routing import declared
 
 router = APIRouter(tags=["administration"])
 
 
-@router.post("/tenants", status_code=201, response_model=Tenant, summary="Create a tenant")
+@declared(router, "tenants.create")
 def create_tenant(body: TenantIn, store: StoreDep, principal: PrincipalDep) -> Tenant:
     fields = body.model_dump(exclude={"slug"})
     return store.tenants.create(body.slug, actor=actor_of(principal), **fields)
 
 
-@router.get("/tenants", response_model=Page[Tenant], summary="List tenants")
+@declared(router, "tenants.list")
 def list_tenants(
     store: StoreDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[Tenant]:
     return store.tenants.list(limit=limit, cursor=cursor)
 
 
-@router.get("/tenants/{tenant}", response_model=Tenant, summary="Get a tenant")
+@declared(router, "tenants.get")
 def get_tenant(tenant: str, store: StoreDep) -> Tenant:
     return store.tenants.get(tenant)
 
 
-@router.patch(
-    "/tenants/{tenant}",
-    response_model=Tenant,
-    summary="Change a tenant's name, plan or quotas; `is_active: false` deactivates it",
-)
+@declared(router, "tenants.update")
 def update_tenant(
     tenant: str, body: TenantPatch, store: StoreDep, principal: PrincipalDep
 ) -> Tenant:
@@ -63,17 +60,18 @@ def update_tenant(
     return store.tenants.update(tenant, actor=actor_of(principal), **changes)
 
 
-@router.post(
-    "/keys",
-    status_code=201,
-    response_model=ApiKeyCreated,
-    summary="Create an API key; the response holds the key, shown this once",
-)
+@declared(router, "tenants.usage")
+def tenant_usage(tenant: str, store: StoreDep) -> dict[str, int]:
+    store.tenants.get(tenant)  # 404 unless the caller may see it
+    return store.tenants.usage(tenant)
+
+
+@declared(router, "keys.create")
 def create_key(body: ApiKeyIn, store: StoreDep, principal: PrincipalDep) -> ApiKeyCreated:
     return store.keys.create(actor=actor_of(principal), **body.model_dump())
 
 
-@router.get("/keys", response_model=Page[ApiKey], summary="List API keys (prefixes only)")
+@declared(router, "keys.list")
 def list_keys(
     store: StoreDep,
     tenant: Annotated[str | None, Query(max_length=64)] = None,
@@ -83,14 +81,12 @@ def list_keys(
     return store.keys.list(tenant=tenant, limit=limit, cursor=cursor)
 
 
-@router.delete("/keys/{key_id}", response_model=ApiKey, summary="Revoke an API key at once")
+@declared(router, "keys.revoke")
 def revoke_key(key_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> ApiKey:
     return store.keys.revoke(key_id, actor=actor_of(principal))
 
 
-@router.get(
-    "/audit", response_model=Page[AuditEntry], summary="Administrative actions, newest first"
-)
+@declared(router, "audit.list")
 def audit_log(
     store: StoreDep,
     action: Annotated[str | None, Query(max_length=100)] = None,

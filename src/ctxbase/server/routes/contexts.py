@@ -9,16 +9,12 @@ from fastapi import APIRouter, Query, Response
 
 from ctxbase.records import ContextIn, ContextUnit, ContextUpdate, Page
 from ctxbase.server.deps import DEFAULT_LIMIT, Cursor, Limit, ProjectSlug, StoreDep
+from ctxbase.server.routing import declared
 
-router = APIRouter(prefix="/projects/{project}/contexts", tags=["contexts"])
+router = APIRouter(tags=["contexts"])
 
 
-@router.post(
-    "",
-    status_code=201,
-    response_model=ContextUnit,
-    summary="Add a context unit (same content under the same name returns the stored one)",
-)
+@declared(router, "contexts.add")
 def add_context(project: ProjectSlug, body: ContextIn, store: StoreDep) -> ContextUnit:
     return store.contexts.add(
         body.name,
@@ -29,7 +25,7 @@ def add_context(project: ProjectSlug, body: ContextIn, store: StoreDep) -> Conte
     )
 
 
-@router.get("", response_model=Page[ContextUnit], summary="List latest versions, newest first")
+@declared(router, "contexts.list")
 def list_contexts(
     project: ProjectSlug,
     store: StoreDep,
@@ -51,16 +47,12 @@ def list_contexts(
     )
 
 
-@router.get("/{context_id}", response_model=ContextUnit, summary="Get any version by id")
+@declared(router, "contexts.get")
 def get_context(project: ProjectSlug, context_id: uuid.UUID, store: StoreDep) -> ContextUnit:
     return store.contexts.get(context_id, project=project)
 
 
-@router.put(
-    "/{context_id}",
-    response_model=ContextUnit,
-    summary="Store a new version after this one (which must be the latest)",
-)
+@declared(router, "contexts.update")
 def update_context(
     project: ProjectSlug, context_id: uuid.UUID, body: ContextUpdate, store: StoreDep
 ) -> ContextUnit:
@@ -69,17 +61,13 @@ def update_context(
     )
 
 
-@router.delete("/{context_id}", status_code=204, summary="Delete every version of the unit")
+@declared(router, "contexts.delete")
 def delete_context(project: ProjectSlug, context_id: uuid.UUID, store: StoreDep) -> Response:
     store.contexts.delete(context_id, project=project)
     return Response(status_code=204)
 
 
-@router.get(
-    "/{context_id}/versions",
-    response_model=Page[ContextUnit],
-    summary="Every version of the unit, oldest first",
-)
+@declared(router, "contexts.versions")
 def list_versions(
     project: ProjectSlug, context_id: uuid.UUID, store: StoreDep
 ) -> Page[ContextUnit]:

@@ -17,18 +17,19 @@ from ctxbase.records import (
     Page,
 )
 from ctxbase.server.deps import DEFAULT_LIMIT, Cursor, Limit, MetadataFilter, ProjectSlug, StoreDep
+from ctxbase.server.routing import declared
 
-router = APIRouter(prefix="/projects/{project}/conversations", tags=["conversations"])
+router = APIRouter(tags=["conversations"])
 
 
-@router.post("", status_code=201, response_model=Conversation, summary="Start a conversation")
+@declared(router, "conversations.create")
 def create_conversation(
     project: ProjectSlug, body: ConversationIn, store: StoreDep
 ) -> Conversation:
     return store.conversations.create(project=project, **body.model_dump())
 
 
-@router.get("", response_model=Page[Conversation], summary="List conversations, newest first")
+@declared(router, "conversations.list")
 def list_conversations(
     project: ProjectSlug,
     store: StoreDep,
@@ -50,14 +51,14 @@ def list_conversations(
     )
 
 
-@router.get("/{conversation_id}", response_model=Conversation, summary="Get a conversation")
+@declared(router, "conversations.get")
 def get_conversation(
     project: ProjectSlug, conversation_id: uuid.UUID, store: StoreDep
 ) -> Conversation:
     return store.conversations.get(conversation_id, project=project)
 
 
-@router.patch("/{conversation_id}", response_model=Conversation, summary="Update a conversation")
+@declared(router, "conversations.update")
 def update_conversation(
     project: ProjectSlug, conversation_id: uuid.UUID, body: ConversationPatch, store: StoreDep
 ) -> Conversation:
@@ -66,11 +67,7 @@ def update_conversation(
     )
 
 
-@router.delete(
-    "/{conversation_id}",
-    status_code=204,
-    summary="Delete a conversation with its messages and their embeddings",
-)
+@declared(router, "conversations.delete")
 def delete_conversation(
     project: ProjectSlug, conversation_id: uuid.UUID, store: StoreDep
 ) -> Response:
@@ -78,9 +75,10 @@ def delete_conversation(
     return Response(status_code=204)
 
 
-@router.post(
-    "/{conversation_id}/messages",
-    status_code=201,
+@declared(
+    router,
+    "messages.append",
+    "messages.append_many",
     response_model=Message | list[Message],
     summary="Append one message (an object) or several (an array), in order",
 )
@@ -95,11 +93,7 @@ def append_messages(
     return store.messages.append_many(conversation_id, [body], project=project)[0]
 
 
-@router.get(
-    "/{conversation_id}/messages",
-    response_model=Page[Message],
-    summary="List messages in position order",
-)
+@declared(router, "messages.list")
 def list_messages(
     project: ProjectSlug,
     conversation_id: uuid.UUID,

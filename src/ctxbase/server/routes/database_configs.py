@@ -9,77 +9,62 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
-from pydantic import BaseModel, Field
 
+from ctxbase.api.models import InitializeIn
 from ctxbase.server import activation
 from ctxbase.server.deps import audit
+from ctxbase.server.routing import declared
 from ctxbase.store.databases import (
     DatabaseConfigIn,
     DatabaseConfigPatch,
-    DatabaseConfigRecord,
     DatabaseConfigs,
-    DatabaseTestReport,
-    TableStatistics,
 )
 
-router = APIRouter(prefix="/database-configs", tags=["database configurations"])
-
-
-class ConfigPage(BaseModel):
-    items: list[DatabaseConfigRecord]
-    next_cursor: str | None = None
-
-
-class InitializeIn(BaseModel):
-    require_pgvector: bool = Field(False, description="Fail, changing nothing, without pgvector.")
-
-
-class Statistics(BaseModel):
-    tables: list[TableStatistics]
+router = APIRouter(tags=["database configurations"])
 
 
 def _configs(request: Request) -> DatabaseConfigs:
     return activation.home(request.app).databases
 
 
-@router.post("", status_code=201, response_model=DatabaseConfigRecord, summary="Register")
+@declared(router, "databases.add")
 def create_config(body: DatabaseConfigIn, request: Request) -> Any:
-    created = _configs(request).add(body)
+    created = _configs(request).add(**body.model_dump(exclude_unset=True))
     audit(request, "database_config.add", created.name, kind=created.kind)
     return created
 
 
-@router.get("", response_model=ConfigPage, summary="List registered databases")
+@declared(router, "databases.list")
 def list_configs(request: Request) -> Any:
     return {"items": _configs(request).list(), "next_cursor": None}
 
 
-@router.get("/{config_id}", response_model=DatabaseConfigRecord, summary="Get one")
+@declared(router, "databases.get")
 def get_config(config_id: uuid.UUID, request: Request) -> Any:
     return _configs(request).get(config_id)
 
 
-@router.patch("/{config_id}", response_model=DatabaseConfigRecord, summary="Change fields")
+@declared(router, "databases.update")
 def update_config(config_id: uuid.UUID, body: DatabaseConfigPatch, request: Request) -> Any:
-    fields = body.model_dump(exclude_unset=True, by_alias=True)
+    fields = body.model_dump(exclude_unset=True)
     updated = _configs(request).update(config_id, **fields)
     audit(request, "database_config.update", updated.name, fields=sorted(fields))
     return updated
 
 
-@router.delete("/{config_id}", status_code=204, summary="Forget (the data is untouched)")
+@declared(router, "databases.delete")
 def delete_config(config_id: uuid.UUID, request: Request) -> Response:
     _configs(request).delete(config_id)
     audit(request, "database_config.remove", str(config_id))
     return Response(status_code=204)
 
 
-@router.post("/{config_id}/test", response_model=DatabaseTestReport, summary="Test the connection")
+@declared(router, "databases.test")
 def test_config(config_id: uuid.UUID, request: Request) -> Any:
     return _configs(request).test(config_id)
 
 
-@router.post("/{config_id}/initialize", response_model=DatabaseTestReport, summary="Schema to head")
+@declared(router, "databases.initialize")
 def initialize_config(
     config_id: uuid.UUID,
     request: Request,
@@ -91,16 +76,12 @@ def initialize_config(
     return report
 
 
-@router.get("/{config_id}/statistics", response_model=Statistics, summary="Rows and bytes")
+@declared(router, "databases.statistics")
 def config_statistics(config_id: uuid.UUID, request: Request) -> Any:
     return {"tables": _configs(request).statistics(config_id)}
 
 
-@router.post(
-    "/{config_id}/activate",
-    response_model=DatabaseConfigRecord,
-    summary="Serve this database from now on (also after a restart)",
-)
+@declared(router, "databases.activate")
 def activate_config(config_id: uuid.UUID, request: Request) -> Any:
     activated = activation.activate(request.app, config_id)
     audit(request, "database_config.activate", activated.name)

@@ -8,28 +8,17 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 
+from ctxbase.api.models import EmbeddingsStatus, ReembedRequest
 from ctxbase.errors import ConfigurationError, ConflictError, InvalidInputError, NotFoundError
 from ctxbase.server.deps import StoreDep, audit
+from ctxbase.server.routing import declared
 
-router = APIRouter(prefix="/embeddings", tags=["embeddings"])
+router = APIRouter(tags=["embeddings"])
 log = logging.getLogger("ctxbase.server")
 
 
-class EmbeddingsStatus(BaseModel):
-    active_model: str | None
-    pending: dict[str, int] = Field(description="Items still without a vector, per kind.")
-    reembed: dict[str, Any] | None = Field(description="The last re-embedding job, if any.")
-
-
-class ReembedRequest(BaseModel):
-    model: str = Field(min_length=1, max_length=300, examples=["openai:text-embedding-3-small"])
-    drop_old: bool = False
-    batch_size: int = Field(256, ge=1, le=10_000)
-
-
-@router.get("", response_model=EmbeddingsStatus, summary="Active model and backlog")
+@declared(router, "embeddings.status")
 def embeddings_status(store: StoreDep) -> EmbeddingsStatus:
     return EmbeddingsStatus(
         active_model=store.embeddings.active_model(),
@@ -38,10 +27,9 @@ def embeddings_status(store: StoreDep) -> EmbeddingsStatus:
     )
 
 
-@router.post(
-    "/reembed",
-    status_code=202,
-    summary="Start re-embedding with another model (searches keep working)",
+@declared(
+    router,
+    "embeddings.start_reembed",
     responses={409: {"description": "A re-embedding job is already running here"}},
 )
 def start_reembed(body: ReembedRequest, store: StoreDep, request: Request) -> JSONResponse:
@@ -73,7 +61,7 @@ def start_reembed(body: ReembedRequest, store: StoreDep, request: Request) -> JS
     return JSONResponse({"model": body.model, "status": "started"}, status_code=202)
 
 
-@router.get("/reembed", summary="Progress of the last re-embedding job")
+@declared(router, "embeddings.reembed_status")
 def reembed_status(store: StoreDep) -> dict[str, Any]:
     status = store.embeddings.reembed_status()
     if status is None:

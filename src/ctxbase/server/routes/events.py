@@ -9,9 +9,10 @@ from sse_starlette import EventSourceResponse
 
 from ctxbase.records import Event, EventAppend, EventBatch, EventIn, EventPage
 from ctxbase.server.deps import DEFAULT_LIMIT, Limit, ProjectSlug, StoreDep
+from ctxbase.server.routing import declared
 from ctxbase.server.sse import BATCH, Run, event_stream, resume_from
 
-router = APIRouter(prefix="/projects/{project}/events", tags=["events"])
+router = APIRouter(tags=["events"])
 
 After = Annotated[int, Query(ge=0, le=2**62, description="Only events after this sequence.")]
 LastEventId = Annotated[
@@ -28,9 +29,10 @@ SSE_RESPONSE = {
 }
 
 
-@router.post(
-    "",
-    status_code=201,
+@declared(
+    router,
+    "events.append",
+    "events.append_many",
     response_model=Event | list[Event],
     summary="Append one event (an object) or several (an array, or `events` with "
     "`expected_sequence`); 409 when `expected_sequence` is not the stream's last sequence",
@@ -53,20 +55,14 @@ def append_events(
     return store.events.append_many(body, project=project)
 
 
-@router.get("", response_model=EventPage, summary="Read events after a sequence, in order")
+@declared(router, "events.list")
 def list_events(
     project: ProjectSlug, store: StoreDep, after: After = 0, limit: Limit = DEFAULT_LIMIT
 ) -> EventPage:
     return store.events.list(after=after, limit=limit, project=project)
 
 
-@router.get(
-    "/stream",
-    response_class=EventSourceResponse,
-    responses=SSE_RESPONSE,  # type: ignore[arg-type]
-    summary="Follow the stream live (SSE): replays from `after` (or `Last-Event-ID`), then "
-    "sends each event as it commits",
-)
+@declared(router, "events.stream", response_class=EventSourceResponse, responses=SSE_RESPONSE)
 def stream_events(
     project: ProjectSlug,
     store: StoreDep,

@@ -2,39 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 import ctxbase
-from ctxbase.db.diagnostics import ConnectionReport, PgvectorReport, ProblemReport
+from ctxbase.api.models import DatabaseHealth, Health, Readiness
+from ctxbase.db.diagnostics import ConnectionReport
+from ctxbase.server.routing import declared
 
 router = APIRouter(tags=["health"])
-
-
-class DatabaseHealth(BaseModel):
-    status: Literal["ok", "degraded", "error"]
-    backend: str
-    server_version: str | None
-    schema_revision: str | None
-    head_revision: str
-    pending_migrations: list[str]
-    vector_storage: str | None
-
-
-class Health(BaseModel):
-    status: Literal["ok", "degraded", "error"]
-    version: str
-    database: DatabaseHealth
-    pgvector: PgvectorReport | None
-    problems: list[ProblemReport]
-
-
-class Readiness(BaseModel):
-    ready: bool
-    reason: str | None = None
 
 
 def _health_of(report: ConnectionReport) -> Health:
@@ -47,10 +23,9 @@ def _health_of(report: ConnectionReport) -> Health:
     )
 
 
-@router.get(
-    "/health",
-    response_model=Health,
-    summary="Health of the server and its database",
+@declared(
+    router,
+    "health",
     responses={503: {"model": Health, "description": "The database cannot be used"}},
 )
 def health(request: Request) -> JSONResponse:
@@ -60,12 +35,7 @@ def health(request: Request) -> JSONResponse:
     return JSONResponse(body.model_dump(mode="json"), status_code=503 if not report.ok else 200)
 
 
-@router.get(
-    "/ready",
-    response_model=Readiness,
-    summary="Whether the server can take traffic",
-    responses={503: {"model": Readiness, "description": "Not ready"}},
-)
+@declared(router, "ready", responses={503: {"model": Readiness, "description": "Not ready"}})
 def ready(request: Request) -> JSONResponse:
     """Ready when the database answers and its schema is at head."""
     report = request.app.state.store.check_connection()

@@ -5,19 +5,16 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel
 
+from ctxbase.api.models import Deleted
 from ctxbase.records import Memory, MemoryChange, MemoryIn, MemoryPatch, Page
 from ctxbase.server.deps import DEFAULT_LIMIT, Actor, Cursor, Limit, ProjectSlug, StoreDep
+from ctxbase.server.routing import declared
 
-router = APIRouter(prefix="/projects/{project}/memories", tags=["memories"])
-
-
-class PruneResult(BaseModel):
-    deleted: int
+router = APIRouter(tags=["memories"])
 
 
-@router.post("", status_code=201, response_model=Memory, summary="Add a memory")
+@declared(router, "memories.add")
 def add_memory(
     project: ProjectSlug, body: MemoryIn, store: StoreDep, actor: Actor = None
 ) -> Memory:
@@ -25,7 +22,7 @@ def add_memory(
     return store.memories.add(body.content, project=project, actor=actor, **fields)
 
 
-@router.get("", response_model=Page[Memory], summary="List unexpired memories, newest first")
+@declared(router, "memories.list")
 def list_memories(
     project: ProjectSlug,
     store: StoreDep,
@@ -47,17 +44,17 @@ def list_memories(
     )
 
 
-@router.post("/prune", response_model=PruneResult, summary="Delete the project's expired memories")
-def prune_memories(project: ProjectSlug, store: StoreDep) -> PruneResult:
-    return PruneResult(deleted=store.memories.prune(project=project))
+@declared(router, "memories.prune")
+def prune_memories(project: ProjectSlug, store: StoreDep) -> Deleted:
+    return Deleted(deleted=store.memories.prune(project=project))
 
 
-@router.get("/{memory_id}", response_model=Memory, summary="Get a memory (counts as an access)")
+@declared(router, "memories.get")
 def get_memory(project: ProjectSlug, memory_id: uuid.UUID, store: StoreDep) -> Memory:
     return store.memories.get(memory_id, project=project)
 
 
-@router.patch("/{memory_id}", response_model=Memory, summary="Update a memory")
+@declared(router, "memories.update")
 def update_memory(
     project: ProjectSlug,
     memory_id: uuid.UUID,
@@ -70,19 +67,13 @@ def update_memory(
     )
 
 
-@router.delete(
-    "/{memory_id}", status_code=204, summary="Delete a memory with its history and embeddings"
-)
+@declared(router, "memories.delete")
 def delete_memory(project: ProjectSlug, memory_id: uuid.UUID, store: StoreDep) -> Response:
     store.memories.delete(memory_id, project=project)
     return Response(status_code=204)
 
 
-@router.get(
-    "/{memory_id}/history",
-    response_model=Page[MemoryChange],
-    summary="Every change of a memory, oldest first",
-)
+@declared(router, "memories.history")
 def memory_history(
     project: ProjectSlug, memory_id: uuid.UUID, store: StoreDep
 ) -> Page[MemoryChange]:

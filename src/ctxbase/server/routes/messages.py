@@ -8,10 +8,11 @@ from fastapi import APIRouter
 
 from ctxbase.records import Message
 from ctxbase.server.deps import ProjectSlug, StoreDep
+from ctxbase.server.routing import declared
 
-router = APIRouter(prefix="/projects/{project}/messages", tags=["conversations"])
+router = APIRouter(tags=["conversations"])
 
 
-@router.get("/{message_id}", response_model=Message, summary="Get a message")
+@declared(router, "messages.get")
 def get_message(project: ProjectSlug, message_id: uuid.UUID, store: StoreDep) -> Message:
     return store.messages.get(message_id, project=project)

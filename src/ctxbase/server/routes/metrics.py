@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from ctxbase.server.metrics import CONTENT_TYPE
+from ctxbase.server.routing import declared
 
 router = APIRouter(tags=["health"])
 
 
-@router.get(
-    "/metrics",
-    summary="Prometheus metrics",
+@declared(
+    router,
+    "metrics",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}},
 )

@@ -15,48 +15,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sse_starlette.sse import EventSourceResponse
 
 from ctxbase import transfer
+from ctxbase.api.models import DatabaseRef, MigrationIn
 from ctxbase.db.urls import parse_database_url
 from ctxbase.errors import ConfigurationError, InvalidInputError
 from ctxbase.server import activation
 from ctxbase.server.deps import audit
 from ctxbase.server.migration_runner import MigrationRunner, RunningJob, report_json
-from ctxbase.transfer.report import MigrationReport
+from ctxbase.server.routing import declared
 
-router = APIRouter(prefix="/migrations", tags=["migrations"])
-
-
-class DatabaseRef(BaseModel):
-    """A registered configuration (by id or name) or a URL: exactly one of them."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    config: str | None = Field(None, description="Id or name of a database configuration.")
-    url: str | None = Field(None, description="A database URL (never shown back unmasked).")
-
-    @model_validator(mode="after")
-    def _one(self) -> DatabaseRef:
-        if (self.config is None) == (self.url is None):
-            raise ValueError("give either config or url")
-        return self
-
-
-class MigrationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    source: DatabaseRef
-    target: DatabaseRef
-    tables: list[str] | None = Field(None, description="Tables to copy (default: all data).")
-    batch_size: int = Field(transfer.DEFAULT_BATCH_SIZE, ge=1, le=100_000)
-    reembed: bool = Field(False, description="Re-embed with the target's model afterwards.")
-
-
-class MigrationPage(BaseModel):
-    items: list[MigrationReport]
-    next_cursor: str | None = None
+router = APIRouter(tags=["migrations"])
 
 
 def _runner(request: Request) -> MigrationRunner:
@@ -77,7 +47,7 @@ def _url(request: Request, ref: DatabaseRef) -> str:
     return activation.home(request.app).databases.url(ref.config)
 
 
-@router.post("", status_code=202, response_model=MigrationReport, summary="Start a job")
+@declared(router, "migrations.start")
 def start_migration(body: MigrationIn, request: Request) -> Any:
     home = activation.home(request.app)
     cancel = threading.Event()
@@ -95,19 +65,19 @@ def start_migration(body: MigrationIn, request: Request) -> Any:
     return report_json(job.report)
 
 
-@router.get("", response_model=MigrationPage, summary="Jobs started by this server")
+@declared(router, "migrations.list")
 def list_migrations(request: Request) -> Any:
     reports = [job.report for job in _runner(request).all()]
     reports.sort(key=lambda report: report.created_at, reverse=True)
     return {"items": [report_json(r) for r in reports], "next_cursor": None}
 
 
-@router.get("/{job_id}", response_model=MigrationReport, summary="Status and progress")
+@declared(router, "migrations.get")
 def get_migration(job_id: uuid.UUID, request: Request) -> Any:
     return report_json(_runner(request).get(job_id).report)
 
 
-@router.post("/{job_id}/cancel", status_code=202, response_model=MigrationReport)
+@declared(router, "migrations.cancel")
 def cancel_migration(job_id: uuid.UUID, request: Request) -> Any:
     """Stop after the batch in hand; the job can be resumed later."""
     job = _runner(request).get(job_id)
@@ -116,7 +86,7 @@ def cancel_migration(job_id: uuid.UUID, request: Request) -> Any:
     return report_json(job.report)
 
 
-@router.get("/{job_id}/stream", summary="Progress as server-sent events until the job ends")
+@declared(router, "migrations.stream")
 async def stream_migration(job_id: uuid.UUID, request: Request) -> EventSourceResponse:
     job = _runner(request).get(job_id)
     return EventSourceResponse(_events(job, request))

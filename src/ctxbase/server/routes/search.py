@@ -6,15 +6,12 @@ from fastapi import APIRouter
 
 from ctxbase.records import SearchRequest, SearchResult
 from ctxbase.server.deps import ProjectSlug, StoreDep
+from ctxbase.server.routing import declared
 
-router = APIRouter(prefix="/projects/{project}", tags=["search"])
+router = APIRouter(tags=["search"])
 
 
-@router.post(
-    "/search",
-    response_model=SearchResult,
-    summary="Search messages, context units and memories (vector, text or hybrid)",
-)
+@declared(router, "search")
 def search(project: ProjectSlug, body: SearchRequest, store: StoreDep) -> SearchResult:
     """Each hit carries its `score`, its `retrieval_method` and the item. Without usable
     vectors the search falls back to full text and says why in `fallback`."""

@@ -10,8 +10,9 @@ from fastapi.responses import JSONResponse
 from ctxbase.errors import InvalidInputError
 from ctxbase.records import Page, StateEntry, StateIn
 from ctxbase.server.deps import DEFAULT_LIMIT, Cursor, Limit, ProjectSlug, StoreDep
+from ctxbase.server.routing import declared
 
-router = APIRouter(prefix="/projects/{project}/state", tags=["state"])
+router = APIRouter(tags=["state"])
 
 IfMatch = Annotated[str | None, Header(description='The version the entry must be at, e.g. `"3"`.')]
 IfNoneMatch = Annotated[str | None, Header(description="`*`: only if the entry does not exist.")]
@@ -39,7 +40,7 @@ def _version(if_match: str | None, if_none_match: str | None) -> int | None:
     return int(tag)
 
 
-@router.get("", response_model=Page[StateEntry], summary="List entries in a namespace and below")
+@declared(router, "state.list")
 def list_state(
     project: ProjectSlug,
     store: StoreDep,
@@ -50,21 +51,14 @@ def list_state(
     return store.state.list(namespace=namespace, project=project, limit=limit, cursor=cursor)
 
 
-@router.get(
-    "/{path:path}", response_model=StateEntry, summary="Get an entry: `…/state/{namespace…}/{key}`"
-)
+@declared(router, "state.get")
 def get_state(project: ProjectSlug, path: str, store: StoreDep) -> JSONResponse:
     namespace, key = _split(path)
     entry = store.state.get(key, namespace=namespace, project=project)
     return JSONResponse(entry.model_dump(mode="json"), headers=_etag(entry))
 
 
-@router.put(
-    "/{path:path}",
-    response_model=StateEntry,
-    summary="Write an entry; `If-Match` makes it compare-and-set (412 on conflict)",
-    responses={201: {"model": StateEntry, "description": "Created"}},
-)
+@declared(router, "state.put", responses={201: {"model": StateEntry, "description": "Created"}})
 def put_state(
     project: ProjectSlug,
     path: str,
@@ -86,7 +80,7 @@ def put_state(
     return JSONResponse(entry.model_dump(mode="json"), status_code=status, headers=_etag(entry))
 
 
-@router.delete("/{path:path}", status_code=204, summary="Delete an entry (`If-Match` optional)")
+@declared(router, "state.delete")
 def delete_state(
     project: ProjectSlug, path: str, store: StoreDep, if_match: IfMatch = None
 ) -> Response:

@@ -12,19 +12,20 @@ from ctxbase.errors import InvalidInputError
 from ctxbase.records import Ack, DeadLetter, Page, PendingEvents, Subscription, SubscriptionIn
 from ctxbase.server.deps import DEFAULT_LIMIT, Cursor, Limit, ProjectSlug, StoreDep
 from ctxbase.server.routes.events import SSE_RESPONSE, LastEventId
+from ctxbase.server.routing import declared
 from ctxbase.server.sse import BATCH, Run, event_stream, resume_from
 
-router = APIRouter(prefix="/projects/{project}/subscriptions", tags=["subscriptions"])
+router = APIRouter(tags=["subscriptions"])
 
 
-@router.post("", status_code=201, response_model=Subscription, summary="Subscribe an agent")
+@declared(router, "subscriptions.create")
 def create_subscription(
     project: ProjectSlug, body: SubscriptionIn, store: StoreDep
 ) -> Subscription:
     return store.subscriptions.create(project=project, **body.model_dump())
 
 
-@router.get("", response_model=Page[Subscription], summary="List subscriptions")
+@declared(router, "subscriptions.list")
 def list_subscriptions(
     project: ProjectSlug,
     store: StoreDep,
@@ -35,14 +36,14 @@ def list_subscriptions(
     return store.subscriptions.list(agent_id=agent_id, project=project, limit=limit, cursor=cursor)
 
 
-@router.get("/{subscription_id}", response_model=Subscription, summary="Get a subscription")
+@declared(router, "subscriptions.get")
 def get_subscription(
     project: ProjectSlug, subscription_id: uuid.UUID, store: StoreDep
 ) -> Subscription:
     return store.subscriptions.get(subscription_id, project=project)
 
 
-@router.delete("/{subscription_id}", status_code=204, summary="Delete a subscription")
+@declared(router, "subscriptions.delete")
 def delete_subscription(
     project: ProjectSlug, subscription_id: uuid.UUID, store: StoreDep
 ) -> Response:
@@ -50,33 +51,25 @@ def delete_subscription(
     return Response(status_code=204)
 
 
-@router.get(
-    "/{subscription_id}/pending",
-    response_model=PendingEvents,
-    summary="Matching events not yet acknowledged (poll delivery)",
-)
+@declared(router, "subscriptions.pending")
 def pending_events(
-    project: ProjectSlug, subscription_id: uuid.UUID, store: StoreDep, limit: Limit = DEFAULT_LIMIT
+    project: ProjectSlug,
+    subscription_id: uuid.UUID,
+    store: StoreDep,
+    limit: Limit = DEFAULT_LIMIT,
+    after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
 ) -> PendingEvents:
-    return store.subscriptions.pending(subscription_id, limit=limit, project=project)
+    return store.subscriptions.pending(subscription_id, limit=limit, after=after, project=project)
 
 
-@router.post(
-    "/{subscription_id}/ack",
-    response_model=Subscription,
-    summary="Acknowledge every event up to a sequence",
-)
+@declared(router, "subscriptions.ack")
 def ack_events(
     project: ProjectSlug, subscription_id: uuid.UUID, body: Ack, store: StoreDep
 ) -> Subscription:
     return store.subscriptions.ack(subscription_id, body.sequence, project=project)
 
 
-@router.get(
-    "/{subscription_id}/dead-letters",
-    response_model=Page[DeadLetter],
-    summary="Events given up on after the last delivery attempt",
-)
+@declared(router, "subscriptions.dead_letters")
 def dead_letters(
     project: ProjectSlug,
     subscription_id: uuid.UUID,
@@ -89,12 +82,8 @@ def dead_letters(
     )
 
 
-@router.get(
-    "/{subscription_id}/stream",
-    response_class=EventSourceResponse,
-    responses=SSE_RESPONSE,  # type: ignore[arg-type]
-    summary="Receive an `sse` subscription's events live, from its cursor; reconnecting with "
-    "`Last-Event-ID` acknowledges everything up to it",
+@declared(
+    router, "subscriptions.stream", response_class=EventSourceResponse, responses=SSE_RESPONSE
 )
 def stream_subscription(
     project: ProjectSlug,

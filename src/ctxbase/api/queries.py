@@ -1,0 +1,99 @@
+"""Query parameters of the list and read operations, as strict models.
+
+They name and type every parameter a list accepts, so the HTTP clients know what goes in
+the query string and an unknown parameter is refused by name on every interface.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from pydantic import Field
+
+from ctxbase.records import Input, JSONObject, SequenceNumber, Timestamp
+
+Limit = Annotated[int, Field(ge=1, le=1000, description="Items per page.")]
+Cursor = Annotated[str | None, Field(description="`next_cursor` of the previous page.")]
+
+
+class PageQuery(Input):
+    limit: Limit = 50
+    cursor: Cursor = None
+
+
+class ConversationQuery(Input):
+    agent_id: str | None = None
+    created_after: Timestamp | None = None
+    created_before: Timestamp | None = None
+    metadata: JSONObject | None = Field(
+        None, description='Keeps items whose metadata has these pairs, e.g. {"k":"v"}.'
+    )
+    limit: Limit = 50
+    cursor: Cursor = None
+
+
+class MessageQuery(Input):
+    after: Annotated[int, Field(ge=0, description="Only messages after this position.")] | None = (
+        None
+    )
+    limit: Limit = 50
+    cursor: Cursor = None
+
+
+class ContextQuery(Input):
+    source_type: str | None = None
+    name: str | None = None
+    include_superseded: bool = False
+    version: Annotated[int, Field(ge=1)] | None = None
+    limit: Limit = 50
+    cursor: Cursor = None
+
+
+class MemoryQuery(Input):
+    agent_id: str | None = None
+    user_id: str | None = None
+    memory_type: str | None = None
+    conversation_id: uuid.UUID | None = None
+    limit: Limit = 50
+    cursor: Cursor = None
+
+
+class StateQuery(Input):
+    namespace: str = ""
+    limit: Limit = 50
+    cursor: Cursor = None
+
+
+class StateKeyQuery(Input):
+    namespace: str = ""
+
+
+class EventQuery(Input):
+    after: SequenceNumber = 0
+    limit: Limit = 50
+
+
+class SubscriptionQuery(Input):
+    agent_id: str | None = None
+    limit: Limit = 50
+    cursor: Cursor = None
+
+
+class PendingQuery(Input):
+    limit: Limit = 50
+    after: SequenceNumber | None = Field(
+        None, description="Scan from this sequence instead of the subscription's cursor."
+    )
+
+
+class KeyQuery(Input):
+    tenant: str | None = None
+    limit: Limit = 50
+    cursor: Cursor = None
+
+
+class AuditQuery(Input):
+    action: str | None = None
+    limit: Limit = 50
+    cursor: Cursor = None
