@@ -84,7 +84,7 @@ def undeclared_store_methods(store: Any) -> list[str]:
     for domain in sorted(domains):
         api = getattr(store, domain)
         for attr in dir(api):
-            if not attr.startswith("_") and callable(getattr(api, attr)):
-                if f"{domain}.{attr}" not in known:
-                    found.append(f"{domain}.{attr}")
+            public = not attr.startswith("_") and callable(getattr(api, attr))
+            if public and f"{domain}.{attr}" not in known:
+                found.append(f"{domain}.{attr}")
     return found

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from httpx_sse import aconnect_sse, connect_sse
 
+from ctxbase.api.strict import strict
 from ctxbase.client.custom import ASYNC_CUSTOM, SYNC_CUSTOM
 from ctxbase.client.methods import SubClient, async_method, build_sub_clients, sync_method
 from ctxbase.client.wire import Codec, Request, raise_for
@@ -202,6 +203,9 @@ class AsyncClient(_Surface):
         await self.aclose()
 
 
+for _client in (Client, AsyncClient):  # hand-written ones refuse unknown arguments too
+    for _name in ("health", "ready", "metrics"):
+        setattr(_client, _name, strict(getattr(_client, _name), _name))
 for _name, _method in _SYNC_TOP.items():
     setattr(Client, _name, _method)
 for _name, _method in _ASYNC_TOP.items():

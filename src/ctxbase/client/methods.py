@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ctxbase.api import OPERATIONS, Operation
+from ctxbase.api.strict import strict
 from ctxbase.client.wire import Codec
 
 #: Operations a client carries: every one with a route.
@@ -81,6 +82,11 @@ def build_sub_clients(
             methods.setdefault(op.domain, {})
     classes: dict[str, type[SubClient]] = {}
     for domain, members in methods.items():
+        mixin = custom.get(domain)
+        if mixin is not None:  # hand-written methods refuse unknown arguments by name too
+            for attr, value in vars(mixin).items():
+                if callable(value) and not attr.startswith("_"):
+                    members.setdefault(attr, strict(value, f"{domain}.{attr}"))
         bases = (custom[domain], SubClient) if domain in custom else (SubClient,)
         title = "".join(part.title() for part in domain.split("_"))
         classes[domain] = type(f"{title}{suffix}", bases, dict(members))

@@ -21,6 +21,7 @@ from pydantic import BaseModel, SecretStr, TypeAdapter
 from pydantic_core import to_jsonable_python
 
 from ctxbase.api.spec import DEFAULT_PROJECT, Operation
+from ctxbase.api.strict import argument_error
 from ctxbase.errors import error_class_for
 
 _PATH_PARAM = re.compile(r"{(\w+)(?::path)?}")
@@ -46,7 +47,10 @@ class Codec:
         self._locations = {arg.name: (arg, where) for arg, where in op.parameters()}
 
     def request(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
-        bound = self.signature.bind(*args, **kwargs)  # TypeError names a wrong argument
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError:
+            raise argument_error(self.op.name, self.signature, args, kwargs) from None
         request = Request(self.op.method, "")
         path_values: dict[str, Any] = {}
         body: dict[str, Any] = {}

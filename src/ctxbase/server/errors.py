@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ctxbase.errors import AuthenticationError, CtxbaseError, RateLimitedError
+from ctxbase.store.base import invalid_input
 
 log = logging.getLogger("ctxbase.server")
 
@@ -75,13 +76,13 @@ async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONR
 
 
 async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
-    problems = [
-        {"location": list(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type")}
-        for e in error.errors()
-    ]
-    if any(p["type"] == "json_invalid" for p in problems):
-        return error_response(400, "invalid_json", "The request body is not valid JSON", problems)
-    return error_response(422, "invalid_input", "The request is not valid", problems)
+    errors = [{"loc": (), "msg": "", "type": None, **e} for e in error.errors()]
+    invalid = invalid_input(errors)
+    if any(p["type"] == "json_invalid" for p in invalid.details):
+        return error_response(
+            400, "invalid_json", "The request body is not valid JSON", invalid.details
+        )
+    return error_response(422, "invalid_input", invalid.message, invalid.details)
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:

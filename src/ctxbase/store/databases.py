@@ -91,6 +91,12 @@ class DatabaseConfigPatch(BaseModel):
     sqlite_path: str | None = Field(None, max_length=4096)
 
 
+class _InitializeOptions(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    require_pgvector: bool = False
+
+
 class DatabaseConfigRecord(BaseModel):
     """A registered database as every interface shows it: no password, no URL."""
 
@@ -276,6 +282,9 @@ class DatabaseConfigs:
         """Bring the schema to head, enabling pgvector where the server has it.
 
         ``require_pgvector``: fail, changing nothing, if pgvector cannot be enabled."""
+        require_pgvector = parse(
+            _InitializeOptions, {"require_pgvector": require_pgvector}
+        ).require_pgvector
         with self._db.connect() as connection:
             row = self._row(connection, ref)
         try:

@@ -23,8 +23,27 @@ from ctxbase.store.memories import Memories, prune_expired_memories
 from ctxbase.store.projects import Projects, ensure_defaults
 from ctxbase.store.search import Search
 from ctxbase.store.state import State, prune_expired_state
+from ctxbase.store.strict import enforce
 from ctxbase.store.subscriptions import Subscriptions
 from ctxbase.store.tenancy import Audit, Keys, Tenants
+
+for _domain, _cls in {
+    "projects": Projects,
+    "conversations": Conversations,
+    "messages": Messages,
+    "contexts": Contexts,
+    "memories": Memories,
+    "state": State,
+    "search": Search,
+    "events": Events,
+    "subscriptions": Subscriptions,
+    "tenants": Tenants,
+    "keys": Keys,
+    "audit": Audit,
+    "embeddings": Embeddings,
+    "databases": DatabaseConfigs,
+}.items():
+    enforce(_cls, _domain)  # unknown arguments are refused by name
 
 
 class Store:
