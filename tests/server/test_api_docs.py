@@ -4,8 +4,11 @@ how to send a key, on exactly the operations that need one."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -50,6 +53,40 @@ def test_a_docs_page_loads_everything_from_the_server_itself(
             asset = http.get(base_url + reference)
             assert asset.status_code == 200, reference
             assert len(asset.content) > 1000, reference  # a real file, not a stub
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+#: What each page shows once its script has rendered the document.
+RENDERED = {"/docs": 'class="btn authorize', "/redoc": "Health of the server and its database"}
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine")
+@pytest.mark.parametrize("page", sorted(RENDERED))
+def test_a_docs_page_renders_in_a_browser_with_no_network(
+    keyed_store: ctxbase.Store, page: str, tmp_path: Path
+) -> None:
+    assert CHROMIUM is not None
+    with live_server(create_app(store=keyed_store)) as base_url:
+        browser = subprocess.run(
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                f"--user-data-dir={tmp_path}",
+                # every host but loopback goes to a closed port: a CDN would fail
+                "--proxy-server=127.0.0.1:9",
+                "--virtual-time-budget=3000",
+                "--dump-dom",
+                base_url + page,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert browser.returncode == 0, browser.stderr
+    assert RENDERED[page] in browser.stdout
 
 
 def test_the_document_declares_bearer_and_x_api_key(document: dict[str, Any]) -> None:
