@@ -7,6 +7,7 @@ are allowed), giving the reason: ``<!-- not run: starts a long-lived server -->`
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ SHELL = frozenset({"bash", "sh", "shell"})
 #: Languages of blocks that show data, not commands: nothing to run.
 INERT = frozenset({"json", "text"})
 
-_FENCE = re.compile(r"^```(?P<language>\S*)\s*$")
+_FENCE = re.compile(r"^\s*```(?P<language>\S*)\s*$")  # also indented, in a list
 _MARKER = re.compile(r"^\s*<!--\s*not run\b(?P<rest>.*?)-->\s*$")
 
 
@@ -78,7 +79,7 @@ def _parse(path: Path) -> tuple[list[Block], list[Marker]]:
             end = index + 1
             while end < len(lines) and lines[end].strip() != "```":
                 end += 1
-            code = "\n".join(lines[index + 1 : end]) + "\n"
+            code = textwrap.dedent("\n".join(lines[index + 1 : end]) + "\n")
             reason = pending.reason if pending is not None else None
             blocks.append(Block(path, index + 2, fence["language"].lower(), code, reason))
             pending = None

@@ -158,9 +158,10 @@ def test_blocks_and_markers_are_read_as_written(tmp_path: Path) -> None:
     page.write_text(
         "Text.\n\n```python\nx = 1\n```\n\n<!-- not run: starts a server -->\n\n"
         "```bash\nmake serve\n```\n\n<!-- not run -->\n```json\n{}\n```\n\n"
-        "<!-- not run: nothing follows -->\nmore text\n"
+        "<!-- not run: nothing follows -->\nmore text\n\n- a list item:\n\n"
+        "  ```sh\n  ctxbase version\n  ```\n"
     )
-    python, shell, data = blocks_of(page)
+    python, shell, data, listed = blocks_of(page)
     assert (python.language, python.line, python.code, python.skip_reason) == (
         "python",
         4,
@@ -173,4 +174,5 @@ def test_blocks_and_markers_are_read_as_written(tmp_path: Path) -> None:
         "starts a server",
     )
     assert (data.language, data.skip_reason) == ("json", "")
+    assert (listed.language, listed.code) == ("sh", "ctxbase version\n")
     assert [marker.line for marker in stray_markers(page)] == [18]
