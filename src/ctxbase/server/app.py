@@ -14,6 +14,7 @@ from ctxbase.config import Settings
 from ctxbase.events.worker import DeliveryWorker
 from ctxbase.server import activation
 from ctxbase.server.access import Gate, check_auth_mode, warn_if_open
+from ctxbase.server.api_docs import install_api_docs
 from ctxbase.server.deps import authorize
 from ctxbase.server.errors import install_error_handlers
 from ctxbase.server.limits import BodySizeLimit
@@ -109,7 +110,8 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
         description="Conversations, context units, memories and agent state for AI agents. "
         "Errors always have the shape "
         '`{"error": {"code": "...", "message": "...", "details": ...}}`.',
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc come from install_api_docs, with local assets
+        redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
         lifespan=lifespan,
         dependencies=[Depends(authorize)],
@@ -122,6 +124,7 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
     app.add_middleware(MetricsMiddleware, prefix=API_PREFIX)
     for module in ROUTERS:
         app.include_router(module.router, prefix=API_PREFIX)
+    install_api_docs(app, api_prefix=API_PREFIX)
     return app
 
 
