@@ -17,9 +17,8 @@ from ctxbase.errors import ConflictError, InvalidInputError
 from ctxbase.secrets import Secrets
 from ctxbase.transfer import jobs
 from ctxbase.transfer.endpoints import Endpoint, EndpointSpec, open_endpoint, require_head
-from ctxbase.transfer.job_record import ProgressCallback
+from ctxbase.transfer.jobs import DEFAULT_BATCH_SIZE, ProgressCallback, record_job
 from ctxbase.transfer.migration import Migration
-from ctxbase.transfer.planning import DEFAULT_BATCH_SIZE, record_job
 from ctxbase.transfer.report import MigrationReport, Progress, Verification
 from ctxbase.transfer.tables import data_tables, plan_tables
 

@@ -17,7 +17,7 @@ from sqlalchemy import Column, Connection, or_
 
 from ctxbase.transfer.canonical import Checksum, RowRenderer
 from ctxbase.transfer.endpoints import Endpoint
-from ctxbase.transfer.job_record import JobRecord, key_from_json, key_to_json
+from ctxbase.transfer.jobs import JobRecord, key_from_json, key_to_json
 from ctxbase.transfer.postgres import PostgresCopyWriter
 from ctxbase.transfer.reading import Page, TableReader
 from ctxbase.transfer.tables import TablePlan, has_rows

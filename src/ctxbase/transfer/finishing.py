@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from ctxbase.transfer import foreign_keys, indexes
 from ctxbase.transfer.canonical import Checksum, RowRenderer
 from ctxbase.transfer.endpoints import Endpoint
-from ctxbase.transfer.job_record import JobRecord
+from ctxbase.transfer.jobs import JobRecord
 from ctxbase.transfer.tables import TablePlan
 from ctxbase.transfer.verify import table_checksum
 from ctxbase.transfer.worker import CancelFlag

@@ -14,9 +14,9 @@ pass), its indexes built, its checksum computed by the server. A table whose row
 nothing is left for after the load, when its orphans are logged and removed. There, too,
 the embeddings table is loaded by a second process beside the others (see ``worker``).
 
-The parts of a job, one module each: ``planning`` records a new job, ``copying`` copies a
-table page by page, ``finishing`` puts indexes and foreign keys back, ``verify`` compares
-source and target, ``job_record`` keeps the checkpoints, counts and progress.
+The parts of a job, one module each: ``jobs`` records it (its plan, checkpoints, counts and
+progress), ``copying`` copies a table page by page, ``finishing`` puts indexes and foreign
+keys back, ``verify`` compares source and target; this module runs them in turn.
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ from ctxbase.errors import CtxbaseError, DatabaseError
 from ctxbase.transfer.copying import TableCopy
 from ctxbase.transfer.endpoints import Endpoint
 from ctxbase.transfer.finishing import BackgroundFinishing, Finishing
-from ctxbase.transfer.job_record import JobRecord, ProgressCallback
-from ctxbase.transfer.planning import DEFAULT_BATCH_SIZE
+from ctxbase.transfer.jobs import DEFAULT_BATCH_SIZE, JobRecord, ProgressCallback
 from ctxbase.transfer.report import MigrationReport
 from ctxbase.transfer.tables import steps
 from ctxbase.transfer.verify import verify_job

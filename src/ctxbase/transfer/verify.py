@@ -9,7 +9,7 @@ from typing import Any
 
 from ctxbase.db.database import Database
 from ctxbase.transfer.canonical import Checksum, RowRenderer
-from ctxbase.transfer.job_record import JobRecord, key_from_json
+from ctxbase.transfer.jobs import JobRecord, key_from_json
 from ctxbase.transfer.postgres import can_checksum_in_sql, sql_checksum
 from ctxbase.transfer.reading import TableReader
 from ctxbase.transfer.report import TableVerification, Verification
