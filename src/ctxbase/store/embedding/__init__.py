@@ -8,7 +8,7 @@ fails, the items are stored anyway and stay pending; :meth:`Embeddings.backfill`
 
 One module per job: ``service`` (``store.embeddings``, vectors on write), ``vectors``
 (computing and reusing them), ``models`` (the database's active model), ``backlog``
-(items still without a vector), ``reembedding`` (another model's vectors, then the switch).
+(items still without a vector: backfill, and re-embedding with another model).
 """
 
 from ctxbase.store.embedding.models import UNSET as _UNSET
