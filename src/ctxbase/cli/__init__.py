@@ -19,7 +19,7 @@ from rich.logging import RichHandler
 
 from ctxbase.cli import admin, databases, db, maintenance, serve, transfer
 from ctxbase.cli.common import err
-from ctxbase.cli.serve import _first_admin_key as _first_admin_key
+from ctxbase.cli.serve import _first_admin_key as _first_admin_key  # (where tests find it)
 from ctxbase.config import Settings
 from ctxbase.errors import CtxbaseError
 
