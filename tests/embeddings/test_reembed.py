@@ -14,7 +14,7 @@ from ctxbase.db.schema import Embedding
 from ctxbase.db.vectors.base import reference_scores
 from ctxbase.embeddings import EmbeddingError
 from ctxbase.embeddings.hashing import HashEmbedder
-from ctxbase.store import embedding as embedding_module
+from ctxbase.store.embedding import models as embedding_models
 from tests.conftest import open_store
 
 TEXTS = [f"note {i} about the staging cluster and deploy number {i % 7}" for i in range(60)]
@@ -120,7 +120,7 @@ def test_an_interrupted_reembed_resumes_without_redoing_work(store: ctxbase.Stor
 def test_other_processes_follow_the_switch(
     persistent_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(embedding_module, "ACTIVE_MODEL_TTL_SECONDS", 0.0)
+    monkeypatch.setattr(embedding_models, "ACTIVE_MODEL_TTL_SECONDS", 0.0)
     with (
         open_store(persistent_database_url) as server,
         open_store(persistent_database_url) as admin,

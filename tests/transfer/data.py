@@ -28,7 +28,7 @@ from ctxbase.db.schema import (
     new_id,
     table,
 )
-from ctxbase.transfer.migration import ProgressCallback
+from ctxbase.transfer.jobs import ProgressCallback
 from ctxbase.transfer.report import MigrationReport
 from ctxbase.transfer.tables import data_tables
 

@@ -15,6 +15,7 @@ import pytest
 from ctxbase import transfer
 from ctxbase.transfer import migration as migration_module
 from ctxbase.transfer import worker as worker_module
+from ctxbase.transfer.copying import TableCopy
 from ctxbase.transfer.report import MigrationReport
 from tests.conftest import PostgresServer
 from tests.transfer.data import assert_same_data, cancel_after, settings
@@ -43,17 +44,17 @@ def forked_worker_pages(
     """Within the block, jobs fork their worker, which inherits this patch: every page of a
     step is written after ``before_page(step)`` runs."""
     monkeypatch.setattr(worker_module, "_can_fork", lambda: True)
-    write_page = migration_module.Migration._write_page
+    write_page = TableCopy._write_page
 
     def patched(self: Any, step: str, *args: Any) -> None:
         before_page(step)
         write_page(self, step, *args)
 
-    monkeypatch.setattr(migration_module.Migration, "_write_page", patched)
+    monkeypatch.setattr(TableCopy, "_write_page", patched)
     try:
         yield
     finally:
-        monkeypatch.setattr(migration_module.Migration, "_write_page", write_page)
+        monkeypatch.setattr(TableCopy, "_write_page", write_page)
 
 
 def slow_embeddings(step: str) -> None:

@@ -17,7 +17,8 @@ from ctxbase.errors import ConflictError, InvalidInputError
 from ctxbase.secrets import Secrets
 from ctxbase.transfer import jobs
 from ctxbase.transfer.endpoints import Endpoint, EndpointSpec, open_endpoint, require_head
-from ctxbase.transfer.migration import DEFAULT_BATCH_SIZE, Migration, ProgressCallback
+from ctxbase.transfer.jobs import DEFAULT_BATCH_SIZE, ProgressCallback, record_job
+from ctxbase.transfer.migration import Migration
 from ctxbase.transfer.report import MigrationReport, Progress, Verification
 from ctxbase.transfer.tables import data_tables, plan_tables
 
@@ -104,7 +105,7 @@ def prepare_migration(
         endpoints.append(target_end)
         require_head(source_end, "source")
         _prepare_target(target_end)
-        job = Migration.create(
+        job = record_job(
             source_end,
             target_end,
             tables=tables,

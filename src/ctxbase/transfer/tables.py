@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, Table
+from sqlalchemy import Column, Connection, Table, func, select
 
 from ctxbase.db.schema import metadata
 from ctxbase.errors import InvalidInputError
@@ -85,3 +85,11 @@ def _plan(table: Table) -> TablePlan:
 def steps(plans: list[TablePlan]) -> list[str]:
     """The checkpointed steps of a copy: one per table, then the link passes."""
     return [p.name for p in plans] + [p.link_step for p in plans if p.self_references]
+
+
+def has_rows(connection: Connection, plan: TablePlan) -> bool:
+    return connection.execute(select(plan.key).limit(1)).first() is not None
+
+
+def count_rows(connection: Connection, plan: TablePlan) -> int:
+    return int(connection.execute(select(func.count()).select_from(plan.table)).scalar_one())

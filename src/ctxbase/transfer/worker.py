@@ -8,7 +8,7 @@ while the job's process loads the other tables.
 
 Both write the job's record: each batch still commits its rows with its checkpoint, and
 each process writes only its own tables' checkpoints and counts into the record, under its
-row lock (see ``Migration._write``). The worker is bound to die with the job's process
+row lock (see ``JobRecord.write``). The worker is bound to die with the job's process
 (Linux's parent-death signal), so a job killed at any point is resumed as before.
 
 The worker is forked when the job's process runs no other thread (a fork copies only the

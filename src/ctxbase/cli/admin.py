@@ -11,33 +11,20 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from ctxbase.config import Settings
+from ctxbase.cli.common import open_store, out
 from ctxbase.errors import InvalidInputError
 
 if TYPE_CHECKING:  # the store loads with the first command that needs it
     from ctxbase.records import Page
-    from ctxbase.store import Store
 
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Tenants: create, list, update, deactivate.", no_args_is_help=True)
 secrets_app = typer.Typer(help="The key that encrypts stored secrets.", no_args_is_help=True)
 
-out = Console()
 CLI_ACTOR = "cli"
 T = TypeVar("T")
-
-
-def _store(ctx: typer.Context) -> Store:
-    from ctxbase.store import Store
-
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
-    store = Store(settings=settings)
-    ctx.call_on_close(store.close)
-    return store
 
 
 def _every(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
@@ -74,7 +61,7 @@ def keys_create(
     expires: Annotated[str | None, typer.Option(help="Lifetime, e.g. 30d, 12w, 1y.")] = None,
 ) -> None:
     """Create an API key and print it, once, alone on the last line."""
-    store = _store(ctx)
+    store = open_store(ctx)
     created = store.keys.create(
         actor=CLI_ACTOR,
         tenant=tenant,
@@ -98,7 +85,7 @@ def keys_list(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
 ) -> None:
     """List keys (prefix, tenant, role, last use); never the keys themselves."""
-    store = _store(ctx)
+    store = open_store(ctx)
     table = Table("id", "prefix", "tenant", "role", "name", "projects", "last used", "state")
     for key in _every(lambda cursor: store.keys.list(tenant=tenant, limit=1000, cursor=cursor)):
         table.add_row(
@@ -119,7 +106,7 @@ def keys_revoke(
     ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="The key's id.")]
 ) -> None:
     """Revoke a key; it stops working at once."""
-    revoked = _store(ctx).keys.revoke(key_id, actor=CLI_ACTOR)
+    revoked = open_store(ctx).keys.revoke(key_id, actor=CLI_ACTOR)
     out.print(f"Revoked key {revoked.prefix}… of tenant {revoked.tenant}")
 
 
@@ -144,7 +131,7 @@ def tenants_create(
         "requests_per_minute": requests_per_minute,
         "storage_bytes": max_storage_bytes,
     }
-    tenant = _store(ctx).tenants.create(
+    tenant = open_store(ctx).tenants.create(
         slug,
         actor=CLI_ACTOR,
         name=name,
@@ -157,7 +144,7 @@ def tenants_create(
 @tenants_app.command("list")
 def tenants_list(ctx: typer.Context) -> None:
     """List tenants with their plan, quotas and state."""
-    store = _store(ctx)
+    store = open_store(ctx)
     table = Table("slug", "name", "plan", "quotas", "state")
     for tenant in _every(lambda cursor: store.tenants.list(limit=1000, cursor=cursor)):
         quotas = tenant.quotas.model_dump(exclude_none=True)
@@ -176,7 +163,7 @@ def tenants_deactivate(
     ctx: typer.Context, slug: Annotated[str, typer.Argument(help="The tenant.")]
 ) -> None:
     """Deactivate a tenant: its keys stop working at once; its data stays."""
-    _store(ctx).tenants.update(slug, actor=CLI_ACTOR, is_active=False)
+    open_store(ctx).tenants.update(slug, actor=CLI_ACTOR, is_active=False)
     out.print(f"Deactivated tenant {slug}")
 
 
@@ -185,7 +172,7 @@ def tenants_activate(
     ctx: typer.Context, slug: Annotated[str, typer.Argument(help="The tenant.")]
 ) -> None:
     """Reactivate a tenant."""
-    _store(ctx).tenants.update(slug, actor=CLI_ACTOR, is_active=True)
+    open_store(ctx).tenants.update(slug, actor=CLI_ACTOR, is_active=True)
     out.print(f"Activated tenant {slug}")
 
 
@@ -209,5 +196,5 @@ def secrets_rotate(ctx: typer.Context) -> None:
     comma, run this, then drop the old key."""
     from ctxbase.store.rotation import rotate_secrets
 
-    count = rotate_secrets(_store(ctx))
+    count = rotate_secrets(open_store(ctx))
     out.print(f"Re-encrypted {count} stored secret(s) with the new key")

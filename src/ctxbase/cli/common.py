@@ -1,0 +1,72 @@
+"""What every command group shares: the consoles, the settings, opening the database or
+the store, progress bars, and databases named by URL or by registered name.
+
+The database, the store and the transfer machinery are imported by the commands that use
+them, never here: a command starts without loading what it does not need.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ctxbase.config import Settings
+
+if TYPE_CHECKING:
+    from ctxbase.db.database import Database
+    from ctxbase.store import Store
+
+out = Console()
+err = Console(stderr=True)
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    """The settings the root command read (environment, ``.env``, ``--database-url``)."""
+    found = ctx.find_root().obj
+    assert isinstance(found, Settings)
+    return found
+
+
+def open_database(ctx: typer.Context) -> Database:
+    """The command's database, disposed of when the command ends."""
+    from ctxbase.db.database import Database
+
+    config = settings_of(ctx)
+    db = Database(config.database_url, settings=config)
+    ctx.call_on_close(db.dispose)
+    return db
+
+
+def open_store(ctx: typer.Context) -> Store:
+    """A store on the command's database, closed when the command ends."""
+    from ctxbase.store import Store
+
+    store = Store(settings=settings_of(ctx))
+    ctx.call_on_close(store.close)
+    return store
+
+
+def resolve_database(ctx: typer.Context, spec: str) -> str:
+    """A URL as given, or the URL of the configuration named ``spec``."""
+    if "://" in spec or spec.startswith("memory:"):
+        return spec
+    from ctxbase.store.databases import url_of_named_config
+
+    return url_of_named_config(settings_of(ctx), spec)
+
+
+def progress_bars(
+    description: str = "{task.description}", *, auto_refresh: bool = True
+) -> Progress:
+    """Progress bars on stderr, so that standard output holds only the result."""
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        auto_refresh=auto_refresh,
+    )

@@ -1,0 +1,139 @@
+"""Items still without a vector of a model: counted, filled in, or re-embedded.
+
+An item stored while its provider failed waits here until a backfill (``ctxbase embed``).
+Re-embedding fills in another model's vectors beside the current ones, then switches the
+active model: searches keep using the current model until every item has a vector of the
+new one, and a run that stops half-way resumes where it stopped (done items are skipped).
+Its state is recorded in the database, for ``reembed_status`` in any process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, delete, func, select
+
+from ctxbase.db.database import Database
+from ctxbase.db.schema import EMBEDDING_OWNER_COLUMNS, utcnow
+from ctxbase.embeddings import Embedder
+from ctxbase.errors import InvalidInputError
+from ctxbase.store.embedding.models import read_setting, write_setting
+from ctxbase.store.embedding.vectors import KIND_TABLES, Vectors, e, embeddings_table
+
+if TYPE_CHECKING:
+    from ctxbase.store.embedding.service import Embeddings
+
+ProgressCallback = Callable[[str, int], None]
+REEMBED_JOB = "embedding.reembed"
+
+
+def count_pending(embeddings: Embeddings, kinds: Iterable[str], model: str) -> dict[str, int]:
+    """Items without a vector of ``model``, per kind (all projects)."""
+    with embeddings.db.connect() as connection:
+        return {
+            kind: int(
+                connection.execute(
+                    select(func.count()).select_from(pending_query(kind, model).subquery())
+                ).scalar()
+                or 0
+            )
+            for kind in kinds
+        }
+
+
+def fill(
+    embeddings: Embeddings,
+    embedder: Embedder,
+    kinds: Iterable[str],
+    batch_size: int,
+    progress: ProgressCallback | None,
+) -> int:
+    """Embed every item of ``kinds`` without a vector of ``embedder``; returns how many."""
+    done = 0
+    for kind in kinds:
+        while True:
+            with embeddings.db.connect() as connection:
+                batch = connection.execute(
+                    pending_query(kind, embedder.name).limit(batch_size)
+                ).fetchall()
+            if not batch:
+                break
+            vectors = embeddings.embed([row.content for row in batch], embedder)
+            with embeddings.db.connect(write=True) as connection:
+                for row, vector in zip(batch, vectors, strict=True):
+                    made = Vectors(embedder.name, [vector])
+                    embeddings.insert(
+                        connection,
+                        embeddings.rows(kind, row.project_id, [(row.id, row.content)], made),
+                    )
+            done += len(batch)
+            if progress:
+                progress(kind, len(batch))
+    return done
+
+
+def pending_query(kind: str, model: str) -> Any:
+    items = KIND_TABLES[kind]
+    owner = embeddings_table.c[EMBEDDING_OWNER_COLUMNS[kind]]
+    return (
+        select(items.c.id, items.c.project_id, items.c.content)
+        .outerjoin(embeddings_table, and_(owner == items.c.id, e.model == model))
+        .where(e.id.is_(None))
+        .order_by(items.c.id)
+    )
+
+
+def reembed(
+    embeddings: Embeddings,
+    model: str | Embedder,
+    *,
+    batch_size: int,
+    drop_old: bool,
+    progress: ProgressCallback | None,
+) -> dict[str, Any]:
+    """Build ``model``'s vectors, make it the active model, and return the run's record;
+    ``drop_old`` deletes every other model's vectors afterwards."""
+    db = embeddings.db
+    target = embeddings.models.build(model) if isinstance(model, str) else model
+    if target is None:
+        raise InvalidInputError("Re-embedding needs a model, not `none`")
+    kinds = list(embeddings.store.settings.embed_on_write)
+    total = sum(count_pending(embeddings, kinds, target.name).values())
+    job: dict[str, Any] = {
+        "model": target.name,
+        "status": "running",
+        "total": total,
+        "done": 0,
+        "started_at": utcnow().isoformat(),
+        "finished_at": None,
+        "error": None,
+    }
+    write_setting(db, REEMBED_JOB, job)
+
+    def advance(kind: str, count: int) -> None:
+        job["done"] += count
+        write_setting(db, REEMBED_JOB, job)
+        if progress:
+            progress(kind, count)
+
+    try:
+        fill(embeddings, target, kinds, batch_size, advance)
+        embeddings.store.search.prepare_index(target.name, target.dimensions)
+        embeddings.models.switch(target)
+        if drop_old:
+            with db.connect(write=True) as connection:
+                connection.execute(delete(embeddings_table).where(e.model != target.name))
+    except Exception as error:
+        job.update(status="failed", error=str(error), finished_at=utcnow().isoformat())
+        write_setting(db, REEMBED_JOB, job)
+        raise
+    job.update(status="completed", finished_at=utcnow().isoformat())
+    write_setting(db, REEMBED_JOB, job)
+    return job
+
+
+def reembed_status(db: Database) -> dict[str, Any] | None:
+    """The record of the last re-embedding run, if any."""
+    status: dict[str, Any] | None = read_setting(db, REEMBED_JOB)
+    return status

@@ -1,0 +1,170 @@
+"""``store.embeddings``: the service the store's domains call for vectors, on write."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import Connection, delete
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ctxbase.db.schema import EMBEDDING_OWNER_COLUMNS, new_id, utcnow
+from ctxbase.embeddings import Embedder, EmbeddingError
+from ctxbase.store.embedding import backlog
+from ctxbase.store.embedding.backlog import ProgressCallback
+from ctxbase.store.embedding.models import UNSET, ActiveModel
+from ctxbase.store.embedding.vectors import VectorCache, Vectors, embeddings_table, text_hash
+
+if TYPE_CHECKING:
+    from ctxbase.store.store import Store
+
+log = logging.getLogger("ctxbase.embeddings")
+
+
+class Embeddings:
+    """``store.embeddings``: the active embedder, vectors on write, and the backlog."""
+
+    def __init__(self, store: Store, embedder: Embedder | None = UNSET) -> None:
+        self.store = store
+        self.db = store.db
+        self.models = ActiveModel(store.db, store.settings, embedder)
+        self._vectors = VectorCache(store.db)
+
+    @property
+    def embedder(self) -> Embedder | None:
+        """The provider of the active model (see ``models``)."""
+        return self.models.embedder
+
+    @property
+    def model(self) -> str | None:
+        """Name of the model whose vectors searches use, None without an embedder."""
+        embedder = self.embedder
+        return embedder.name if embedder is not None else None
+
+    def active_model(self) -> str | None:
+        """The model recorded in the database (re-read every few seconds)."""
+        return self.models.name()
+
+    def record_active_model(self) -> None:
+        """On open: a database without an active model takes this process's model."""
+        self.models.record()
+
+    # --- computing ---
+
+    def vectors_for(self, kind: str, texts: list[str]) -> Vectors:
+        """One vector per text, or None for each when the kind is not embedded on write
+        or the provider fails (those items stay pending). Call it before the write
+        transaction: it may call the model and read the database."""
+        embedder = self.embedder
+        if not texts or embedder is None or kind not in self.store.settings.embed_on_write:
+            return Vectors(None, [None] * len(texts))
+        try:
+            return Vectors(embedder.name, list(self.embed(texts, embedder)))
+        except EmbeddingError as error:
+            log.warning("Embedding failed; %d %s(s) stored and queued: %s", len(texts), kind, error)
+            return Vectors(None, [None] * len(texts))
+
+    def embed(
+        self, texts: list[str], embedder: Embedder | None = None, *, remembered_only: bool = False
+    ) -> list[np.ndarray]:
+        """Vectors of ``texts`` (active model unless told), reusing every known vector."""
+        embedder = embedder or self.embedder
+        if embedder is None:
+            raise EmbeddingError("No embedder is configured (CTXBASE_EMBEDDER=none)")
+        return self._vectors.embed(texts, embedder, remembered_only=remembered_only)
+
+    # --- storing ---
+
+    def rows(
+        self,
+        kind: str,
+        project_id: uuid.UUID,
+        items: Iterable[tuple[uuid.UUID, str]],
+        vectors: Vectors,
+    ) -> list[dict[str, Any]]:
+        """Embedding rows for the (item id, text) pairs, one per vector computed."""
+        model, owner = vectors.model, EMBEDDING_OWNER_COLUMNS[kind]
+        now = utcnow()
+        rows = []
+        for (item_id, text), vector in zip(items, vectors.values, strict=True):
+            if vector is None or model is None:
+                continue
+            row: dict[str, Any] = dict.fromkeys(EMBEDDING_OWNER_COLUMNS.values())
+            row.update(
+                id=new_id(),
+                project_id=project_id,
+                model=model,
+                dimensions=int(vector.shape[0]),
+                content_hash=text_hash(text),
+                vector=vector,
+                created_at=now,
+            )
+            row[owner] = item_id
+            rows.append(row)
+        return rows
+
+    def insert(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        """Insert rows, skipping any (item, model) that already has a vector."""
+        if not rows:
+            return
+        insert = postgres_insert if self.db.backend == "postgresql" else sqlite_insert
+        connection.execute(insert(embeddings_table).on_conflict_do_nothing(), rows)
+
+    def insert_prepared(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
+        """:meth:`insert` on a driver cursor (the prepared-statement path)."""
+        insert = postgres_insert if self.db.backend == "postgresql" else sqlite_insert
+        statement = self.db.prepared(
+            "embeddings.insert", lambda: insert(embeddings_table).on_conflict_do_nothing()
+        )
+        statement.many(cursor, rows)
+
+    def forget(self, connection: Connection, kind: str, item_id: uuid.UUID) -> None:
+        """Drop every vector of one item (its text changed)."""
+        owner = embeddings_table.c[EMBEDDING_OWNER_COLUMNS[kind]]
+        connection.execute(delete(embeddings_table).where(owner == item_id))
+
+    # --- backlog and re-embedding ---
+
+    def pending(
+        self, kinds: Iterable[str] | None = None, *, model: str | None = None
+    ) -> dict[str, int]:
+        """Items without a vector of ``model`` (the active one), per kind (all projects)."""
+        model = model or self.model
+        if model is None:
+            return {}
+        return backlog.count_pending(self, kinds or self.store.settings.embed_on_write, model)
+
+    def backfill(
+        self,
+        kinds: Iterable[str] | None = None,
+        *,
+        batch_size: int = 256,
+        progress: ProgressCallback | None = None,
+    ) -> int:
+        """Embed every item still without a vector of the active model; returns how many."""
+        embedder = self.embedder
+        if embedder is None:
+            return 0
+        kinds = list(kinds or self.store.settings.embed_on_write)
+        return backlog.fill(self, embedder, kinds, batch_size, progress)
+
+    def reembed(
+        self,
+        model: str | Embedder,
+        *,
+        batch_size: int = 256,
+        drop_old: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        """Build ``model``'s vectors beside the current ones, then make it the active model
+        (see ``backlog``); ``drop_old`` deletes every other model's vectors afterwards."""
+        return backlog.reembed(
+            self, model, batch_size=batch_size, drop_old=drop_old, progress=progress
+        )
+
+    def reembed_status(self) -> dict[str, Any] | None:
+        return backlog.reembed_status(self.db)
