@@ -10,9 +10,8 @@ create``, the first key ``ctxbase serve`` prints), which shows it once by design
 
 from __future__ import annotations
 
-import functools
-
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Iterator

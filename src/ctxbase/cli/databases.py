@@ -45,7 +45,7 @@ def databases_add(
         host=host,
         port=port,
         database=database,
-        schema=schema,
+        schema_name=schema,
         username=user,
         password=password,
         sslmode=sslmode,
