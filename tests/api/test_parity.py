@@ -87,8 +87,10 @@ def test_openapi_parameters_are_the_declared_ones(name: str) -> None:
     path_names = set(re.findall(r"{(\w+)", op.route_key[1]))
     assert {n for where, n in params if where == "path"} == path_names
     queries = {n for where, n in params if where == "query"}
-    expected = set(op.query.model_fields) if op.query is not None else set()
-    expected |= {a.name for a, where in op.parameters() if where == "query"}
+    expected: set[str] = set()
+    for same in [o for o in http_operations() if o.route_key == op.route_key]:
+        expected |= set(same.query.model_fields) if same.query is not None else set()
+        expected |= {a.name for a, where in same.parameters() if where == "query"}
     assert queries == expected
     headers = {n.lower() for where, n in params if where == "header"}
     declared_headers = {a.header.lower() for a in op.extra if a.header}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import typing
 import uuid
 from collections.abc import Iterator
@@ -168,7 +169,8 @@ def http(store: ctxbase.Store) -> Iterator[TestClient]:
 def _url(op: Operation) -> str:
     values = {name: _dummy(name) for name in op.path_params}
     values["project"] = "default"
-    path = op.path.replace("{path:path}", "ns/key")
+    values["path"] = "ns/key"
+    path = re.sub(r"{(\w+):path}", r"{\1}", op.path)
     return "/api/v1" + path.format(**values)
 
 

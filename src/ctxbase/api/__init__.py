@@ -26,8 +26,6 @@ LIBRARY_ONLY: dict[str, str] = {
     "close": "releases the library's connections",
     "prune": "housekeeping of every project at once, run by the server's own loop",
     "scoped": "builds a view of the store; the server does it per request",
-    "contexts.get_latest": "lookup by name: over HTTP, `contexts.list` with `name`",
-    "contexts.get_version": "lookup by name: over HTTP, `contexts.list` with `name`, `version`",
     "events.last_sequence": "over HTTP every `events.list` page carries `last_sequence`",
     "embeddings.pending": "over HTTP, part of `embeddings.status`",
     "embeddings.active_model": "over HTTP, part of `embeddings.status`",

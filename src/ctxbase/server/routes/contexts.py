@@ -47,6 +47,18 @@ def list_contexts(
     )
 
 
+@declared(router, "contexts.get_latest", "contexts.get_version")
+def get_context_by_name(
+    project: ProjectSlug,
+    name: str,
+    store: StoreDep,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> ContextUnit:
+    if version is None:
+        return store.contexts.get_latest(name, project=project)
+    return store.contexts.get_version(name, version, project=project)
+
+
 @declared(router, "contexts.get")
 def get_context(project: ProjectSlug, context_id: uuid.UUID, store: StoreDep) -> ContextUnit:
     return store.contexts.get(context_id, project=project)
