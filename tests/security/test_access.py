@@ -55,6 +55,7 @@ def _seed(store: ctxbase.Store, project: str) -> dict[str, str]:
         "conversation_id": str(conversation.id),
         "message_id": str(message.id),
         "context_id": str(context.id),
+        "name": context.name,
         "memory_id": str(memory.id),
         "subscription_id": str(subscription.id),
         "path": "k",

@@ -26,7 +26,6 @@ LIBRARY_ONLY: dict[str, str] = {
     "close": "releases the library's connections",
     "prune": "housekeeping of every project at once, run by the server's own loop",
     "scoped": "builds a view of the store; the server does it per request",
-    "events.last_sequence": "over HTTP every `events.list` page carries `last_sequence`",
     "embeddings.pending": "over HTTP, part of `embeddings.status`",
     "embeddings.active_model": "over HTTP, part of `embeddings.status`",
     "embeddings.reembed": "blocking, with a progress callback; over HTTP a job",

@@ -50,10 +50,6 @@ PROJECT = Arg("slug", str, wire_name="project")
 TENANT = Arg("slug", str, wire_name="tenant")
 
 
-def _items(page: Any) -> Any:
-    return page.items
-
-
 ADMIN_OPERATIONS = (
     # --- health ---
     Operation(
@@ -263,7 +259,7 @@ ADMIN_OPERATIONS = (
         "server",
         "List registered databases",
         result=list[DatabaseConfigRecord],
-        wire=Wire(ConfigPage, _items),
+        wire=Wire(ConfigPage),
     ),
     Operation(
         "databases.add",
@@ -330,7 +326,7 @@ ADMIN_OPERATIONS = (
         "Rows and bytes per table",
         result=list[TableStatistics],
         args=(CONFIG,),
-        wire=Wire(Statistics, lambda body: body.tables),
+        wire=Wire(Statistics, "tables"),
     ),
     Operation(
         "databases.activate",
@@ -350,7 +346,7 @@ ADMIN_OPERATIONS = (
         "server",
         "Jobs started by this server",
         result=list[MigrationReport],
-        wire=Wire(MigrationPage, _items),
+        wire=Wire(MigrationPage),
         on="rest",
     ),
     Operation(

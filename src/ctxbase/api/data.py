@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from ctxbase.api import queries as q
-from ctxbase.api.models import Deleted
+from ctxbase.api.models import Deleted, LastSequence
 from ctxbase.api.spec import Arg, Operation, Wire
 from ctxbase.records import (
     Ack,
@@ -44,10 +44,6 @@ ID = uuid.UUID | str
 
 def _id(name: str) -> Arg:
     return Arg(name, ID)
-
-
-def _items(page: Any) -> Any:
-    return page.items
 
 
 ACTOR = Arg("actor", str | None, "header", None, header="X-Ctxbase-Agent")
@@ -121,7 +117,7 @@ DATA_OPERATIONS = (
         result=list[Message],
         args=(
             _id("conversation_id"),
-            Arg("messages", list[MessageIn] | list[dict[str, Any]], "body"),
+            Arg("messages", list[MessageIn], "body"),
         ),
         status=201,
     ),
@@ -219,7 +215,7 @@ DATA_OPERATIONS = (
         "Every version of the unit, oldest first",
         result=list[ContextUnit],
         args=(_id("context_id"),),
-        wire=Wire(Page[ContextUnit], _items),
+        wire=Wire(Page[ContextUnit]),
     ),
     # --- memories ---
     Operation(
@@ -250,7 +246,7 @@ DATA_OPERATIONS = (
         "write",
         "Delete the project's expired memories",
         result=int,
-        wire=Wire(Deleted, lambda body: body.deleted),
+        wire=Wire(Deleted, "deleted"),
     ),
     Operation(
         "memories.get",
@@ -289,7 +285,7 @@ DATA_OPERATIONS = (
         "Every change of a memory, oldest first",
         result=list[MemoryChange],
         args=(_id("memory_id"),),
-        wire=Wire(Page[MemoryChange], _items),
+        wire=Wire(Page[MemoryChange]),
     ),
     # --- state: the path carries namespace and key, headers carry versions ---
     Operation(
@@ -375,6 +371,15 @@ DATA_OPERATIONS = (
         body=EventBatch,
         args=("events",),
         status=201,
+    ),
+    Operation(
+        "events.last_sequence",
+        "GET",
+        f"{P}/events/last-sequence",
+        "read",
+        "The stream's last sequence (0 when empty)",
+        result=int,
+        wire=Wire(LastSequence, "last_sequence"),
     ),
     Operation(
         "events.list",

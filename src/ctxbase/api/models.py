@@ -23,6 +23,10 @@ class Deleted(BaseModel):
     deleted: int
 
 
+class LastSequence(BaseModel):
+    last_sequence: int
+
+
 class DatabaseHealth(BaseModel):
     status: Literal["ok", "degraded", "error"]
     backend: str

@@ -9,11 +9,30 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from ctxbase.records import Input, JSONObject, SequenceNumber, Timestamp
 
 Limit = Annotated[int, Field(ge=1, le=1000, description="Items per page.")]
+
+
+def _json_text(value: object) -> object:
+    """A JSON object given as text, as a query string carries it."""
+    if isinstance(value, str):
+        import json
+
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError('must be a JSON object, e.g. {"k": "v"}') from None
+    return value
+
+
+MetadataFilter = Annotated[
+    JSONObject | None,
+    BeforeValidator(_json_text),
+    Field(description='Keeps items whose metadata has these pairs, e.g. {"k":"v"}.'),
+]
 Cursor = Annotated[str | None, Field(description="`next_cursor` of the previous page.")]
 
 
@@ -26,17 +45,13 @@ class ConversationQuery(Input):
     agent_id: str | None = None
     created_after: Timestamp | None = None
     created_before: Timestamp | None = None
-    metadata: JSONObject | None = Field(
-        None, description='Keeps items whose metadata has these pairs, e.g. {"k":"v"}.'
-    )
+    metadata: MetadataFilter = None
     limit: Limit = 50
     cursor: Cursor = None
 
 
 class MessageQuery(Input):
-    after: Annotated[int, Field(ge=0, description="Only messages after this position.")] | None = (
-        None
-    )
+    after: Annotated[int, Field(ge=0, description="Only positions after this.")] | None = None
     limit: Limit = 50
     cursor: Cursor = None
 
@@ -45,7 +60,7 @@ class ContextQuery(Input):
     source_type: str | None = None
     name: str | None = None
     include_superseded: bool = False
-    version: Annotated[int, Field(ge=1)] | None = None
+    version: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
     limit: Limit = 50
     cursor: Cursor = None
 
@@ -75,7 +90,7 @@ class EventQuery(Input):
 
 
 class SubscriptionQuery(Input):
-    agent_id: str | None = None
+    agent_id: Annotated[str, Field(max_length=200)] | None = None
     limit: Limit = 50
     cursor: Cursor = None
 
@@ -88,12 +103,12 @@ class PendingQuery(Input):
 
 
 class KeyQuery(Input):
-    tenant: str | None = None
+    tenant: Annotated[str, Field(max_length=64)] | None = None
     limit: Limit = 50
     cursor: Cursor = None
 
 
 class AuditQuery(Input):
-    action: str | None = None
+    action: Annotated[str, Field(max_length=100)] | None = None
     limit: Limit = 50
     cursor: Cursor = None

@@ -56,11 +56,17 @@ class Arg:
 
 @dataclass(frozen=True)
 class Wire:
-    """How the REST result differs from the library's: ``model`` is what the route
-    answers, ``unwrap`` turns it into what the Store method returns."""
+    """A REST result that wraps the library's: the route answers ``model`` with the
+    Store method's result in its ``field`` (a list in a page's ``items``)."""
 
     model: Any
-    unwrap: Any  # Callable[[model], library result]
+    field: str = "items"
+
+    def wrap(self, value: Any) -> Any:
+        return self.model(**{self.field: value})
+
+    def unwrap(self, body: Any) -> Any:
+        return getattr(body, self.field)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from typing import Any
 
 from ctxbase.api.spec import DEFAULT_PROJECT
 from ctxbase.client.wire import Request, encode
-from ctxbase.records import Event, StateEntry
+from ctxbase.records import Event, StateEntry, StateIn
+from ctxbase.store.base import parse
 from ctxbase.store.state import check_key, check_namespace
 from ctxbase.transfer.report import MigrationReport
 
@@ -41,13 +42,13 @@ def _state_put(
     expected_version: int | None,
     project: str,
 ) -> Request:
-    body: dict[str, Any] = {"value": encode(value)}
-    if ttl_seconds is not None:
-        body["ttl_seconds"] = ttl_seconds
+    given = (
+        {"value": value} if ttl_seconds is None else {"value": value, "ttl_seconds": ttl_seconds}
+    )
     return Request(
         "PUT",
         _state_path(project, namespace, key),
-        json=body,
+        json=encode(parse(StateIn, given)),  # checked here as the server would
         headers=_version_headers(expected_version, creating=True),
     )
 

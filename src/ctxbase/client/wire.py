@@ -17,12 +17,13 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, SecretStr, TypeAdapter
+from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
 from ctxbase.api.spec import DEFAULT_PROJECT, Operation
 from ctxbase.api.strict import argument_error
 from ctxbase.errors import error_class_for
+from ctxbase.store.base import invalid_input, parse
 
 _PATH_PARAM = re.compile(r"{(\w+)(?::path)?}")
 
@@ -73,10 +74,18 @@ class Codec:
             path_values.setdefault("project", DEFAULT_PROJECT)
         request.path = _fill(self.op.path, path_values)
         if whole_body is not None:
-            request.json = encode(whole_body)
-        elif self.op.body is not None:
-            request.json = encode(body)
+            request.json = encode(self._whole_body(whole_body))
+        elif self.op.body is not None:  # checked here as the server would, before sending
+            request.json = encode(parse(self.op.body, body))
         return request
+
+    def _whole_body(self, value: Any) -> Any:
+        """A body given as one argument (a list of messages), checked like the server does."""
+        arg = next(a for a, where in self.op.parameters() if where == "body")
+        try:
+            return TypeAdapter(arg.annotation).validate_python(value)
+        except ValidationError as e:
+            raise invalid_input(e.errors()) from None
 
     @cached_property
     def _adapter(self) -> TypeAdapter[Any] | None:
@@ -103,6 +112,8 @@ def client_signature(op: Operation) -> inspect.Signature:
 
 def encode(value: Any) -> Any:
     """JSON for a request body: models as the server reads them, secrets in clear."""
+    if isinstance(value, list):
+        return [encode(item) for item in value]
     if isinstance(value, BaseModel):
         value = value.model_dump(exclude_unset=True, by_alias=True)
     if isinstance(value, dict):

@@ -26,13 +26,10 @@ from ctxbase.server.routes import (
     database_configs,
     embeddings,
     events,
+    generated,
     health,
-    memories,
-    messages,
     metrics,
     migrations,
-    projects,
-    search,
     state,
     subscriptions,
 )
@@ -41,16 +38,12 @@ from ctxbase.store import Store
 from ctxbase.store.usage import UsageCache
 
 API_PREFIX = "/api/v1"
-ROUTERS = (
+ROUTERS = (  # hand-written routes; the generated ones serve every other operation
     health,
     metrics,
-    projects,
     conversations,
-    messages,
     contexts,
-    memories,
     state,
-    search,
     embeddings,
     events,
     subscriptions,
@@ -124,6 +117,7 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
     app.add_middleware(MetricsMiddleware, prefix=API_PREFIX)
     for module in ROUTERS:
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(generated.router(), prefix=API_PREFIX)
     install_api_docs(app, api_prefix=API_PREFIX)
     return app
 

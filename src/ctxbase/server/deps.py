@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query, Request
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from ctxbase.errors import InvalidInputError
 from ctxbase.server.access import scope_of
@@ -42,7 +43,12 @@ def _query_names(route: Any) -> frozenset[str]:
         pending = [route.dependant] if isinstance(route, APIRoute) else []
         while pending:
             dependant = pending.pop()
-            found.update(param.alias for param in dependant.query_params)
+            for param in dependant.query_params:
+                model = param.field_info.annotation
+                if isinstance(model, type) and issubclass(model, BaseModel):  # a query model
+                    found.update(f.alias or name for name, f in model.model_fields.items())
+                else:
+                    found.add(param.alias)
             pending.extend(dependant.dependencies)
         names = _QUERY_NAMES[id(route)] = frozenset(found)
     return names

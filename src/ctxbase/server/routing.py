@@ -18,11 +18,16 @@ from ctxbase.api import operation
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Operations served by a hand-written handler; the others get a generated one
+#: (:mod:`ctxbase.server.routes.generated`).
+HAND_WRITTEN: set[str] = set()
+
 
 def declared(router: APIRouter, *names: str, **options: Any) -> Callable[[F], F]:
     """Register the decorated handler as the route of the operations ``names`` (several
     operations may share one route, e.g. appending one message or many)."""
     op = operation(names[0])
+    HAND_WRITTEN.update(names)
     extra: dict[str, Any] = dict(options.pop("openapi_extra", None) or {})
     if op.example is not None:
         extra.setdefault("requestBody", {"content": {"application/json": {"example": op.example}}})

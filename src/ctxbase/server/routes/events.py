@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Query
 from sse_starlette import EventSourceResponse
 
-from ctxbase.records import Event, EventAppend, EventBatch, EventIn, EventPage
-from ctxbase.server.deps import DEFAULT_LIMIT, Limit, ProjectSlug, StoreDep
+from ctxbase.records import Event, EventAppend, EventBatch, EventIn
+from ctxbase.server.deps import ProjectSlug, StoreDep
 from ctxbase.server.routing import declared
 from ctxbase.server.sse import BATCH, Run, event_stream, resume_from
 
@@ -53,13 +53,6 @@ def append_events(
             body.events, expected_sequence=body.expected_sequence, project=project
         )
     return store.events.append_many(body, project=project)
-
-
-@declared(router, "events.list")
-def list_events(
-    project: ProjectSlug, store: StoreDep, after: After = 0, limit: Limit = DEFAULT_LIMIT
-) -> EventPage:
-    return store.events.list(after=after, limit=limit, project=project)
 
 
 @declared(router, "events.stream", response_class=EventSourceResponse, responses=SSE_RESPONSE)

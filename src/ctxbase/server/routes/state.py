@@ -8,8 +8,8 @@ from fastapi import APIRouter, Header, Response
 from fastapi.responses import JSONResponse
 
 from ctxbase.errors import InvalidInputError
-from ctxbase.records import Page, StateEntry, StateIn
-from ctxbase.server.deps import DEFAULT_LIMIT, Cursor, Limit, ProjectSlug, StoreDep
+from ctxbase.records import StateEntry, StateIn
+from ctxbase.server.deps import ProjectSlug, StoreDep
 from ctxbase.server.routing import declared
 
 router = APIRouter(tags=["state"])
@@ -38,17 +38,6 @@ def _version(if_match: str | None, if_none_match: str | None) -> int | None:
     if not tag.isdigit():
         raise InvalidInputError('If-Match must be an ETag this API returned, e.g. "3"')
     return int(tag)
-
-
-@declared(router, "state.list")
-def list_state(
-    project: ProjectSlug,
-    store: StoreDep,
-    namespace: str = "",
-    limit: Limit = DEFAULT_LIMIT,
-    cursor: Cursor = None,
-) -> Page[StateEntry]:
-    return store.state.list(namespace=namespace, project=project, limit=limit, cursor=cursor)
 
 
 @declared(router, "state.get")
