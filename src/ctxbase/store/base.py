@@ -204,8 +204,9 @@ def sequence_number(name: str, value: Any) -> int:
 # it reaches SQL. Whatever is wrong, the caller gets the one InvalidCursorError.
 
 CURSOR_VERSION = 1
-#: Far above any cursor this API makes (~200 characters); bounds the work of decoding.
-MAX_CURSOR_CHARS = 1024
+#: Above the longest cursor this API makes (a state entry's 500-character namespace and
+#: key: ~1,500 characters); bounds the work of decoding.
+MAX_CURSOR_CHARS = 4096
 INT64_MAX = 2**63 - 1
 _CURSOR_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
 _CURSOR_FIELDS = frozenset({"v", "l", "s", "k"})  # version, list, scope digest, key
@@ -215,7 +216,7 @@ KeyPart = Callable[[Any], Any]
 
 
 def uuid_part(value: Any) -> uuid.UUID:
-    """A UUID written exactly as :func:`encode` writes it (canonical lower-case form)."""
+    """A UUID written exactly as :meth:`Keyset.encode` writes it (canonical form)."""
     if not isinstance(value, str) or str(uuid.UUID(value)) != value:
         raise ValueError("not a canonical UUID")
     return uuid.UUID(value)
@@ -273,7 +274,7 @@ class Keyset:
         if body.get("v") != CURSOR_VERSION or type(body.get("v")) is not int:
             raise _bad_cursor("made by another version")
         if body.get("l") != self.name or body.get("s") != self._digest(within):
-            raise _bad_cursor("from another list")
+            raise _bad_cursor("from another list or project")
         key = body.get("k")
         if not isinstance(key, list) or len(key) != len(self.parts):
             raise _bad_cursor("malformed")
