@@ -9,12 +9,15 @@ times, in one run:
   (one transaction: bump the conversation's counter and token totals where the
   conversation is in the caller's project, insert the row);
 - read:   ``store.messages.get`` vs. ``SELECT … WHERE id = … AND project_id = …`` on the
-  raw driver, which returns a bare tuple.
+  raw driver.
 
-Both check, in the same statement, that the row belongs to the caller's project of an
-active tenant, as any multi-tenant store must. The two take turns by blocks of
-operations, so a busy moment of the machine hits both; the rate is the median of the
-blocks. It prints operations per second and the ratio Store / raw (target: >= 0.7).
+Like with like: both check, in the same statement, that the row belongs to the caller's
+project of an active tenant, as any multi-tenant store must, and both return the same
+validated record, a ``ctxbase.records.Message`` (the raw loop decodes the row's JSON
+where the driver leaves it as text, and calls ``Message.model_validate`` as the store
+does; the run checks that the two records of one row are equal). The two take turns by
+blocks of operations, so a busy moment of the machine hits both; the rate is the median
+of the blocks. It prints operations per second and the ratio Store / raw (target: >= 0.7).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import psycopg
 
 import ctxbase
 from benchmarks._servers import postgres_url, sqlite_url
+from ctxbase.records import Message
 
 #: The caller's project, checked in the same statement (as the store does).
 SQLITE_PROJECT = (
@@ -40,6 +44,9 @@ SQLITE_PROJECT = (
     " WHERE tenants.slug = 'default' AND tenants.is_active IS 1 AND projects.slug = 'default')"
 )
 POSTGRES_PROJECT = SQLITE_PROJECT.replace("IS 1", "IS true")
+#: The columns a message record is made of, as a hand-written query would name them.
+MESSAGE_COLUMNS = tuple(Message.model_fields)
+SELECT_MESSAGE = f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages"
 BLOCK = 100
 
 
@@ -70,43 +77,50 @@ class RawSQLite:
             "synchronous=NORMAL",
         ):
             self.db.execute(f"PRAGMA {pragma}")
-        self.conversation, self.project = conversation.hex, project.hex
+        self.conversation, self.project = conversation, project
         self.ids: list[str] = []
 
-    def append(self, i: int) -> None:
-        now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+    def append(self, i: int) -> Message:
+        now = datetime.now(UTC)
+        stored_now = now.replace(tzinfo=None).isoformat(sep=" ")
         self.db.execute("BEGIN IMMEDIATE")
         (position,) = self.db.execute(
             "UPDATE conversations SET message_count = message_count + 1,"
             " input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, updated_at = ?"
             f" WHERE id = ? AND project_id = {SQLITE_PROJECT} RETURNING message_count",
-            (3, 0, now, self.conversation),
+            (3, 0, stored_now, self.conversation.hex),
         ).fetchone()
-        message_id = uuid.uuid4().hex
+        message_id = uuid.uuid4()
+        metadata = {"i": i}
+        content = f"raw message {i}"
         self.db.execute(
             "INSERT INTO messages (id, project_id, conversation_id, position, role, content,"
             " input_tokens, output_tokens, metadata, created_at)"
             " VALUES (?, ?, ?, ?, 'user', ?, 3, 0, ?, ?)",
             (
-                message_id,
-                self.project,
-                self.conversation,
+                message_id.hex,
+                self.project.hex,
+                self.conversation.hex,
                 position,
-                f"raw message {i}",
-                json.dumps({"i": i}),
-                now,
+                content,
+                json.dumps(metadata),
+                stored_now,
             ),
         )
         self.db.execute("COMMIT")
-        self.ids.append(message_id)
+        self.ids.append(message_id.hex)
+        return new_message(
+            message_id, self.project, self.conversation, position, content, metadata, now
+        )
 
-    def read(self, i: int) -> Any:
-        row = self.db.execute(
-            f"SELECT * FROM messages WHERE id = ? AND project_id = {SQLITE_PROJECT}",
-            (self.ids[i],),
+    def read(self, i: int) -> Message:
+        values = self.db.execute(
+            f"{SELECT_MESSAGE} WHERE id = ? AND project_id = {SQLITE_PROJECT}", (self.ids[i],)
         ).fetchone()
-        assert row is not None
-        return row
+        assert values is not None
+        row = dict(zip(MESSAGE_COLUMNS, values, strict=True))
+        row["metadata"] = json.loads(row["metadata"])  # SQLite hands JSON back as text
+        return Message.model_validate(row)
 
 
 class RawPostgres:
@@ -118,16 +132,20 @@ class RawPostgres:
         self.conversation, self.project = conversation, project
         self.ids: list[uuid.UUID] = []
 
-    def append(self, i: int) -> None:
+    def append(self, i: int) -> Message:
         now = datetime.now(UTC)
+        metadata = {"i": i}
+        content = f"raw message {i}"
         with self.db.transaction():
-            (position,) = self.db.execute(
+            bumped = self.db.execute(
                 "UPDATE conversations SET message_count = message_count + 1,"
                 " input_tokens = input_tokens + %s, output_tokens = output_tokens + %s,"
                 f" updated_at = %s WHERE id = %s AND project_id = {POSTGRES_PROJECT}"
                 " RETURNING message_count",
                 (3, 0, now, self.conversation),
             ).fetchone()
+            assert bumped is not None, "the conversation is in the project"
+            (position,) = bumped
             message_id = uuid.uuid4()
             self.db.execute(
                 "INSERT INTO messages (id, project_id, conversation_id, position, role, content,"
@@ -138,20 +156,51 @@ class RawPostgres:
                     self.project,
                     self.conversation,
                     position,
-                    f"raw message {i}",
-                    json.dumps({"i": i}),
+                    content,
+                    json.dumps(metadata),
                     now,
                 ),
             )
         self.ids.append(message_id)
+        return new_message(
+            message_id, self.project, self.conversation, position, content, metadata, now
+        )
 
-    def read(self, i: int) -> Any:
-        row = self.db.execute(
-            f"SELECT * FROM messages WHERE id = %s AND project_id = {POSTGRES_PROJECT}",
+    def read(self, i: int) -> Message:
+        values = self.db.execute(
+            f"{SELECT_MESSAGE} WHERE id = %s AND project_id = {POSTGRES_PROJECT}",
             (self.ids[i],),
         ).fetchone()
-        assert row is not None
-        return row
+        assert values is not None
+        return Message.model_validate(dict(zip(MESSAGE_COLUMNS, values, strict=True)))
+
+
+def new_message(
+    message_id: uuid.UUID,
+    project: uuid.UUID,
+    conversation: uuid.UUID,
+    position: int,
+    content: str,
+    metadata: dict[str, Any],
+    created_at: datetime,
+) -> Message:
+    """The record of a message the raw loop just inserted, as the store returns it."""
+    return Message.model_validate(
+        {
+            "id": message_id,
+            "conversation_id": conversation,
+            "project_id": project,
+            "position": position,
+            "role": "user",
+            "content": content,
+            "thinking": None,
+            "input_tokens": 3,
+            "output_tokens": 0,
+            "finish_reason": None,
+            "metadata": metadata,
+            "created_at": created_at,
+        }
+    )
 
 
 def measure(name: str, url: str, operations: int) -> list[tuple[str, str, float, float]]:
@@ -180,6 +229,8 @@ def measure(name: str, url: str, operations: int) -> list[tuple[str, str, float,
         results = []
         store_rate, raw_rate = rates(store_append, raw.append, operations)
         results.append((name, "append", store_rate, raw_rate))
+        # Like with like: the raw loop's record is the very one the store returns.
+        assert raw.read(0) == store.messages.get(raw.ids[0])
         store_rate, raw_rate = rates(lambda i: store.messages.get(ids[i]), raw.read, operations)
         results.append((name, "read", store_rate, raw_rate))
         raw.db.close()

@@ -7,6 +7,7 @@ library, the server and the HTTP client agree on one vocabulary::
     CtxbaseError
     ├── ConfigurationError        bad settings or database URL
     ├── InvalidInputError         a value the caller passed is not acceptable (422)
+    │   ├── InvalidCursorError    a page cursor this list did not return (400)
     │   └── PayloadTooLargeError  content, metadata or a batch is over its limit (413)
     ├── NotFoundError             absent, or not visible to the caller (404)
     ├── ConflictError             a uniqueness or sequence conflict (409)
@@ -68,6 +69,14 @@ class InvalidInputError(CtxbaseError):
 
     code = "invalid_input"
     http_status = 422
+
+
+class InvalidCursorError(InvalidInputError):
+    """Raised when a page cursor is not one the same list returned: crafted, truncated,
+    from another list or project, or from an older version."""
+
+    code = "invalid_cursor"
+    http_status = 400
 
 
 class PayloadTooLargeError(InvalidInputError):
@@ -185,6 +194,7 @@ __all__ = [
     "DatabaseBusyError",
     "DatabaseError",
     "DatabaseUnavailableError",
+    "InvalidCursorError",
     "InvalidInputError",
     "NotFoundError",
     "PayloadTooLargeError",

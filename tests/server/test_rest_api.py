@@ -75,7 +75,7 @@ BAD_REQUESTS = [
     ("get", f"{API}/conversations/not-a-uuid", {}, 422),
     ("get", f"{API}/conversations", {"params": {"limit": 0}}, 422),
     ("get", f"{API}/conversations", {"params": {"limit": 1001}}, 422),
-    ("get", f"{API}/conversations", {"params": {"cursor": "bogus"}}, 422),
+    ("get", f"{API}/conversations", {"params": {"cursor": "bogus"}}, 400),
     ("get", f"{API}/conversations", {"params": {"metadata": "[1]"}}, 422),
     (
         "post",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,7 +17,12 @@ from sqlalchemy import Connection, bindparam, select, true
 from ctxbase.db.schema import Project as ProjectRow
 from ctxbase.db.schema import Tenant as TenantRow
 from ctxbase.db.schema import table
-from ctxbase.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
+from ctxbase.errors import (
+    InvalidCursorError,
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
 from ctxbase.records import Page, json_size
 
 if TYPE_CHECKING:
@@ -77,6 +84,10 @@ class Domain:
         if scope.projects is not None and project not in scope.projects:
             raise NotFoundError(f"No project {project!r}")
         return {"scope_tenant": scope.tenant, "scope_project": project}
+
+    def _list_of(self, project: str) -> tuple[str, str]:
+        """What a list in ``project`` is within: its cursors are refused anywhere else."""
+        return (self._store.scope.tenant, project)
 
     def _point_read(
         self,
@@ -207,26 +218,135 @@ def sequence_number(name: str, value: Any) -> int:
     return value
 
 
-def encode_cursor(key: Sequence[Any]) -> str:
-    raw = json.dumps([str(k) if isinstance(k, uuid.UUID) else k for k in key])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+# A cursor is opaque to callers but not trusted: it comes back in a query string and may be
+# crafted, truncated, from another list or project, or from an older version. Each list
+# names its keyset once (its name and the type of each part of its sort key); a cursor
+# carries the format version, the list's name, a digest of what the list is within (tenant,
+# project, parent record) and the key, and every part is checked for type and range before
+# it reaches SQL. Whatever is wrong, the caller gets the one InvalidCursorError.
+
+CURSOR_VERSION = 1
+#: Above the longest cursor this API makes (a state entry's 500-character namespace and
+#: key: ~1,500 characters); bounds the work of decoding.
+MAX_CURSOR_CHARS = 4096
+INT64_MAX = 2**63 - 1
+_CURSOR_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
+_CURSOR_FIELDS = frozenset({"v", "l", "s", "k"})  # version, list, scope digest, key
+
+#: Checks one part of a decoded key and returns it as SQL wants it; ValueError if unfit.
+KeyPart = Callable[[Any], Any]
 
 
-def decode_cursor(cursor: str, *types: Callable[[Any], Any]) -> list[Any]:
-    """The key stored in ``cursor``, each part converted by the matching type."""
+def uuid_part(value: Any) -> uuid.UUID:
+    """A UUID written exactly as :meth:`Keyset.encode` writes it (canonical form)."""
+    if not isinstance(value, str) or str(uuid.UUID(value)) != value:
+        raise ValueError("not a canonical UUID")
+    return uuid.UUID(value)
+
+
+def text_part(max_chars: int) -> KeyPart:
+    """Text of at most ``max_chars`` characters that the database can store (no NUL, no
+    lone surrogate)."""
+
+    def part(value: Any) -> str:
+        if not isinstance(value, str) or len(value) > max_chars or "\x00" in value:
+            raise ValueError("not a text key")
+        value.encode()  # UnicodeEncodeError (a ValueError) on a lone surrogate
+        return value
+
+    return part
+
+
+def count_part(maximum: int) -> KeyPart:
+    """An integer from 0 to ``maximum`` (the column's range), not a bool."""
+
+    def part(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+            raise ValueError("not a count in range")
+        return value
+
+    return part
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """How one list pages: its name and the type of each part of its sort key.
+
+    ``within`` names the one list instance a cursor belongs to (e.g. tenant and project);
+    a cursor made within other values is refused.
+    """
+
+    name: str
+    parts: tuple[KeyPart, ...]
+
+    def encode(self, key: Sequence[Any], within: Sequence[Any]) -> str:
+        body = {
+            "v": CURSOR_VERSION,
+            "l": self.name,
+            "s": self._digest(within),
+            "k": [str(k) if isinstance(k, uuid.UUID) else k for k in key],
+        }
+        raw = json.dumps(body, separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    def decode(self, cursor: Any, within: Sequence[Any]) -> list[Any]:
+        """The key in ``cursor``, each part checked; InvalidCursorError if it is not a
+        cursor this list returned within ``within``."""
+        body = _cursor_body(cursor)
+        if body.get("v") != CURSOR_VERSION or type(body.get("v")) is not int:
+            raise _bad_cursor("made by another version")
+        if body.get("l") != self.name or body.get("s") != self._digest(within):
+            raise _bad_cursor("from another list or project")
+        key = body.get("k")
+        if not isinstance(key, list) or len(key) != len(self.parts):
+            raise _bad_cursor("malformed")
+        try:
+            return [check(part) for check, part in zip(self.parts, key, strict=True)]
+        except ValueError:
+            raise _bad_cursor("malformed") from None
+
+    def page(
+        self, items: list[M], limit: int, key: Callable[[M], Sequence[Any]], within: Sequence[Any]
+    ) -> Page[M]:
+        """A page from up to ``limit + 1`` fetched items: the extra one only says there is
+        more."""
+        if len(items) > limit:
+            items = items[:limit]
+            next_cursor = self.encode(key(items[-1]), within)
+            return Page[Any](items=items, next_cursor=next_cursor)
+        return Page[Any](items=items, next_cursor=None)
+
+    def _digest(self, within: Sequence[Any]) -> str:
+        # Joined with a separator no slug, id or namespace contains, so no two scopes collide.
+        scope = "\x1f".join([self.name, *(str(w) for w in within)])
+        return hashlib.sha256(scope.encode()).hexdigest()[:16]
+
+
+def _cursor_body(cursor: Any) -> dict[str, Any]:
+    """The JSON object inside ``cursor``; InvalidCursorError if there is none."""
+    if (
+        not isinstance(cursor, str)
+        or len(cursor) > MAX_CURSOR_CHARS
+        or not _CURSOR_ALPHABET.fullmatch(cursor)
+    ):
+        raise _bad_cursor("malformed")
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(parts, list) or len(parts) != len(types):
-            raise ValueError("wrong shape")
-        return [kind(part) for kind, part in zip(types, parts, strict=True)]
-    except (ValueError, TypeError, UnicodeError) as e:
-        raise InvalidInputError("The cursor is not one this API returned") from e
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        body = json.loads(raw.decode(), parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # binascii, UTF-8 and JSON errors are ValueErrors
+        raise _bad_cursor("malformed") from None
+    if not isinstance(body, dict) or set(body) != _CURSOR_FIELDS:
+        raise _bad_cursor("made by another version" if isinstance(body, list) else "malformed")
+    return body
 
 
-def make_page(items: list[M], limit: int, key: Callable[[M], Sequence[Any]]) -> Page[M]:
-    """A page from up to ``limit + 1`` fetched items: the extra one only says there is more."""
-    if len(items) > limit:
-        items = items[:limit]
-        return Page[Any](items=items, next_cursor=encode_cursor(key(items[-1])))
-    return Page[Any](items=items, next_cursor=None)
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a cursor value")
+
+
+def _bad_cursor(reason: str) -> InvalidCursorError:
+    return InvalidCursorError(
+        "The cursor is not one this list returned",
+        details={"reason": reason},
+        hint="pass the next_cursor of the previous page of the same list, or no cursor",
+    )

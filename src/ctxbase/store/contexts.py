@@ -20,16 +20,17 @@ from ctxbase.store.base import (
     DEFAULT_PAGE,
     DEFAULT_PROJECT,
     Domain,
+    Keyset,
     as_uuid,
-    decode_cursor,
-    make_page,
     page_limit,
     parse,
+    uuid_part,
 )
 from ctxbase.store.embedding import text_hash
 
 contexts_table = table(ContextRow)
 x = contexts_table.c
+_pages = Keyset("contexts", (uuid_part,))
 
 
 class Contexts(Domain):
@@ -154,6 +155,8 @@ class Contexts(Domain):
     ) -> Page[ContextUnit]:
         """Latest versions (all with ``include_superseded`` or a ``version``), newest first."""
         page_limit(limit)
+        within = self._list_of(project)
+        last = _pages.decode(cursor, within)[0] if cursor else None
         with self._db.connect() as connection:
             query = select(contexts_table).where(
                 x.project_id == self._project_id(connection, project)
@@ -166,12 +169,11 @@ class Contexts(Domain):
                 query = query.where(x.source_type == source_type)
             if name is not None:
                 query = query.where(x.name == name)
-            if cursor:
-                (last,) = decode_cursor(cursor, uuid.UUID)
+            if last is not None:
                 query = query.where(x.id < last)
             rows = connection.execute(query.order_by(x.id.desc()).limit(limit + 1))
             items = [ContextUnit.model_validate(r._mapping) for r in rows]
-        return make_page(items, limit, lambda item: [item.id])
+        return _pages.page(items, limit, lambda item: [item.id], within)
 
     def delete(self, context_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT) -> None:
         """Delete every version of the unit's name (and their embeddings)."""

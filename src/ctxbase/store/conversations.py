@@ -35,14 +35,15 @@ from ctxbase.store.base import (
     DEFAULT_PAGE,
     DEFAULT_PROJECT,
     Domain,
+    Keyset,
     as_uuid,
-    decode_cursor,
+    count_part,
     given,
-    make_page,
     page_limit,
     parse,
     project_id_subquery,
     sequence_number,
+    uuid_part,
 )
 from ctxbase.store.filters import metadata_matches
 
@@ -51,6 +52,8 @@ messages_table = table(MessageRow)
 c = conversations_table.c
 m = messages_table.c
 _timestamp = TypeAdapter(Timestamp | None)
+_conversation_pages = Keyset("conversations", (uuid_part,))
+_message_pages = Keyset("messages", (count_part(INT32_MAX),))  # by position
 
 
 class Conversations(Domain):
@@ -127,6 +130,8 @@ class Conversations(Domain):
             _timestamp.validate_python(created_after),
             _timestamp.validate_python(created_before),
         )
+        within = self._list_of(project)
+        last = _conversation_pages.decode(cursor, within)[0] if cursor else None
         with self._db.connect() as connection:
             query = select(conversations_table).where(
                 c.project_id == self._project_id(connection, project)
@@ -139,12 +144,11 @@ class Conversations(Domain):
                 query = query.where(c.created_at < before)
             if metadata:
                 query = query.where(metadata_matches(c.metadata, metadata, self._db.backend))
-            if cursor:
-                (last,) = decode_cursor(cursor, uuid.UUID)
+            if last is not None:
                 query = query.where(c.id < last)
             rows = connection.execute(query.order_by(c.id.desc()).limit(limit + 1))
             items = [Conversation.model_validate(r._mapping) for r in rows]
-        return make_page(items, limit, lambda item: [item.id])
+        return _conversation_pages.page(items, limit, lambda item: [item.id], within)
 
     def update(
         self,
@@ -281,8 +285,9 @@ class Messages(Domain):
         page_limit(limit)
         conversation_id = as_uuid(conversation_id, "conversation")
         start = sequence_number("after", after or 0)
+        within = (*self._list_of(project), conversation_id)
         if cursor:
-            (start,) = decode_cursor(cursor, _position)
+            (start,) = _message_pages.decode(cursor, within)
         params = {
             "id": conversation_id,
             "after": min(start, INT32_MAX),  # no position is larger
@@ -296,7 +301,7 @@ class Messages(Domain):
                 exists = self._db.prepared("conversations.exists", _conversation_exists)
                 if exists.first(driver_cursor, params) is None:
                     raise NotFoundError(f"No conversation {conversation_id}")
-        return make_page(items, limit, lambda item: [item.position])
+        return _message_pages.page(items, limit, lambda item: [item.position], within)
 
 
 # --- prepared statements (compiled once per database) --------------------------------------
@@ -306,12 +311,6 @@ def _select_conversation() -> Any:
     return select(conversations_table).where(
         c.id == bindparam("id"), c.project_id == project_id_subquery()
     )
-
-
-def _position(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError("not a message position")
-    return value
 
 
 def _conversation_exists() -> Any:

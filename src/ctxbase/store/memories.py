@@ -24,18 +24,19 @@ from ctxbase.store.base import (
     DEFAULT_PAGE,
     DEFAULT_PROJECT,
     Domain,
+    Keyset,
     as_uuid,
-    decode_cursor,
     given,
-    make_page,
     page_limit,
     parse,
+    uuid_part,
 )
 
 memories_table = table(MemoryRow)
 changes_table = table(MemoryChangeRow)
 mem = memories_table.c
 chg = changes_table.c
+_pages = Keyset("memories", (uuid_part,))
 
 #: Fields a history entry records.
 TRACKED = ("content", "memory_type", "importance", "metadata", "expires_at")
@@ -201,6 +202,8 @@ class Memories(Domain):
     ) -> Page[Memory]:
         """Unexpired memories, newest first; not counted as accesses."""
         page_limit(limit)
+        within = self._list_of(project)
+        last = _pages.decode(cursor, within)[0] if cursor else None
         with self._db.connect() as connection:
             query = select(memories_table).where(
                 mem.project_id == self._project_id(connection, project), _alive(utcnow())
@@ -214,12 +217,11 @@ class Memories(Domain):
                     query = query.where(column == value)
             if conversation_id is not None:
                 query = query.where(mem.conversation_id == as_uuid(conversation_id, "conversation"))
-            if cursor:
-                (last,) = decode_cursor(cursor, uuid.UUID)
+            if last is not None:
                 query = query.where(mem.id < last)
             rows = connection.execute(query.order_by(mem.id.desc()).limit(limit + 1))
             items = [Memory.model_validate(r._mapping) for r in rows]
-        return make_page(items, limit, lambda item: [item.id])
+        return _pages.page(items, limit, lambda item: [item.id], within)
 
     def prune(self, *, project: str = DEFAULT_PROJECT) -> int:
         """Delete the project's expired memories; returns how many."""

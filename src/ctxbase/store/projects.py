@@ -15,15 +15,16 @@ from ctxbase.store.base import (
     DEFAULT_PROJECT,
     DEFAULT_TENANT,
     Domain,
-    decode_cursor,
-    make_page,
+    Keyset,
     page_limit,
     parse,
     projects_table,
     tenants_table,
+    text_part,
 )
 
 p = projects_table.c
+_pages = Keyset("projects", (text_part(64),))  # by slug
 
 
 class Projects(Domain):
@@ -63,6 +64,8 @@ class Projects(Domain):
     def list(self, *, limit: int = DEFAULT_PAGE, cursor: str | None = None) -> Page[Project]:
         page_limit(limit)
         scope = self._store.scope
+        within = (scope.tenant,)
+        after = _pages.decode(cursor, within)[0] if cursor else None
         query = (
             select(projects_table)
             .join(tenants_table, tenants_table.c.id == p.tenant_id)
@@ -72,12 +75,11 @@ class Projects(Domain):
         )
         if scope.projects is not None:
             query = query.where(p.slug.in_(sorted(scope.projects)))
-        if cursor:
-            (after,) = decode_cursor(cursor, str)
+        if after is not None:
             query = query.where(p.slug > after)
         with self._db.connect() as connection:
             items = [Project.model_validate(r._mapping) for r in connection.execute(query)]
-        return make_page(items, limit, lambda item: [item.slug])
+        return _pages.page(items, limit, lambda item: [item.slug], within)
 
     def update(
         self, slug: str, *, name: str | None = None, settings: dict[str, Any] | None = None

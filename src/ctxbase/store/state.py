@@ -25,16 +25,17 @@ from ctxbase.store.base import (
     DEFAULT_PAGE,
     DEFAULT_PROJECT,
     Domain,
-    decode_cursor,
-    make_page,
+    Keyset,
     page_limit,
     parse,
+    text_part,
 )
 
 state_table = table(StateRow)
 s = state_table.c
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.:@+=-]+$")
 _UNIQUE = ["project_id", "namespace", "key"]
+_pages = Keyset("state", (text_part(500), text_part(500)))  # by namespace, key
 
 
 def check_namespace(namespace: str) -> str:
@@ -164,6 +165,8 @@ class State(Domain):
         """Entries in ``namespace`` and below it, ordered by namespace then key."""
         page_limit(limit)
         namespace = check_namespace(namespace)
+        within = self._list_of(project)
+        last = _pages.decode(cursor, within) if cursor else None
         with self._db.connect() as connection:
             query = select(state_table).where(
                 s.project_id == self._project_id(connection, project), _alive(utcnow())
@@ -173,8 +176,8 @@ class State(Domain):
                 query = query.where(
                     or_(s.namespace == namespace, s.namespace.like(below + "/%", escape="\\"))
                 )
-            if cursor:
-                last_namespace, last_key = decode_cursor(cursor, str, str)
+            if last is not None:
+                last_namespace, last_key = last
                 query = query.where(
                     or_(
                         s.namespace > last_namespace,
@@ -183,7 +186,7 @@ class State(Domain):
                 )
             rows = connection.execute(query.order_by(s.namespace, s.key).limit(limit + 1))
             items = [StateEntry.model_validate(r._mapping) for r in rows]
-        return make_page(items, limit, lambda item: [item.namespace, item.key])
+        return _pages.page(items, limit, lambda item: [item.namespace, item.key], within)
 
     # --- helpers ---
 

@@ -30,20 +30,24 @@ from ctxbase.records import (
 from ctxbase.store.base import (
     DEFAULT_PAGE,
     DEFAULT_PROJECT,
+    INT64_MAX,
     Domain,
+    Keyset,
     as_uuid,
-    decode_cursor,
+    count_part,
     given,
-    make_page,
     page_limit,
     parse,
     sequence_number,
+    uuid_part,
 )
 from ctxbase.store.events import streams_table
 
 subscriptions_table = table(SubscriptionRow)
 dead_letters_table = table(DeadLetterRow)
 sub = subscriptions_table.c
+_pages = Keyset("subscriptions", (uuid_part,))
+_dead_letter_pages = Keyset("dead letters", (count_part(INT64_MAX),))  # by sequence
 _SCAN_BATCH = 500
 
 
@@ -118,18 +122,19 @@ class Subscriptions(Domain):
         cursor: str | None = None,
     ) -> Page[Subscription]:
         page_limit(limit)
+        within = self._list_of(project)
+        last_id = _pages.decode(cursor, within)[0] if cursor else None
         with self._db.connect() as connection:
             query = select(subscriptions_table).where(
                 sub.project_id == self._project_id(connection, project)
             )
             if agent_id is not None:
                 query = query.where(sub.agent_id == agent_id)
-            if cursor:
-                (last_id,) = decode_cursor(cursor, uuid.UUID)
+            if last_id is not None:
                 query = query.where(sub.id > last_id)
             rows = connection.execute(query.order_by(sub.id).limit(limit + 1))
             items = [subscription_record(r._mapping) for r in rows]
-        return make_page(items, limit, lambda item: [item.id])
+        return _pages.page(items, limit, lambda item: [item.id], within)
 
     def delete(self, subscription_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT) -> None:
         with self._db.connect(write=True) as connection:
@@ -197,15 +202,16 @@ class Subscriptions(Domain):
         """Events given up on after the last delivery attempt, oldest first."""
         page_limit(limit)
         dl = dead_letters_table.c
+        within = (*self._list_of(project), as_uuid(subscription_id, "subscription"))
+        after = _dead_letter_pages.decode(cursor, within)[0] if cursor else None
         with self._db.connect() as connection:
             row = self._row(connection, subscription_id, project)
             query = select(dead_letters_table).where(dl.subscription_id == row["id"])
-            if cursor:
-                (after,) = decode_cursor(cursor, int)
+            if after is not None:
                 query = query.where(dl.sequence > after)
             rows = connection.execute(query.order_by(dl.sequence).limit(limit + 1))
             items = [DeadLetter.model_validate(r._mapping) for r in rows]
-        return make_page(items, limit, lambda item: [item.sequence])
+        return _dead_letter_pages.page(items, limit, lambda item: [item.sequence], within)
 
     # --- helpers ---
 

@@ -40,14 +40,15 @@ from ctxbase.store.base import (
     DEFAULT_PAGE,
     DEFAULT_TENANT,
     Domain,
+    Keyset,
     as_uuid,
-    decode_cursor,
     given,
-    make_page,
     page_limit,
     parse,
     projects_table,
     tenants_table,
+    text_part,
+    uuid_part,
 )
 from ctxbase.store.usage import tenant_usage
 
@@ -55,6 +56,9 @@ keys_table = table(ApiKeyRow)
 audit_table = table(AuditRow)
 k = keys_table.c
 t = tenants_table.c
+_tenant_pages = Keyset("tenants", (text_part(64),))  # by slug
+_key_pages = Keyset("keys", (uuid_part,))
+_audit_pages = Keyset("audit", (uuid_part,))
 KEY_PREFIX = "cbk_"
 _PREFIX_LENGTH = len(KEY_PREFIX) + 8
 #: The tenant that owns the server: its admin keys administer every tenant and the server.
@@ -150,13 +154,13 @@ class Tenants(_TenantDomain):
     def list(self, *, limit: int = DEFAULT_PAGE, cursor: str | None = None) -> Page[Tenant]:
         self._require_server_admin()
         page_limit(limit)
+        after = _tenant_pages.decode(cursor, ())[0] if cursor else None
         query = select(tenants_table).order_by(t.slug).limit(limit + 1)
-        if cursor:
-            (after,) = decode_cursor(cursor, str)
+        if after is not None:
             query = query.where(t.slug > after)
         with self._db.connect() as connection:
             items = [_tenant_record(r._mapping) for r in connection.execute(query)]
-        return make_page(items, limit, lambda item: [item.slug])
+        return _tenant_pages.page(items, limit, lambda item: [item.slug], ())
 
     def update(
         self,
@@ -285,6 +289,8 @@ class Keys(_TenantDomain):
             tenant = scope.tenant
         if tenant is not None:
             self._require_tenant(tenant)
+        within = (scope.tenant, tenant)
+        after = _key_pages.decode(cursor, within)[0] if cursor else None
         query = (
             select(*keys_table.c, t.slug.label("tenant"))
             .join(tenants_table, t.id == k.tenant_id)
@@ -293,12 +299,11 @@ class Keys(_TenantDomain):
         )
         if tenant is not None:
             query = query.where(t.slug == tenant)
-        if cursor:
-            (after,) = decode_cursor(cursor, uuid.UUID)
+        if after is not None:
             query = query.where(k.key_id > after)
         with self._db.connect() as connection:
             items = [ApiKey.model_validate(r._mapping) for r in connection.execute(query)]
-        return make_page(items, limit, lambda item: [item.key_id])
+        return _key_pages.page(items, limit, lambda item: [item.key_id], within)
 
     def revoke(self, key_id: uuid.UUID | str, *, actor: str = "library") -> ApiKey:
         """Revoke a key: it stops working at once."""
@@ -410,12 +415,13 @@ class Audit(Domain):
             query = query.join(tenants_table, t.id == a.tenant_id).where(t.slug == scope.tenant)
         if action is not None:
             query = query.where(a.action == action)
+        within = (scope.tenant,)
         if cursor:
-            (before,) = decode_cursor(cursor, uuid.UUID)
+            (before,) = _audit_pages.decode(cursor, within)
             query = query.where(a.id < before)
         with self._db.connect() as connection:
             items = [AuditEntry.model_validate(r._mapping) for r in connection.execute(query)]
-        return make_page(items, limit, lambda item: [item.id])
+        return _audit_pages.page(items, limit, lambda item: [item.id], within)
 
 
 def record_audit(
