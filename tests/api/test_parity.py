@@ -157,3 +157,15 @@ def test_the_check_fails_on_a_changed_signature(store: Any) -> None:
     problems = interface_problems(copy, [OPERATIONS["memories.add"]], http=False)
     assert "memories.add: has undeclared keyword importanse" in problems
     assert "memories.add: lacks keyword importance" in problems
+
+
+@pytest.mark.parametrize("name", [op.name for op in http_operations() if op.body is not None])
+def test_every_body_has_a_valid_example_shown_in_openapi(name: str) -> None:
+    op = OPERATIONS[name]
+    assert op.request_example is not None, f"{name} declares no example"
+    assert op.body is not None
+    op.body.model_validate(op.request_example)  # the example is a valid request
+    spec = _openapi_operations()[op.route_key]
+    shown = spec["requestBody"]["content"]["application/json"].get("example")
+    shared = [o for o in http_operations() if o.route_key == op.route_key]
+    assert shown == shared[0].request_example

@@ -128,6 +128,14 @@ class Operation:
         return (self.method, _PATH_PARAM.sub(lambda m: "{" + m.group(1) + "}", self.path))
 
     @property
+    def request_example(self) -> Any:
+        """An example body: the declared one, else the first the body model gives."""
+        if self.example is not None or self.body is None:
+            return self.example
+        examples = (self.body.model_config.get("json_schema_extra") or {}).get("examples")
+        return examples[0] if isinstance(examples, list) and examples else None
+
+    @property
     def response_model(self) -> Any:
         return self.wire.model if self.wire is not None else self.result
 

@@ -29,8 +29,9 @@ def declared(router: APIRouter, *names: str, **options: Any) -> Callable[[F], F]
     op = operation(names[0])
     HAND_WRITTEN.update(names)
     extra: dict[str, Any] = dict(options.pop("openapi_extra", None) or {})
-    if op.example is not None:
-        extra.setdefault("requestBody", {"content": {"application/json": {"example": op.example}}})
+    if op.request_example is not None:
+        example = {"content": {"application/json": {"example": op.request_example}}}
+        extra.setdefault("requestBody", example)
     summary = op.summary if len(names) == 1 else options.pop("summary", op.summary)
     return router.api_route(
         op.path,
