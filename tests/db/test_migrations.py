@@ -212,4 +212,4 @@ def test_token_totals_revision_keeps_and_backfills_data(database_url: str) -> No
 
 def _uuid(db: Database, value: uuid.UUID) -> object:
     """A UUID as each backend stores it when written with plain SQL."""
-    return value.hex if db.backend == "sqlite" else value
+    return value.hex if db.backend_name == "sqlite" else value
