@@ -304,7 +304,7 @@ class PostgresBackend(Backend):
                 " WHERE c.relkind = 'r' AND c.relnamespace = to_regnamespace(current_schema())"
             )
         )
-        return dict(rows.tuples().all())
+        return {name: int(size) for name, size in rows}
 
     def prepare_database(self, db: Database, *, schema: str | None) -> PgvectorStatus:
         """Create the configured schema if missing, and pgvector where the server has it."""

@@ -244,7 +244,7 @@ class SQLiteBackend(Backend):
     def table_sizes(self, connection: Connection) -> dict[str, int]:
         try:
             rows = connection.execute(text("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"))
-            return dict(rows.tuples().all())
+            return {name: int(size) for name, size in rows}
         except sa_exc.OperationalError:  # pragma: no cover - SQLite built without dbstat
             return {}
 
