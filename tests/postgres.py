@@ -61,9 +61,7 @@ class PostgresServer:
     ) -> None:
         clause = f" TEMPLATE {template}" if template else ""
         clause += f" OWNER {owner}" if owner else ""
-        self.execute(
-            f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}{clause}"
-        )
+        self.execute(f"CREATE DATABASE {name}{clause}")
         if owner and not template:  # before PostgreSQL 15, public was not the owner's
             self.execute(f"GRANT ALL ON SCHEMA public TO {owner}", database=name)
 
