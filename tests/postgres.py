@@ -19,6 +19,10 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 TEMPLATE = "ctxbase_test_template"
+#: A role that may not create extensions (pgvector is not trusted): databases it owns and
+#: migrates have no pgvector, as on a server without it.
+NOVECTOR_ROLE = "ctxbase_test_novector"
+NOVECTOR_TEMPLATE = "ctxbase_test_novector_template"
 
 
 @dataclass
@@ -41,15 +45,25 @@ class PostgresServer:
                 connection.execute(statement)  # type: ignore[arg-type]
 
     @contextmanager
-    def database(self, *, template: str | None = None) -> Iterator[str]:
-        """A new database for one test (a copy of ``template`` if given), then dropped."""
+    def database(self, *, template: str | None = None, owner: str | None = None) -> Iterator[str]:
+        """A new database for one test (a copy of ``template`` if given), then dropped.
+
+        With ``owner``, that role owns it and the URL logs in as that role."""
         name = f"ctxbase_test_{uuid.uuid4().hex[:12]}"
-        clause = f" TEMPLATE {template}" if template else ""
-        self.execute(f"CREATE DATABASE {name}{clause}")
+        self.create_database(name, template=template, owner=owner)
         try:
-            yield self.url(name)
+            yield self.url(name, user=owner)
         finally:
             self.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def create_database(
+        self, name: str, *, template: str | None = None, owner: str | None = None
+    ) -> None:
+        clause = f" TEMPLATE {template}" if template else ""
+        clause += f" OWNER {owner}" if owner else ""
+        self.execute(f"CREATE DATABASE {name}{clause}")
+        if owner and not template:  # before PostgreSQL 15, public was not the owner's
+            self.execute(f"GRANT ALL ON SCHEMA public TO {owner}", database=name)
 
 
 @contextmanager

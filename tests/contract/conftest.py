@@ -1,7 +1,8 @@
 """The ``api`` fixture: the same tests against Store on every backend and Client over HTTP.
 
-Targets: ``store-sqlite-memory``, ``store-sqlite-file``, ``store-postgres`` (the library)
-and ``http-sqlite``, ``http-postgres`` (``ctxbase.Client`` against a live server).
+Targets: ``store-sqlite-memory``, ``store-sqlite-file``, ``store-postgres``,
+``store-postgres-novector`` (the library) and ``http-sqlite``, ``http-postgres``
+(``ctxbase.Client`` against a live server).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ TARGETS = [
     "store-sqlite-memory",
     "store-sqlite-file",
     "store-postgres",
+    "store-postgres-novector",
     "http-sqlite",
     "http-postgres",
 ]
@@ -26,6 +28,7 @@ _BACKEND_OF = {
     "store-sqlite-memory": "sqlite-memory",
     "store-sqlite-file": "sqlite-file",
     "store-postgres": "postgres",
+    "store-postgres-novector": "postgres-novector",
     "http-sqlite": "sqlite-file",
     "http-postgres": "postgres",
 }

@@ -31,17 +31,25 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_report_on_every_backend(store: ctxbase.Store) -> None:
+def test_report_on_every_backend(store: ctxbase.Store, backend: str) -> None:
     report = store.check_connection()
-    assert report.status == "ok", report.problems
     assert report.schema_revision == report.head_revision == migrate.head_revision()
     assert report.pending_migrations == []
     assert report.server_version
-    if store.backend == "postgresql":
+    if backend == "postgres-novector":
+        assert report.status == "degraded"
+        assert [p.code for p in report.problems] == ["pgvector_missing"]
+        assert report.pgvector is not None and not report.pgvector.installed
+        assert report.vector_storage == "bytes"
+        assert not store.db.backend.has_vector_type
+        return
+    assert report.status == "ok", report.problems
+    if backend == "postgres":
         assert report.pgvector is not None
         assert report.pgvector.installed and report.pgvector.version
         assert report.vector_storage == "pgvector"
         assert report.port and report.database
+        assert store.db.backend.has_vector_type
     else:
         assert report.pgvector is None
         assert report.vector_storage == "bytes"

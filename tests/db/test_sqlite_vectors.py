@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 import ctxbase
+from ctxbase.db.backends.sqlite import SQLiteBackend
 from ctxbase.db.vectors.base import reference_scores
+from ctxbase.db.vectors.sqlite import SQLiteVectorIndex
 from ctxbase.embeddings.hashing import HashEmbedder
 from tests.conftest import open_store
 
@@ -188,9 +190,7 @@ def test_index_builds_in_the_background_and_agrees(clustered: Any) -> None:
     store, embedder = clustered
     _append(store, [f"item {i}" for i in range(len(embedder.items))])
     exact = [_vector_ids(store, f"query {q}") for q in range(5)]  # starts the build
-    from ctxbase.store.search import _sqlite_index
-
-    vectors = next(t.vectors for t in _sqlite_index(store.db)._tracked.values() if t.vectors)
+    vectors = next(t.vectors for t in _vector_index(store)._tracked.values() if t.vectors)
     for _ in range(600):
         if vectors.ann("cosine") is not None:
             break
@@ -205,9 +205,7 @@ def test_exact_below_the_threshold(tmp_path: Path) -> None:
     with open_store(f"sqlite:///{tmp_path / 'e.db'}", sqlite_hnsw_min_vectors=0) as store:
         _append(store, [" ".join(WORDS[i : i + 5]) for i in range(100)])
         store.search.prepare_index("hash:64", 64)
-        from ctxbase.store.search import _sqlite_index
-
-        tracked = _sqlite_index(store.db)._tracked
+        tracked = _vector_index(store)._tracked
         assert all(t.vectors is None or t.vectors.ann("cosine") is None for t in tracked.values())
         embedder = HashEmbedder(64)
         texts = [" ".join(WORDS[i : i + 5]) for i in range(100)]
@@ -246,3 +244,9 @@ def test_threads_search_while_another_writes(tmp_path: Path) -> None:
         assert failures == []
         found = _contents(store, "tram timetable")
         assert found and all(int(text.split()[0][6:]) % 2 for text in found)
+
+
+def _vector_index(store: ctxbase.Store) -> SQLiteVectorIndex:
+    backend = store.db.backend
+    assert isinstance(backend, SQLiteBackend)
+    return backend.vector_index

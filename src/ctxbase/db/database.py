@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -14,14 +13,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 
 from ctxbase.config import Settings
-from ctxbase.db.driver_connections import (
-    DriverConnections,
-    PostgresReadConnections,
-    SQLiteDriverConnections,
-)
-from ctxbase.db.driver_errors import DRIVER_ERRORS, translate_error
-from ctxbase.db.engine import WRITE_OPTION, create_engine_for
-from ctxbase.db.prepared import PreparedStatement, RawTransaction
+from ctxbase.db.backends import backend_for
+from ctxbase.db.backends.base import WRITE_OPTION, Backend
+from ctxbase.db.prepared import PreparedStatement
 from ctxbase.db.urls import DatabaseURL, parse_database_url
 
 #: Compiled statements kept per database.
@@ -34,8 +28,9 @@ class Database:
     def __init__(self, url: str | DatabaseURL, *, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_values()
         self.url = url if isinstance(url, DatabaseURL) else parse_database_url(url)
-        self.sqlite = self.url.backend == "sqlite"
-        self.engine: Engine = create_engine_for(self.url, self.settings)
+        #: What differs between databases; feature code asks it, never its name.
+        self.backend: Backend = backend_for(self.url, self.settings)
+        self.engine: Engine = self.backend.engine
         #: Called with the seconds each statement took on the prepared-statement path
         #: (the Core path reports through SQLAlchemy's engine events).
         self.query_observers: list[Callable[[float], None]] = []
@@ -44,7 +39,8 @@ class Database:
         #: Connections of the prepared-statement path outside the pool: every one of an
         #: SQLite file, PostgreSQL's reads. None for an in-memory database, which is one
         #: connection shared through the pool.
-        self.driver_connections = _driver_connections(self.url, self.engine, self.settings)
+        self.driver_connections = self.backend.driver_connections()
+        self._raw_transaction = self.backend.raw_transaction
 
     def observe_query(self, seconds: float) -> None:
         for observer in self.query_observers:
@@ -69,25 +65,26 @@ class Database:
 
     def raw(self, *, write: bool = False) -> AbstractContextManager[Any]:
         """A driver cursor in one transaction, for prepared statements."""
-        return RawTransaction(self, write=write)
+        return self._raw_transaction(self, write=write)
 
     @property
-    def backend(self) -> str:
-        return self.url.backend
+    def backend_name(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``: for display only."""
+        return self.backend.name
 
     @contextmanager
     def translated_errors(self) -> Iterator[None]:
         """Re-raise any driver error inside the block as a ctxbase error."""
         try:
             yield
-        except DRIVER_ERRORS as e:
-            raise translate_error(e, self.url) from e
+        except self.backend.driver_errors as e:
+            raise self.backend.translate_error(e) from e
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A connection for reads that need no snapshot across statements: on PostgreSQL
-        in autocommit, saving the BEGIN and COMMIT round trips."""
-        if self.backend != "postgresql":
+        """A connection for reads that need no snapshot across statements: in autocommit
+        where the backend allows, saving the BEGIN and COMMIT round trips."""
+        if not self.backend.reads_in_autocommit:
             with self.connect() as connection:
                 yield connection
             return
@@ -141,27 +138,3 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({self.url.masked()!r})"
-
-
-def _driver_connections(
-    url: DatabaseURL, engine: Engine, settings: Settings
-) -> DriverConnections | None:
-    """The same limits as the pool's: a PostgreSQL store has up to ``pool_size`` idle
-    connections for reads and as many for transactions."""
-    limit, keep = settings.pool_size + settings.max_overflow, settings.pool_size
-    if url.backend == "postgresql":
-        return PostgresReadConnections(
-            engine,
-            limit=limit,
-            keep=keep,
-            timeout=settings.pool_timeout,
-            recycle=settings.pool_recycle,
-            ping_after=(
-                settings.pool_pre_ping_idle_seconds if settings.pool_pre_ping else math.inf
-            ),
-        )
-    if url.sqlite_path:
-        return SQLiteDriverConnections(
-            engine, limit=limit, keep=keep, timeout=settings.pool_timeout
-        )
-    return None

@@ -6,19 +6,15 @@ a hint. Passwords never appear in a report.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 
 from ctxbase.db import migrate
 from ctxbase.db.database import Database
 from ctxbase.db.vectors.postgres import (
     PGVECTOR_INSTALL_HINT,
     PGVECTOR_MISSING_CONSEQUENCES,
-    pgvector_status,
-    vector_column_is_pgvector,
 )
 from ctxbase.errors import CtxbaseError
 
@@ -67,11 +63,11 @@ def check_connection(db: Database) -> ConnectionReport:
     url = db.url
     report = ConnectionReport(
         status="ok",
-        backend=url.backend,
+        backend=db.backend_name,
         url=url.masked(),
         database=url.sqlite_path or (":memory:" if url.in_memory else url.url.database),
-        host=url.url.host if url.backend == "postgresql" else None,
-        port=(url.url.port or 5432) if url.backend == "postgresql" else None,
+        host=url.url.host,
+        port=url.url.port or db.backend.default_port,
         head_revision=migrate.head_revision(),
     )
     try:
@@ -84,19 +80,14 @@ def check_connection(db: Database) -> ConnectionReport:
 
 def _inspect(db: Database, report: ConnectionReport) -> None:
     with db.connect() as connection:
-        if db.backend == "postgresql":
-            report.server_version = connection.execute(text("SHOW server_version")).scalar()
-            status = pgvector_status(connection)
-            report.pgvector = PgvectorReport(
-                **status.__dict__, hint=None if status.installed else PGVECTOR_INSTALL_HINT
-            )
-            has_schema = connection.execute(text("SELECT to_regclass('embeddings')")).scalar()
-            if has_schema:
-                pgvector_column = vector_column_is_pgvector(connection)
-                report.vector_storage = "pgvector" if pgvector_column else "bytes"
-        else:
-            report.server_version = f"SQLite {sqlite3.sqlite_version}"
-            report.vector_storage = "bytes"
+        server = db.backend.describe(connection)
+    report.server_version = server.server_version
+    report.vector_storage = server.vector_storage
+    status = server.pgvector
+    if status is not None:
+        report.pgvector = PgvectorReport(
+            **status.__dict__, hint=None if status.installed else PGVECTOR_INSTALL_HINT
+        )
     report.schema_revision = migrate.current_revision(db)
     report.pending_migrations = migrate.pending_revisions(db)
     _add_warnings(report)

@@ -6,7 +6,8 @@ proxy, fires events and resets it on return. These connections need none of that
 because the prepared-statement path leaves them clean: an SQLite transaction it begins
 it ends, and PostgreSQL connections here only read, in autocommit. Connections are still
 made by the engine's pool, so the engine's connect events apply (SQLite pragmas,
-pgvector's binary type), then detached from it.
+pgvector's binary type), then detached from it. Each backend subclasses
+:class:`DriverConnections` with its driver's checks.
 
 As with the pool: at most ``limit`` connections are out at once (a caller waits up to
 ``timeout`` seconds for one), at most ``keep`` idle ones are kept, and a connection older
@@ -20,7 +21,6 @@ import threading
 import time
 from typing import Any
 
-from psycopg.pq import TransactionStatus
 from sqlalchemy import exc as sa_exc
 
 
@@ -104,58 +104,3 @@ class DriverConnections:
         # a broken connection may fail to close; it is gone either way
         with contextlib.suppress(Exception):
             connection.close()
-
-
-class SQLiteDriverConnections(DriverConnections):
-    """``sqlite3`` connections of an SQLite file, for reads and writes."""
-
-    def _clean(self, connection: Any) -> bool:
-        if not connection.in_transaction:
-            return True
-        try:
-            connection.execute("ROLLBACK")  # left open by a failure: never reuse it dirty
-        except Exception:
-            return False
-        return True
-
-
-class PostgresReadConnections(DriverConnections):
-    """psycopg connections in autocommit mode, for single-statement reads.
-
-    A connection idle longer than ``ping_after`` seconds is pinged before use (as the
-    pool does): a restarted server or a dropped link costs a new connection, not an error.
-    """
-
-    def __init__(
-        self,
-        engine: Any,
-        *,
-        limit: int,
-        keep: int,
-        timeout: float,
-        recycle: float,
-        ping_after: float,
-    ) -> None:
-        super().__init__(engine, limit=limit, keep=keep, timeout=timeout, recycle=recycle)
-        self._ping_after = ping_after
-
-    def _prepare(self, connection: Any) -> None:
-        connection.autocommit = True
-
-    def _usable(self, connection: Any, idle_seconds: float) -> bool:
-        if connection.closed:
-            return False
-        if idle_seconds < self._ping_after:
-            return True
-        try:
-            connection.execute("SELECT 1")
-        except Exception:
-            return False
-        return True
-
-    def _clean(self, connection: Any) -> bool:
-        return (
-            not connection.closed
-            and not connection.broken
-            and connection.info.transaction_status == TransactionStatus.IDLE
-        )

@@ -1,14 +1,15 @@
 """The one boundary where driver errors become ctxbase errors.
 
-Both drivers (sqlite3 and psycopg) reach here wrapped by SQLAlchemy; everything above this
-module sees only :mod:`ctxbase.errors`.
+Errors of either driver reach here wrapped by SQLAlchemy, or raw from prepared statements
+run on driver cursors; each backend calls :func:`translate_error` with its driver's DB-API
+module (see ``backends``). Everything above this module sees only :mod:`ctxbase.errors`.
 """
 
 from __future__ import annotations
 
-import sqlite3
+from types import ModuleType
+from typing import Any
 
-import psycopg
 from sqlalchemy import exc as sa_exc
 
 from ctxbase.db.urls import DatabaseURL, mask_url
@@ -22,11 +23,16 @@ from ctxbase.errors import (
     SchemaError,
 )
 
-#: What the boundary catches: SQLAlchemy's errors, and the drivers' own from prepared
-#: statements, which run on driver cursors.
-DRIVER_ERRORS = (sa_exc.SQLAlchemyError, sqlite3.Error, psycopg.Error)
-_INTEGRITY = (sa_exc.IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
-_OPERATIONAL = (sa_exc.OperationalError, sqlite3.OperationalError, psycopg.OperationalError)
+
+def __getattr__(name: str) -> Any:
+    """``DRIVER_ERRORS``: what the boundary catches for any backend (SQLAlchemy's errors
+    and every driver's own); a database catches its own backend's ``driver_errors``."""
+    if name == "DRIVER_ERRORS":
+        from ctxbase.db.backends import all_backend_classes
+
+        return (sa_exc.SQLAlchemyError, *(cls.dbapi.Error for cls in all_backend_classes()))
+    raise AttributeError(name)
+
 
 # PostgreSQL SQLSTATE codes (https://www.postgresql.org/docs/current/errcodes-appendix.html)
 _INVALID_PASSWORD = {"28P01", "28000"}
@@ -41,10 +47,20 @@ _LOCK_TIMEOUTS = {"55P03", "40P01", "40001"}
 _SERVER_GONE = {"57P01", "57P02", "57P03"}  # admin / crash shutdown, cannot connect now
 
 
-def translate_error(error: BaseException, db_url: DatabaseURL) -> CtxbaseError:
-    """The ctxbase error for a driver or SQLAlchemy error raised while using ``db_url``."""
+def translate_error(
+    error: BaseException, db_url: DatabaseURL, *, dbapi: ModuleType | None = None
+) -> CtxbaseError:
+    """The ctxbase error for a driver or SQLAlchemy error raised while using ``db_url``,
+    whose driver is the DB-API module ``dbapi``."""
     if isinstance(error, CtxbaseError):
         return error
+    integrity: tuple[type[BaseException], ...] = (sa_exc.IntegrityError,)
+    operational: tuple[type[BaseException], ...] = (sa_exc.OperationalError,)
+    if dbapi is not None:
+        integrity, operational = (
+            (*integrity, dbapi.IntegrityError),
+            (*operational, dbapi.OperationalError),
+        )
     where = db_url.masked()
     original = getattr(error, "orig", None) or error
     text = mask_url(str(original).strip())
@@ -73,7 +89,7 @@ def translate_error(error: BaseException, db_url: DatabaseURL) -> CtxbaseError:
             f"The database does not exist on the server ({where})",
             hint="create it first, e.g. `createdb <name>`, or fix the name in the URL",
         )
-    if isinstance(error, _OPERATIONAL) and _is_unreachable(lowered):
+    if isinstance(error, operational) and _is_unreachable(lowered):
         return DatabaseUnavailableError(
             f"The database server is unreachable ({where}): {text}",
             hint="check that the server runs and that host and port are right",
@@ -90,7 +106,7 @@ def translate_error(error: BaseException, db_url: DatabaseURL) -> CtxbaseError:
             f"The database has no ctxbase schema ({where}): {text}",
             hint="run `ctxbase db upgrade`",
         )
-    if isinstance(error, _INTEGRITY):
+    if isinstance(error, integrity):
         return _integrity_error(sqlstate, lowered, text)
     if isinstance(error, sa_exc.StatementError) and not isinstance(error, sa_exc.DBAPIError):
         return InvalidInputError(f"A value could not be stored: {text}")

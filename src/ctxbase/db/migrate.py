@@ -8,8 +8,7 @@ transactional, and SQLite's is too), so a failed upgrade leaves the schema as it
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,19 +19,17 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from pgvector.sqlalchemy import VECTOR
-from sqlalchemy import Connection, LargeBinary, text
+from sqlalchemy import Connection, LargeBinary
 
 from ctxbase.db.database import Database
 from ctxbase.db.schema import metadata
-from ctxbase.db.types import VECTOR_STORAGE_ATTR, EmbeddingVector
+from ctxbase.db.types import EmbeddingVector
 from ctxbase.errors import SchemaError
 
 VERSION_TABLE = "ctxbase_schema_version"
 SCRIPT_LOCATION = "ctxbase.db:migrations"
 #: Names of vector indexes built per embedding model at run time, not by revisions.
 ANN_INDEX_PREFIX = "ix_embeddings_ann_"
-#: Serialises concurrent upgrades of one PostgreSQL database ("ctxb" in ASCII).
-_ADVISORY_LOCK_KEY = 0x63747862
 
 
 @dataclass(frozen=True)
@@ -149,18 +146,7 @@ def ensure_schema(db: Database, *, auto_migrate: bool = True) -> str | None:
 
 def detect_vector_storage(db: Database) -> str:
     """Record on the engine whether embeddings are pgvector columns or float32 bytes."""
-    storage = "bytes"
-    if db.backend == "postgresql":
-        from ctxbase.db.vectors.postgres import vector_column_is_pgvector
-
-        with db.connect() as connection:
-            storage = "pgvector" if vector_column_is_pgvector(connection) else "bytes"
-    dialect = db.engine.dialect
-    if getattr(dialect, VECTOR_STORAGE_ATTR, None) != storage:
-        setattr(dialect, VECTOR_STORAGE_ATTR, storage)
-        # Types memoise their per-dialect implementation; the vector's just changed.
-        dialect._type_memos.clear()
-    return storage
+    return db.backend.detect_vector_storage(db)
 
 
 def _config(connection: Connection | None) -> Config:
@@ -176,43 +162,9 @@ def _current(connection: Connection) -> str | None:
 
 
 def _run(db: Database, action: Callable[[Config], None]) -> None:
-    with _migration_connection(db) as connection:
+    with db.backend.migration_connection(db) as connection:
         try:
             action(_config(connection))
         except CommandError as e:
             raise SchemaError(f"Migration failed: {e}") from e
     detect_vector_storage(db)
-
-
-@contextmanager
-def _migration_connection(db: Database) -> Iterator[Connection]:
-    """A write transaction fit for DDL.
-
-    SQLite rebuilds a table to alter it (copy, drop, rename); with foreign keys on, the
-    drop would cascade into child tables and delete their rows. Foreign keys are therefore
-    off during migrations (the pragma only works outside a transaction) and checked after.
-    """
-    with db.translated_errors(), db.engine.connect() as connection:
-        sqlite = db.backend == "sqlite"
-        if sqlite:
-            connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
-        try:
-            with db.begin(connection, write=True):
-                if not sqlite:
-                    connection.execute(
-                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY}
-                    )
-                yield connection
-                if sqlite:
-                    _check_foreign_keys(connection)
-        finally:
-            if sqlite:
-                connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
-
-
-def _check_foreign_keys(connection: Connection) -> None:
-    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-    if broken:
-        raise SchemaError(
-            "The migration left rows pointing at missing records", details=[list(r) for r in broken]
-        )

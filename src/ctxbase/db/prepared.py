@@ -21,7 +21,6 @@ from sqlalchemy import Uuid
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from ctxbase.db.driver_errors import DRIVER_ERRORS, translate_error
 from ctxbase.db.types import UTCDateTime
 
 if TYPE_CHECKING:
@@ -149,18 +148,20 @@ class RawTransaction:
     """A driver cursor; a write runs in one transaction, committed when the block ends
     cleanly. Driver errors inside the block come out as ctxbase errors.
 
-    SQLite connections run in autocommit mode (ctxbase emits BEGIN itself), so a write
-    takes the write lock at once and a read of one statement needs no transaction; an
-    SQLite file's connections come from :class:`SQLiteDriverConnections`. Reads on
-    PostgreSQL run in autocommit too, saving the BEGIN and COMMIT round trips: each
-    statement sees the latest commits, as it would in a READ COMMITTED transaction; they
-    come from :class:`PostgresReadConnections`, already in autocommit.
+    Each backend subclasses it (``_begin`` and ``_end``): SQLite connections run in
+    autocommit mode (ctxbase emits BEGIN itself), so a write takes the write lock at once
+    and a read of one statement needs no transaction; reads on PostgreSQL run in
+    autocommit too, saving the BEGIN and COMMIT round trips. Connections come from the
+    database's driver connections (see ``driver_connections``) when it has them and,
+    unless :attr:`writes_on_driver_connections`, only for reads.
 
     A class rather than a generator: entering and leaving it is a measurable part of an
     SQLite point read.
     """
 
     __slots__ = ("_connection", "_cursor", "_db", "_source", "_write")
+    #: Whether writes, too, take the database's driver connections.
+    writes_on_driver_connections: bool = False
     _connection: Any  # a driver connection, or the pool's proxy of one
     _cursor: Any
     _source: DriverConnections | None  # None: SQLAlchemy's pool
@@ -169,60 +170,51 @@ class RawTransaction:
         self._db = db
         self._write = write
         source = db.driver_connections
-        # PostgreSQL's driver connections only read; its writes take the pool's.
-        self._source = source if source is not None and (db.sqlite or not write) else None
+        self._source = (
+            source
+            if source is not None and (self.writes_on_driver_connections or not write)
+            else None
+        )
 
     def __enter__(self) -> Any:
         try:
             return self._open()
-        except DRIVER_ERRORS as e:
-            raise translate_error(e, self._db.url) from e
+        except self._db.backend.driver_errors as e:
+            raise self._db.backend.translate_error(e) from e
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, _tb: Any) -> None:
+        backend = self._db.backend
         try:
             self._close(committing=exc is None)
-        except DRIVER_ERRORS as e:
+        except backend.driver_errors as e:
             if exc is None:
-                raise translate_error(e, self._db.url) from e
-        if isinstance(exc, DRIVER_ERRORS):
-            raise translate_error(exc, self._db.url) from exc
+                raise backend.translate_error(e) from e
+        if isinstance(exc, backend.driver_errors):
+            raise backend.translate_error(exc) from exc
 
     def _open(self) -> Any:
         source = self._source
         self._connection = source.take() if source is not None else self._db.engine.raw_connection()
         try:
-            if self._db.sqlite:
-                cursor = self._connection.cursor()
-                if self._write:
-                    cursor.execute("BEGIN IMMEDIATE")
-            elif self._write:
-                cursor = self._connection.cursor()
-            elif source is not None:
-                cursor = self._connection.cursor()  # already in autocommit
-            else:
-                driver = self._connection.driver_connection
-                driver.autocommit = True
-                cursor = driver.cursor()
+            self._cursor = self._begin()
         except BaseException:
             self._release()
             raise
-        self._cursor = cursor
-        return cursor
+        return self._cursor
 
     def _close(self, *, committing: bool) -> None:
         try:
-            if self._db.sqlite:
-                if self._write and self._connection.in_transaction:
-                    self._cursor.execute("COMMIT" if committing else "ROLLBACK")
-            elif self._write:
-                if committing:
-                    self._connection.commit()
-                else:
-                    self._connection.rollback()
-            elif self._source is None:
-                self._connection.driver_connection.autocommit = False
+            self._end(committing=committing)
         finally:
             self._release()
+
+    def _begin(self) -> Any:
+        """A cursor on :attr:`_connection`, in a transaction if writing."""
+        raise NotImplementedError
+
+    def _end(self, *, committing: bool) -> None:
+        """End what :meth:`_begin` began."""
+        raise NotImplementedError
 
     def _release(self) -> None:
         if self._source is not None:

@@ -11,6 +11,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from ctxbase.db.backends import backend_class
+
 #: JSON documents; JSONB on PostgreSQL so they can be indexed and compared.
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
@@ -40,23 +42,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             raise ValueError("timestamps must be timezone-aware")
         value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value.replace(tzinfo=None) if _naive_timestamps(dialect) else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else as_utc(value)
 
-    # On SQLite the two directions are written out in one function each: SQLAlchemy's
-    # chain (this type's step, then SQLite's formatting or regex parsing) costs more than
-    # an indexed read. The stored text is the one SQLAlchemy writes:
-    # "YYYY-MM-DD HH:MM:SS.ffffff", always with microseconds, so text order is time order.
+    # Where timestamps are naive text (SQLite) the two directions are written out in one
+    # function each: SQLAlchemy's chain (this type's step, then SQLite's formatting or
+    # regex parsing) costs more than an indexed read. The stored text is the one
+    # SQLAlchemy writes: "YYYY-MM-DD HH:MM:SS.ffffff", always with microseconds, so text
+    # order is time order.
 
     def bind_processor(self, dialect: Dialect) -> Any:
-        if dialect.name != "sqlite":
+        if not _naive_timestamps(dialect):
             return super().bind_processor(dialect)
         return _sqlite_timestamp_text
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
-        if dialect.name != "sqlite":
+        if not _naive_timestamps(dialect):
             return super().result_processor(dialect, coltype)
         generic = super().result_processor(dialect, coltype)
 
@@ -66,6 +69,10 @@ class UTCDateTime(TypeDecorator[datetime]):
             return generic(value) if generic is not None else value
 
         return process
+
+
+def _naive_timestamps(dialect: Dialect) -> bool:
+    return backend_class(dialect.name).naive_timestamps
 
 
 def _sqlite_timestamp_text(value: datetime | None) -> str | None:

@@ -21,6 +21,7 @@ from ctxbase.errors import ConfigurationError
 Backend = Literal["sqlite", "postgresql"]
 
 _MEMORY_FORMS = {"memory://", "memory:", "sqlite://", "sqlite:///:memory:"}
+_SQLITE_SCHEMES = {"sqlite", "sqlite+pysqlite"}
 _POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"}
 # user:password@ inside anything that looks like a URL
 _PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*:)(?P<password>[^\s/]*)@")
@@ -31,15 +32,11 @@ class DatabaseURL:
     """A parsed, normalised database URL."""
 
     url: URL
+    #: The name of the backend (see ``ctxbase.db.backends``), for display and to pick its class.
     backend: Backend
     in_memory: bool = False
-
-    @property
-    def sqlite_path(self) -> str | None:
-        """The file of an SQLite database, or None when in memory or on PostgreSQL."""
-        if self.backend != "sqlite" or self.in_memory:
-            return None
-        return self.url.database
+    #: The file of an SQLite database; None when in memory or on PostgreSQL.
+    sqlite_path: str | None = None
 
     def masked(self) -> str:
         """The URL as text with any password replaced by ``***``."""
@@ -63,10 +60,12 @@ def parse_database_url(raw: str) -> DatabaseURL:
             f"Not a database URL: {mask_url(text)!r}",
             hint="use sqlite:///path.db, sqlite:// (in memory) or postgresql://user@host/db",
         ) from e
-    if url.drivername in ("sqlite", "sqlite+pysqlite"):
+    if url.drivername in _SQLITE_SCHEMES:
         if url.database in (None, "", ":memory:"):
             return DatabaseURL(make_url("sqlite://"), "sqlite", in_memory=True)
-        return DatabaseURL(url.set(drivername="sqlite+pysqlite"), "sqlite")
+        return DatabaseURL(
+            url.set(drivername="sqlite+pysqlite"), "sqlite", sqlite_path=url.database
+        )
     if url.drivername in _POSTGRES_SCHEMES:
         if not url.database:
             raise ConfigurationError(

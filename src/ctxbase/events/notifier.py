@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ctxbase.db.database import Database
@@ -42,7 +42,7 @@ class EventNotifier:
         self._condition = threading.Condition()
         self._generation = 0
         self._async_waiters: set[_AsyncWaiter] = set()
-        self._listener: _PostgresListener | None = None
+        self._listener: _Listener | None = None
         self._closed = False
 
     def notify(self, project_id: uuid.UUID | None = None) -> None:
@@ -106,17 +106,18 @@ class EventNotifier:
             listener.stop()
 
     def _listen(self) -> None:
-        """Start listening for other processes' appends (PostgreSQL), once."""
-        if self._db.backend != "postgresql" or self._listener is not None or self._closed:
+        """Start listening for other processes' appends (where the backend sends notices),
+        once."""
+        if not self._db.backend.supports_listen_notify or self._listener or self._closed:
             return
         with self._condition:
             if self._listener is None:
-                self._listener = _PostgresListener(self._db, self)
+                self._listener = _Listener(self._db, self)
                 self._listener.start()
 
 
-class _PostgresListener:
-    """A thread with its own connection (not a pooled one) on LISTEN ctxbase_events."""
+class _Listener:
+    """A thread listening on ``ctxbase_events`` with a connection of its own."""
 
     def __init__(self, db: Database, notifier: EventNotifier) -> None:
         self._db = db
@@ -134,26 +135,16 @@ class _PostgresListener:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                with self._connect() as connection:
-                    connection.execute(f"LISTEN {CHANNEL}")
-                    # Anything appended while we were not listening: waiters re-read.
-                    self._notifier.notify()
-                    while not self._stop.is_set():
-                        for notice in connection.notifies(timeout=0.5):
-                            self._notifier.notify(_project_of(notice.payload))
+                self._db.backend.listen(CHANNEL, self._on_notice, self._stop)
             except Exception as error:  # the server went away: retry, waiters still poll
                 if self._stop.is_set():
                     return
                 log.warning("Event listener lost its connection, retrying: %s", error)
                 time.sleep(1.0)
 
-    def _connect(self) -> Any:
-        import psycopg
-
-        engine = self._db.engine
-        args, options = engine.dialect.create_connect_args(engine.url)
-        options.setdefault("connect_timeout", 10)
-        return psycopg.connect(*args, **options, autocommit=True)
+    def _on_notice(self, payload: str | None) -> None:
+        # None: listening (again); anything appended meanwhile makes waiters re-read.
+        self._notifier.notify(None if payload is None else _project_of(payload))
 
 
 def _project_of(payload: str) -> uuid.UUID | None:

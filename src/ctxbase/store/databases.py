@@ -18,15 +18,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
-from sqlalchemy import Connection, delete, func, insert, select, text, update
-from sqlalchemy.engine import URL
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from ctxbase.config import Settings
 from ctxbase.db import migrate
+from ctxbase.db.backends import backend_class
 from ctxbase.db.database import Database
 from ctxbase.db.diagnostics import ConnectionReport, check_connection
 from ctxbase.db.schema import DatabaseConfig, metadata, new_id, table, utcnow
-from ctxbase.db.vectors.postgres import ensure_pgvector
 from ctxbase.errors import ConflictError, CtxbaseError, InvalidInputError, NotFoundError
 from ctxbase.store.base import given, parse
 
@@ -64,10 +63,9 @@ class DatabaseConfigIn(BaseModel):
 
     @model_validator(mode="after")
     def _complete(self) -> DatabaseConfigIn:
-        if self.kind == "sqlite" and not self.sqlite_path:
-            raise ValueError("an sqlite configuration needs sqlite_path")
-        if self.kind == "postgresql" and not self.database:
-            raise ValueError("a postgresql configuration needs database")
+        needed = backend_class(self.kind).config_requires
+        if not getattr(self, needed):
+            raise ValueError(f"a configuration of kind {self.kind!r} needs {needed}")
         return self
 
 
@@ -289,16 +287,11 @@ class DatabaseConfigs:
             row = self._row(connection, ref)
         try:
             with Database(self._url(row), settings=self._store.settings) as db:
-                if db.backend == "postgresql":
-                    with db.connect(write=True) as connection:
-                        if row["schema"]:
-                            quoted = connection.dialect.identifier_preparer.quote(row["schema"])
-                            connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quoted}"))
-                        status = ensure_pgvector(connection)
-                    if require_pgvector and not status.installed:
-                        raise InvalidInputError(
-                            f"pgvector cannot be enabled: {status.problem}", hint=_PGVECTOR_HINT
-                        )
+                status = db.backend.prepare_database(db, schema=row["schema"])
+                if require_pgvector and status is not None and not status.installed:
+                    raise InvalidInputError(
+                        f"pgvector cannot be enabled: {status.problem}", hint=_PGVECTOR_HINT
+                    )
                 migrate.upgrade(db)
         except CtxbaseError as error:
             self._record_test(row["id"], None, status="error", error=error.message)
@@ -313,7 +306,7 @@ class DatabaseConfigs:
             Database(self._url(row), settings=self._store.settings) as db,
             db.connect() as connection,
         ):
-            return table_statistics(connection, db.backend)
+            return table_statistics(connection, db.backend.table_sizes(connection))
 
     # --- the active database --------------------------------------------------------------
 
@@ -347,31 +340,11 @@ class DatabaseConfigs:
         return self._store.secrets.encrypt(password.get_secret_value())
 
     def _url(self, row: Any) -> str:
-        if row["kind"] == "sqlite":
-            return f"sqlite:///{row['sqlite_path']}"
-        query: dict[str, str] = {}
-        if row["sslmode"]:
-            query["sslmode"] = row["sslmode"]
-        if row["schema"]:
-            query["options"] = f"-csearch_path={row['schema']}"
-        password = (
-            self._store.secrets.decrypt(row["password_encrypted"])
-            if row["password_encrypted"]
-            else None
-        )
-        host = row["host"]
-        if host and host.startswith("/"):  # a Unix socket directory goes in the query
-            query["host"], host = host, None
-        url = URL.create(
-            "postgresql+psycopg",
-            username=row["username"],
-            password=password,
-            host=host,
-            port=row["port"],
-            database=row["database"],
-            query=query,
-        )
-        return url.render_as_string(hide_password=False)
+        def password() -> str | None:
+            encrypted = row["password_encrypted"]
+            return self._store.secrets.decrypt(encrypted) if encrypted else None
+
+        return backend_class(row["kind"]).config_url(row, password)
 
     def _check(self, row: Any) -> DatabaseTestReport:
         try:
@@ -433,25 +406,8 @@ class DatabaseConfigs:
 _PGVECTOR_HINT = "install pgvector on the server, or initialize without requiring it"
 
 
-def table_statistics(connection: Connection, backend: str) -> list[TableStatistics]:
-    """Rows and bytes of every ctxbase table present in the database."""
-    sizes: dict[str, int] = {}
-    if backend == "postgresql":
-        sizes = dict(
-            connection.execute(
-                text(
-                    "SELECT relname, pg_total_relation_size(c.oid) FROM pg_class c"
-                    " WHERE c.relkind = 'r' AND c.relnamespace = to_regnamespace(current_schema())"
-                )
-            ).all()
-        )
-    else:
-        try:
-            sizes = dict(
-                connection.execute(text("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")).all()
-            )
-        except CtxbaseError:  # pragma: no cover - SQLite built without dbstat
-            sizes = {}
+def table_statistics(connection: Connection, sizes: dict[str, int]) -> list[TableStatistics]:
+    """Rows and bytes (from ``sizes``) of every ctxbase table present in the database."""
     present = set(connection.dialect.get_table_names(connection))
     stats = []
     for name, schema_table in metadata.tables.items():

@@ -31,7 +31,6 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ctxbase.db.schema import Event as EventRow
 from ctxbase.db.schema import EventStream, new_id, table, utcnow
@@ -73,9 +72,9 @@ def _select_project() -> Any:
     )
 
 
-def _bump_stream() -> Any:
-    """SQLite: add ``:count`` to the project's last sequence (creating its row)."""
-    statement = sqlite_insert(streams_table).values(
+def _bump_stream(db: Database) -> Any:
+    """Add ``:count`` to the project's last sequence (creating its row)."""
+    statement = db.backend.insert(streams_table).values(
         project_id=bindparam("project_id"), last_sequence=bindparam("count")
     )
     return statement.on_conflict_do_update(
@@ -92,9 +91,9 @@ def _set_stream() -> Any:
     )
 
 
-def _open_stream_postgres() -> Any:
-    """PostgreSQL, in one round trip: find the project, bump its counter (locking the row)
-    and queue the notice that goes out when the transaction commits."""
+def _open_stream_at_once() -> Any:
+    """In one round trip: find the project, bump its counter (locking the row) and queue
+    the notice that goes out when the transaction commits (PostgreSQL's SQL)."""
     return text(
         f"""
         WITH project AS (
@@ -228,15 +227,15 @@ class EventWriter:
     def _open_stream(self, cursor: Any, tenant: str, project: str, count: int) -> Any:
         """The project's id and tenant and its counter bumped by ``count``, or None."""
         db = self._db
-        if db.backend == "postgresql":
-            opened = db.prepared("events.open", _open_stream_postgres)
+        if db.backend.supports_returning_in_cte and db.backend.supports_listen_notify:
+            opened = db.prepared("events.open", _open_stream_at_once)
             return opened.first(cursor, {"tenant": tenant, "project": project, "count": count})
         found = db.prepared("events.project", _select_project).first(
             cursor, {"tenant": tenant, "project": project}
         )
         if found is None:
             return None
-        bumped = db.prepared("events.bump", _bump_stream).first(
+        bumped = db.prepared("events.bump", lambda: _bump_stream(db)).first(
             cursor, {"project_id": found["id"], "count": count}
         )
         assert bumped is not None  # an upsert always returns its row

@@ -1,28 +1,21 @@
-"""Filters whose SQL differs between the backends, with the same meaning on both."""
+"""Filters whose SQL differs between the backends, with the same meaning on both: the
+checks are made here, each backend writes the SQL of one ``key == value`` pair."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import (
-    ColumnElement,
-    String,
-    and_,
-    bindparam,
-    cast,
-    func,
-    literal_column,
-    type_coerce,
-)
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import ColumnElement, String, and_, bindparam
 
 from ctxbase.errors import InvalidInputError
 from ctxbase.records import portable_json
 
+if TYPE_CHECKING:
+    from ctxbase.db.backends.base import Backend
+
 
 def metadata_params(
-    wanted: dict[str, Any], backend: str, *, name: str = "metadata"
+    wanted: dict[str, Any], backend: Backend, *, name: str = "metadata"
 ) -> dict[str, Any]:
     """The checked values of the bind parameters :func:`metadata_matches` uses."""
     if not isinstance(wanted, dict):
@@ -35,17 +28,12 @@ def metadata_params(
         raise InvalidInputError('metadata filter keys must not contain " or \\')
     values: dict[str, Any] = {}
     for i, (key, value) in enumerate(wanted.items()):
-        if backend == "postgresql":
-            values[f"{name}_{i}_key"] = key
-        else:
-            values[f"{name}_{i}_path"] = f'$."{key}"'
-        if backend == "postgresql" or value is not None:
-            values[f"{name}_{i}_value"] = json.dumps(value)
+        values.update(backend.metadata_bind_values(f"{name}_{i}", key, value))
     return values
 
 
 def metadata_matches(
-    column: Any, wanted: dict[str, Any], backend: str, *, name: str = "metadata"
+    column: Any, wanted: dict[str, Any], backend: Backend, *, name: str = "metadata"
 ) -> ColumnElement[bool]:
     """Rows whose JSON ``column`` has each top-level key of ``wanted`` equal to its value.
 
@@ -57,18 +45,8 @@ def metadata_matches(
     def bound(parameter: str) -> Any:
         return bindparam(parameter, values[parameter], type_=String())
 
-    pairs = []
-    for i, value in enumerate(wanted.values()):
-        prefix = f"{name}_{i}"
-        if backend == "postgresql":
-            document = type_coerce(column, JSONB)
-            pair = document[bound(f"{prefix}_key")] == cast(bound(f"{prefix}_value"), JSONB)
-        elif value is None:  # json_extract cannot tell JSON null from a missing key
-            pair = func.json_type(column, bound(f"{prefix}_path")) == literal_column("'null'")
-        else:
-            whole: Any = literal_column("'$'")
-            pair = func.json_extract(column, bound(f"{prefix}_path")) == func.json_extract(
-                bound(f"{prefix}_value"), whole
-            )
-        pairs.append(pair)
+    pairs = [
+        backend.metadata_condition(column, f"{name}_{i}", value, bound)
+        for i, value in enumerate(wanted.values())
+    ]
     return and_(*pairs)

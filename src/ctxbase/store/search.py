@@ -17,22 +17,15 @@ from __future__ import annotations
 import math
 import re
 import uuid
-import weakref
 from datetime import datetime
-from functools import cached_property
 from typing import Any
 
 import numpy as np
 from pydantic import TypeAdapter
 from sqlalchemy import Connection, select, update
 
-from ctxbase.db import fulltext
 from ctxbase.db.schema import EMBEDDING_OWNER_COLUMNS, utcnow
-from ctxbase.db.types import VECTOR_STORAGE_ATTR
-from ctxbase.db.vectors import exact, pgvector
-from ctxbase.db.vectors.ann import AnnOptions
-from ctxbase.db.vectors.base import Distance
-from ctxbase.db.vectors.sqlite import SQLiteVectorIndex, SQLiteVectorOptions
+from ctxbase.db.vectors.base import Distance, VectorMatch
 from ctxbase.embeddings import EmbeddingError
 from ctxbase.records import (
     Memory,
@@ -135,58 +128,14 @@ class Search(Domain):
         except EmbeddingError as e:
             return None, f"the embedding provider failed: {e.message}"
 
-    @cached_property
-    def _database_name(self) -> str:
-        """The URL without password, which names the pgvector indexes built."""
-        return self._db.url.masked()
-
-    def _uses_pgvector(self) -> bool:
-        return getattr(self._db.engine.dialect, VECTOR_STORAGE_ATTR, "bytes") == "pgvector"
-
-    @cached_property
-    def _index_options(self) -> pgvector.IndexOptions:
-        s = self._settings
-        return pgvector.IndexOptions(
-            kind=s.vector_index,
-            m=s.hnsw_m,
-            ef_construction=s.hnsw_ef_construction,
-            lists=s.ivfflat_lists,
-        )
-
     def prepare_index(self, model: str, dimensions: int, distance: str = "cosine") -> None:
         """Build a model's vector index now (re-embedding does, before switching): the
         pgvector index, or on SQLite the in-memory vectors and their HNSW indexes."""
-        if self._db.backend == "sqlite":
-            owners = list(EMBEDDING_OWNER_COLUMNS.values())
-            _sqlite_index(self._db).build(self._db, model, owners, distance)  # type: ignore[arg-type]
-            return
-        if self._uses_pgvector():
-            self._build_pgvector_index(model, dimensions, distance, self._index_options)
-
-    def _build_pgvector_index(
-        self, model: str, dimensions: int, distance: str, options: pgvector.IndexOptions
-    ) -> None:
-        with self._db.connect(write=True) as connection:
-            pgvector.ensure_index(
-                connection,
-                self._database_name,
-                model,
-                dimensions,
-                distance,  # type: ignore[arg-type]
-                options,
-            )
+        self._db.backend.build_vector_index(self._db, model, dimensions, distance)  # type: ignore[arg-type]
 
     def _ensure_index(self, model: str, query_vector: np.ndarray, request: SearchRequest) -> None:
-        if self._db.backend == "sqlite":
-            _sqlite_index(self._db).prepare(self._db)
-            return
-        if not self._uses_pgvector():
-            return
-        options, dimensions = self._index_options, int(query_vector.shape[0])
-        if not pgvector.is_built(
-            self._database_name, model, dimensions, request.distance, options.kind
-        ):
-            self._build_pgvector_index(model, dimensions, request.distance, options)
+        dimensions = int(query_vector.shape[0])
+        self._db.backend.prepare_vector_search(self._db, model, dimensions, request.distance)
 
     def _vector_candidates(
         self,
@@ -210,8 +159,7 @@ class Search(Domain):
             found = self._vector_leg(conditions, model, query_vector, request.distance, depth)
             seen = seen or bool(found)
             for item_id, score, row in found:
-                if row is not None:
-                    fetched[(kind, item_id)] = row
+                fetched[(kind, item_id)] = row
                 if threshold is None or score >= threshold:
                     vector[(kind, item_id)] = score
         return vector, seen, fetched
@@ -225,9 +173,8 @@ class Search(Domain):
     ) -> Candidates:
         text: Candidates = {}
         for kind, conditions in scopes.items():
-            for item_id, score in fulltext.text_search(
+            for item_id, score in self._db.backend.text_search(
                 connection,
-                self._db.backend,
                 KIND_TABLES[kind],
                 conditions.clauses,
                 request.query,
@@ -243,28 +190,13 @@ class Search(Domain):
         query_vector: np.ndarray,
         distance: Distance,
         depth: int,
-    ) -> list[tuple[uuid.UUID, float, dict[str, Any] | None]]:
-        """(item id, score, item row if read) of the ``depth`` nearest items."""
+    ) -> list[VectorMatch]:
+        """The ``depth`` nearest items."""
         kind = conditions.kind
         items, owner = KIND_TABLES[kind], embeddings_table.c[EMBEDDING_OWNER_COLUMNS[kind]]
-        arguments = (conditions, items, owner, model, query_vector, distance, depth)
-        if self._uses_pgvector():
-            return list(pgvector.search(self._db, *arguments))
-        if self._db.backend == "sqlite":
-            return list(_sqlite_index(self._db).search(self._db, *arguments))
-        with self._db.read() as connection:  # PostgreSQL without pgvector
-            found = exact.search(
-                connection,
-                embeddings_table,
-                items,
-                owner,
-                conditions.clauses,
-                model,
-                query_vector,
-                distance,
-                depth,
-            )
-        return [(item_id, score, None) for item_id, score in found]
+        return self._db.backend.vector_search(
+            self._db, conditions, items, owner, model, query_vector, distance, depth
+        )
 
     # --- ranking ---
 
@@ -398,26 +330,6 @@ class Search(Domain):
             hit.item = hit.item.model_copy(
                 update={"access_count": hit.item.access_count + 1, "last_accessed_at": now}
             )
-
-
-_SQLITE_INDEXES: weakref.WeakKeyDictionary[Any, SQLiteVectorIndex] = weakref.WeakKeyDictionary()
-
-
-def _sqlite_index(db: Any) -> SQLiteVectorIndex:
-    """One in-memory vector index per database, shared by every view of the store."""
-    index = _SQLITE_INDEXES.get(db.engine)
-    if index is None:
-        s = db.settings
-        options = SQLiteVectorOptions(
-            hnsw_min_vectors=s.sqlite_hnsw_min_vectors,
-            ann=AnnOptions(
-                connectivity=s.hnsw_m,
-                expansion_add=s.hnsw_ef_construction,
-                expansion_search=s.hnsw_ef_search,
-            ),
-        )
-        index = _SQLITE_INDEXES[db.engine] = SQLiteVectorIndex(options)
-    return index
 
 
 def _identifiers(query: str) -> list[str]:

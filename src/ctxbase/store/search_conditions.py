@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, or_, select
 
@@ -22,6 +22,9 @@ from ctxbase.records import SearchFilters
 from ctxbase.store.base import project_id_subquery
 from ctxbase.store.embedding import KIND_TABLES
 from ctxbase.store.filters import metadata_matches, metadata_params
+
+if TYPE_CHECKING:
+    from ctxbase.db.backends.base import Backend
 
 conversations_table = table(Conversation)
 FIELDS_OF = {
@@ -39,7 +42,7 @@ class ItemConditions:
 
     kind: str
     filters: SearchFilters
-    backend: str
+    backend: Backend
     params: dict[str, Any]
     shape: tuple[Any, ...]
 
@@ -82,7 +85,7 @@ class ItemConditions:
 
 
 def item_conditions(
-    kind: str, filters: SearchFilters, tenant: str, project: str, now: datetime, backend: str
+    kind: str, filters: SearchFilters, tenant: str, project: str, now: datetime, backend: Backend
 ) -> ItemConditions | None:
     """The conditions on ``kind``'s rows, or None when a filter rules the kind out."""
     wanted = {
@@ -101,6 +104,6 @@ def item_conditions(
     shape: list[Any] = [kind, *sorted(params)]
     if filters.metadata:
         params.update(metadata_params(filters.metadata, backend))
-        # the keys are parameters too; only JSON null changes the SQL (on SQLite)
+        # the keys are parameters too; only JSON null may change the SQL (it does on SQLite)
         shape.append(("metadata", tuple(value is None for value in filters.metadata.values())))
     return ItemConditions(kind, filters, backend, params, tuple(shape))

@@ -14,8 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ctxbase.db.schema import StateEntry as StateRow
 from ctxbase.db.schema import new_id, table, utcnow
@@ -209,8 +207,7 @@ class State(Domain):
         *,
         only_if_absent: bool,
     ) -> Any:
-        insert = postgres_insert if self._db.backend == "postgresql" else sqlite_insert
-        statement = insert(state_table).values(
+        statement = self._db.backend.insert(state_table).values(
             id=new_id(),
             project_id=project_id,
             namespace=namespace,

@@ -134,8 +134,8 @@ class Store:
 
     @property
     def backend(self) -> str:
-        """``"sqlite"`` or ``"postgresql"``."""
-        return self.db.backend
+        """``"sqlite"`` or ``"postgresql"``, for display (``db.backend`` does the work)."""
+        return self.db.backend_name
 
     def check_connection(self) -> ConnectionReport:
         """Status, server version, pgvector and schema revision of this store's database."""

@@ -6,6 +6,7 @@ Run only through :mod:`ctxbase.db.migrate`, which hands over an open connection 
 
 from alembic import context
 
+from ctxbase.db.backends import backend_class
 from ctxbase.db.migrate import CONTEXT_OPTIONS
 from ctxbase.db.schema import metadata
 
@@ -13,7 +14,7 @@ connection = context.config.attributes["connection"]
 context.configure(
     connection=connection,
     target_metadata=metadata,
-    render_as_batch=connection.dialect.name == "sqlite",
+    render_as_batch=backend_class(connection.dialect.name).rebuilds_tables_to_alter,
     **CONTEXT_OPTIONS,
 )
 with context.begin_transaction():

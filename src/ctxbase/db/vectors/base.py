@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
 Distance = Literal["cosine", "l2", "ip"]
 DISTANCES: tuple[Distance, ...] = ("cosine", "l2", "ip")
+
+
+class VectorMatch(NamedTuple):
+    """One item a vector search found: every backend returns these, best first."""
+
+    item_id: Any  # the item's id (uuid.UUID)
+    score: float  # higher is better, as :func:`reference_scores` defines it
+    item: dict[str, Any]  # the item's row, column name to value
 
 
 def reference_scores(matrix: np.ndarray, query: np.ndarray, distance: Distance) -> np.ndarray:

@@ -1,39 +1,58 @@
-"""Exact vector search with numpy: SQLite, and PostgreSQL without pgvector.
+"""Exact vector search with numpy, for PostgreSQL without pgvector.
 
-Reads the candidate vectors (one model, filtered in SQL) and scores them all. Exact by
-construction; cost grows with the number of candidates.
+Reads the candidate vectors (one model, filtered in SQL) and scores them all, then reads
+the rows of the best. Exact by construction; cost grows with the number of candidates.
 """
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Table, select
 
-from ctxbase.db.vectors.base import Distance, reference_scores
+from ctxbase.db.schema import Embedding, table
+from ctxbase.db.vectors.base import Distance, VectorMatch, reference_scores
+
+if TYPE_CHECKING:
+    from ctxbase.db.database import Database
+    from ctxbase.store.search_conditions import ItemConditions
+
+embeddings_table = table(Embedding)
 
 
 def search(
-    connection: Connection,
-    embeddings: Table,
+    db: Database,
+    conditions: ItemConditions,
     items: Table,
     owner: Any,
-    conditions: list[Any],
     model: str,
     query: np.ndarray,
     distance: Distance,
     limit: int,
-) -> list[tuple[uuid.UUID, float]]:
+) -> list[VectorMatch]:
+    """The ``limit`` items nearest ``query`` meeting ``conditions``, best first."""
+    embeddings = embeddings_table
     statement = (
         select(owner, embeddings.c.vector)
         .select_from(embeddings.join(items, owner == items.c.id))
-        .where(embeddings.c.model == model, *conditions)
+        .where(embeddings.c.model == model, *conditions.clauses)
     )
-    rows = connection.execute(statement).fetchall()
-    if not rows:
-        return []
-    scores = reference_scores(np.vstack([row[1] for row in rows]), query, distance)
-    best = np.argsort(-scores, kind="stable")[:limit]
-    return [(rows[i][0], float(scores[i])) for i in best]
+    with db.read() as connection:
+        candidates = connection.execute(statement).fetchall()
+        if not candidates:
+            return []
+        scores = reference_scores(np.vstack([row[1] for row in candidates]), query, distance)
+        best = {
+            candidates[i][0]: float(scores[i]) for i in np.argsort(-scores, kind="stable")[:limit]
+        }
+        rows = {
+            row.id: dict(row._mapping)
+            for row in connection.execute(select(items).where(items.c.id.in_(list(best))))
+        }
+    # an item deleted between the two reads is left out
+    return [
+        VectorMatch(item_id, score, rows[item_id])
+        for item_id, score in best.items()
+        if item_id in rows
+    ]

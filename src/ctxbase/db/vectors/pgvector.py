@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import uuid
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -31,7 +30,7 @@ from sqlalchemy import (
 )
 
 from ctxbase.db.migrate import ANN_INDEX_PREFIX
-from ctxbase.db.vectors.base import Distance, score_from_pgvector
+from ctxbase.db.vectors.base import Distance, VectorMatch, score_from_pgvector
 from ctxbase.db.vectors.wire import BinaryVECTOR
 
 if TYPE_CHECKING:
@@ -128,8 +127,8 @@ def search(
     query: np.ndarray,
     distance: Distance,
     limit: int,
-) -> list[tuple[uuid.UUID, float, dict[str, Any]]]:
-    """(item id, score, item row) of the nearest items meeting ``conditions``, best first.
+) -> list[VectorMatch]:
+    """The nearest items meeting ``conditions``, best first.
 
     Prepared statements, one per shape of conditions and pair of limits, run on a driver
     cursor in autocommit. Limits are written into the SQL: with a parameter in their
@@ -157,8 +156,8 @@ def search(
     scored = []
     for item in rows:
         measured = item.pop("distance")
-        scored.append((item["id"], score_from_pgvector(distance, float(measured)), item))
-    return sorted(scored, key=lambda entry: -entry[1])
+        scored.append(VectorMatch(item["id"], score_from_pgvector(distance, float(measured)), item))
+    return sorted(scored, key=lambda match: -match.score)
 
 
 def _exhausted(

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ import numpy as np
 from sqlalchemy import String, Table, bindparam, func, literal_column, select
 
 from ctxbase.db.vectors.ann import AnnOptions
-from ctxbase.db.vectors.base import Distance
+from ctxbase.db.vectors.base import Distance, VectorMatch
 from ctxbase.db.vectors.memory import Snapshot, VectorSet
 
 if TYPE_CHECKING:
@@ -109,8 +108,8 @@ class SQLiteVectorIndex:
         query: np.ndarray,
         distance: Distance,
         limit: int,
-    ) -> list[tuple[uuid.UUID, float, dict[str, Any]]]:
-        """(item id, score, item row) of the nearest items meeting the conditions."""
+    ) -> list[VectorMatch]:
+        """The nearest items meeting the conditions, best first."""
         check = db.prepared(
             f"search.sqlite:{conditions.shape}", lambda: _candidate_rows(items, conditions)
         )
@@ -137,8 +136,11 @@ class SQLiteVectorIndex:
                     break
                 fetch *= 8
         best = snapshot.scores_at(np.asarray([i for i, _ in kept], dtype=np.int64), query, distance)
-        found = [(row["id"], float(score), row) for (_, row), score in zip(kept, best, strict=True)]
-        found.sort(key=lambda entry: -entry[1])
+        found = [
+            VectorMatch(row["id"], float(score), row)
+            for (_, row), score in zip(kept, best, strict=True)
+        ]
+        found.sort(key=lambda match: -match.score)
         return found[:limit]
 
     def _wants_ann(self, vectors: VectorSet) -> bool:
