@@ -24,7 +24,7 @@ def test_postgres_schema_and_sqlite_file(tmp_path: Path, postgres: PostgresServe
             kind="postgresql",
             host=parsed.query["host"],
             database=parsed.database,
-            schema="tenant_a",
+            schema_name="tenant_a",
             username=parsed.username,
             password="pw-stored-encrypted",
             pool_size=2,

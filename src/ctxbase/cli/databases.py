@@ -64,7 +64,7 @@ def databases_list(ctx: typer.Context) -> None:
     for record in open_store(ctx).databases.list():
         where = (
             record.sqlite_path
-            if record.kind == "sqlite"
+            if record.sqlite_path
             else (f"{record.host or 'local socket'}:{record.port or 5432}/{record.database}")
         )
         table.add_row(

@@ -111,7 +111,7 @@ def _print_report(report: ConnectionReport) -> None:
     table.add_row("status", f"[{colour}]{report.status}[/]")
     table.add_row("backend", report.backend)
     table.add_row("database", report.database or "-")
-    if report.backend == "postgresql":
+    if report.host is not None or report.port is not None:  # a server, not a file
         table.add_row("host", f"{report.host or 'local socket'}:{report.port}")
     table.add_row("server version", report.server_version or "-")
     if report.pgvector is not None:

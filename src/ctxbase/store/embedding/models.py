@@ -13,8 +13,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ctxbase.db.database import Database
 from ctxbase.db.schema import StoreSetting, table, utcnow
@@ -122,8 +120,7 @@ def read_setting(db: Database, key: str) -> Any:
 
 
 def write_setting(db: Database, key: str, value: Any, *, only_if_absent: bool = False) -> None:
-    insert = postgres_insert if db.backend == "postgresql" else sqlite_insert
-    statement = insert(settings_table).values(key=key, value=value, updated_at=utcnow())
+    statement = db.backend.insert(settings_table).values(key=key, value=value, updated_at=utcnow())
     if only_if_absent:
         statement = statement.on_conflict_do_nothing()
     else:

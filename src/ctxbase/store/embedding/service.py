@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import Connection, delete
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ctxbase.db.schema import EMBEDDING_OWNER_COLUMNS, new_id, utcnow
 from ctxbase.embeddings import Embedder, EmbeddingError
@@ -111,14 +109,14 @@ class Embeddings:
         """Insert rows, skipping any (item, model) that already has a vector."""
         if not rows:
             return
-        insert = postgres_insert if self.db.backend == "postgresql" else sqlite_insert
-        connection.execute(insert(embeddings_table).on_conflict_do_nothing(), rows)
+        statement = self.db.backend.insert(embeddings_table).on_conflict_do_nothing()
+        connection.execute(statement, rows)
 
     def insert_prepared(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
         """:meth:`insert` on a driver cursor (the prepared-statement path)."""
-        insert = postgres_insert if self.db.backend == "postgresql" else sqlite_insert
+        backend = self.db.backend
         statement = self.db.prepared(
-            "embeddings.insert", lambda: insert(embeddings_table).on_conflict_do_nothing()
+            "embeddings.insert", lambda: backend.insert(embeddings_table).on_conflict_do_nothing()
         )
         statement.many(cursor, rows)
 
