@@ -80,10 +80,6 @@ class StateQuery(Input):
     cursor: Cursor = None
 
 
-class StateKeyQuery(Input):
-    namespace: str = ""
-
-
 class EventQuery(Input):
     after: SequenceNumber = 0
     limit: Limit = 50

@@ -16,14 +16,14 @@ import httpx
 from httpx_sse import aconnect_sse, connect_sse
 
 from ctxbase.api.strict import strict
-from ctxbase.client.custom import ASYNC_CUSTOM, SYNC_CUSTOM
+from ctxbase.client import custom
 from ctxbase.client.methods import SubClient, async_method, build_sub_clients, sync_method
 from ctxbase.client.wire import Codec, Request, raise_for
 from ctxbase.errors import CtxbaseError
 
 DEFAULT_URL = "http://127.0.0.1:8420"
-_SYNC_CLASSES, _SYNC_TOP = build_sub_clients(sync_method, SYNC_CUSTOM, "Client")
-_ASYNC_CLASSES, _ASYNC_TOP = build_sub_clients(async_method, ASYNC_CUSTOM, "AsyncClient")
+_SYNC_CLASSES, _SYNC_TOP = build_sub_clients(sync_method, custom.sync_method, "Client")
+_ASYNC_CLASSES, _ASYNC_TOP = build_sub_clients(async_method, custom.async_method, "AsyncClient")
 _STREAM_TIMEOUT = httpx.Timeout(None, connect=10)
 
 

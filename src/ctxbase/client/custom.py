@@ -1,18 +1,26 @@
 """Client methods written by hand: state (its path holds the namespace, its version
-travels in ETag / If-Match headers), server-sent event streams and health checks.
+travels in ETag / If-Match headers) and server-sent event streams.
 
-Each has the signature its declaration gives; the parity test checks them like the
-generated ones. Each sync mixin has an async twin below it.
+Each is written once, as a *plan*: a function with the operation's signature that says
+what to send and how to read the answer (:class:`Call`) or which stream to follow
+(:class:`Stream`). The sync and async clients run the same plans; the parity test checks
+their signatures like the generated methods'.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
+
+import httpx
 
 from ctxbase.api.spec import DEFAULT_PROJECT
+from ctxbase.api.strict import strict
 from ctxbase.client.wire import Request, encode
 from ctxbase.records import Event, StateEntry, StateIn
 from ctxbase.store.base import parse
@@ -20,10 +28,26 @@ from ctxbase.store.state import check_key, check_namespace
 from ctxbase.transfer.report import MigrationReport
 
 
+@dataclass(frozen=True)
+class Call:
+    """One request, and how its response becomes the result."""
+
+    request: Request
+    read: Callable[[httpx.Response], Any]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A server-sent event stream: which events to take, and how each becomes a result."""
+
+    path: str
+    params: dict[str, Any]
+    event: str
+    read: Callable[[str], Any]
+
+
 def _state_path(project: str, namespace: str, key: str) -> str:
     namespace, key = check_namespace(namespace), check_key(key)  # the Store's own rules
-    from urllib.parse import quote
-
     parts = ["projects", project, "state", *[p for p in namespace.split("/") if p], key]
     return "/" + "/".join(quote(part, safe="") for part in parts)
 
@@ -34,171 +58,123 @@ def _version_headers(expected_version: int | None, *, creating: bool) -> dict[st
     return {"If-Match": f'"{expected_version}"'} if expected_version is not None else {}
 
 
-def _state_put(
+def _entry(response: httpx.Response) -> StateEntry:
+    return StateEntry.model_validate(response.json())
+
+
+def _event(data: str) -> Event:
+    return Event.model_validate_json(data)
+
+
+def state_get(key: str, *, namespace: str = "", project: str = DEFAULT_PROJECT) -> Call:
+    return Call(Request("GET", _state_path(project, namespace, key)), _entry)
+
+
+def state_put(
     key: str,
     value: Any,
-    ttl_seconds: int | None,
-    namespace: str,
-    expected_version: int | None,
-    project: str,
-) -> Request:
+    *,
+    ttl_seconds: int | None = None,
+    namespace: str = "",
+    expected_version: int | None = None,
+    project: str = DEFAULT_PROJECT,
+) -> Call:
     given = (
         {"value": value} if ttl_seconds is None else {"value": value, "ttl_seconds": ttl_seconds}
     )
-    return Request(
+    request = Request(
         "PUT",
         _state_path(project, namespace, key),
         json=encode(parse(StateIn, given)),  # checked here as the server would
         headers=_version_headers(expected_version, creating=True),
     )
+    return Call(request, _entry)
 
 
-class StateMethods:
-    """``client.state.get / put / delete``."""
-
-    _client: Any
-
-    def get(self, key: str, *, namespace: str = "", project: str = DEFAULT_PROJECT) -> StateEntry:
-        request = Request("GET", _state_path(project, namespace, key))
-        return StateEntry.model_validate(self._client._send(request).json())
-
-    def put(
-        self,
-        key: str,
-        value: Any,
-        *,
-        ttl_seconds: int | None = None,
-        namespace: str = "",
-        expected_version: int | None = None,
-        project: str = DEFAULT_PROJECT,
-    ) -> StateEntry:
-        request = _state_put(key, value, ttl_seconds, namespace, expected_version, project)
-        return StateEntry.model_validate(self._client._send(request).json())
-
-    def delete(
-        self,
-        key: str,
-        *,
-        namespace: str = "",
-        expected_version: int | None = None,
-        project: str = DEFAULT_PROJECT,
-    ) -> None:
-        headers = _version_headers(expected_version, creating=False)
-        self._client._send(Request("DELETE", _state_path(project, namespace, key), headers=headers))
+def state_delete(
+    key: str,
+    *,
+    namespace: str = "",
+    expected_version: int | None = None,
+    project: str = DEFAULT_PROJECT,
+) -> Call:
+    headers = _version_headers(expected_version, creating=False)
+    return Call(Request("DELETE", _state_path(project, namespace, key), headers=headers), bool)
 
 
-class AsyncStateMethods:
-    _client: Any
-
-    async def get(
-        self, key: str, *, namespace: str = "", project: str = DEFAULT_PROJECT
-    ) -> StateEntry:
-        request = Request("GET", _state_path(project, namespace, key))
-        return StateEntry.model_validate((await self._client._asend(request)).json())
-
-    async def put(
-        self,
-        key: str,
-        value: Any,
-        *,
-        ttl_seconds: int | None = None,
-        namespace: str = "",
-        expected_version: int | None = None,
-        project: str = DEFAULT_PROJECT,
-    ) -> StateEntry:
-        request = _state_put(key, value, ttl_seconds, namespace, expected_version, project)
-        return StateEntry.model_validate((await self._client._asend(request)).json())
-
-    async def delete(
-        self,
-        key: str,
-        *,
-        namespace: str = "",
-        expected_version: int | None = None,
-        project: str = DEFAULT_PROJECT,
-    ) -> None:
-        headers = _version_headers(expected_version, creating=False)
-        request = Request("DELETE", _state_path(project, namespace, key), headers=headers)
-        await self._client._asend(request)
+def events_stream(*, after: int = 0, project: str = DEFAULT_PROJECT) -> Stream:
+    """Events as they commit, from ``after``; ends when the server closes the stream."""
+    return Stream(f"/projects/{project}/events/stream", {"after": after}, "event", _event)
 
 
-def _events_path(project: str) -> str:
-    return f"/projects/{project}/events/stream"
+def subscriptions_stream(
+    subscription_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT
+) -> Stream:
+    """An ``sse`` subscription's events, from its cursor."""
+    path = f"/projects/{project}/subscriptions/{subscription_id}/stream"
+    return Stream(path, {}, "event", _event)
 
 
-def _subscription_path(project: str, subscription_id: uuid.UUID | str) -> str:
-    return f"/projects/{project}/subscriptions/{subscription_id}/stream"
+def migrations_stream(job_id: uuid.UUID | str) -> Stream:
+    """The job's progress as it changes, until it ends."""
+    read = lambda data: MigrationReport.model_validate(json.loads(data))  # noqa: E731
+    return Stream(f"/migrations/{job_id}/stream", {}, "progress", read)
 
 
-class EventsMethods:
-    _client: Any
-
-    def stream(self, *, after: int = 0, project: str = DEFAULT_PROJECT) -> Iterator[Event]:
-        """Events as they commit, from ``after``; stops when the server closes the stream."""
-        for data in self._client._stream(_events_path(project), {"after": after}):
-            yield Event.model_validate_json(data)
-
-
-class AsyncEventsMethods:
-    _client: Any
-
-    async def stream(
-        self, *, after: int = 0, project: str = DEFAULT_PROJECT
-    ) -> AsyncIterator[Event]:
-        async for data in self._client._astream(_events_path(project), {"after": after}):
-            yield Event.model_validate_json(data)
-
-
-class SubscriptionsMethods:
-    _client: Any
-
-    def stream(
-        self, subscription_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT
-    ) -> Iterator[Event]:
-        """An ``sse`` subscription's events, from its cursor."""
-        for data in self._client._stream(_subscription_path(project, subscription_id), {}):
-            yield Event.model_validate_json(data)
-
-
-class AsyncSubscriptionsMethods:
-    _client: Any
-
-    async def stream(
-        self, subscription_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT
-    ) -> AsyncIterator[Event]:
-        path = _subscription_path(project, subscription_id)
-        async for data in self._client._astream(path, {}):
-            yield Event.model_validate_json(data)
-
-
-class MigrationsMethods:
-    _client: Any
-
-    def stream(self, job_id: uuid.UUID | str) -> Iterator[MigrationReport]:
-        """The job's progress as it changes, until it ends."""
-        for data in self._client._stream(f"/migrations/{job_id}/stream", {}, event="progress"):
-            yield MigrationReport.model_validate(json.loads(data))
-
-
-class AsyncMigrationsMethods:
-    _client: Any
-
-    async def stream(self, job_id: uuid.UUID | str) -> AsyncIterator[MigrationReport]:
-        async for data in self._client._astream(
-            f"/migrations/{job_id}/stream", {}, event="progress"
-        ):
-            yield MigrationReport.model_validate(json.loads(data))
-
-
-SYNC_CUSTOM: dict[str, type] = {
-    "state": StateMethods,
-    "events": EventsMethods,
-    "subscriptions": SubscriptionsMethods,
-    "migrations": MigrationsMethods,
+PLANS: dict[str, Callable[..., Call | Stream]] = {
+    "state.get": state_get,
+    "state.put": state_put,
+    "state.delete": state_delete,
+    "events.stream": events_stream,
+    "subscriptions.stream": subscriptions_stream,
+    "migrations.stream": migrations_stream,
 }
-ASYNC_CUSTOM: dict[str, type] = {
-    "state": AsyncStateMethods,
-    "events": AsyncEventsMethods,
-    "subscriptions": AsyncSubscriptionsMethods,
-    "migrations": AsyncMigrationsMethods,
-}
+
+
+def _describe(method: Callable[..., Any], plan: Callable[..., Any], name: str) -> None:
+    method.__name__ = method.__qualname__ = name.rpartition(".")[2]
+    method.__doc__ = plan.__doc__
+    signature = inspect.signature(plan)
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)]
+    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*params, *signature.parameters.values()], return_annotation=Any
+    )
+
+
+def sync_method(name: str) -> Callable[..., Any]:
+    plan = PLANS[name]
+
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        planned = plan(*args, **kwargs)
+        if isinstance(planned, Stream):
+            return map(
+                planned.read, self._client._stream(planned.path, planned.params, planned.event)
+            )
+        result = planned.read(self._client._send(planned.request))
+        return None if planned.read is bool else result
+
+    _describe(method, plan, name)
+    return strict(method, name)
+
+
+def async_method(name: str) -> Callable[..., Any]:
+    plan = PLANS[name]
+
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        planned = plan(*args, **kwargs)
+        if isinstance(planned, Stream):
+            return _aiterate(self._client, planned)
+        return _arun(self._client, planned)
+
+    _describe(method, plan, name)
+    return strict(method, name)
+
+
+async def _arun(client: Any, planned: Call) -> Any:
+    result = planned.read(await client._asend(planned.request))
+    return None if planned.read is bool else result
+
+
+async def _aiterate(client: Any, planned: Stream) -> Any:
+    async for data in client._astream(planned.path, planned.params, planned.event):
+        yield planned.read(data)

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ctxbase.api import OPERATIONS, Operation
-from ctxbase.api.strict import strict
 from ctxbase.client.wire import Codec
 
 #: Operations a client carries: every one with a route.
@@ -61,33 +60,25 @@ def async_method(op: Operation) -> Callable[..., Any]:
 
 def build_sub_clients(
     make: Callable[[Operation], Callable[..., Any]],
-    custom: dict[str, type],
+    custom: Callable[[str], Callable[..., Any]],
     suffix: str,
 ) -> tuple[dict[str, type[SubClient]], dict[str, Callable[..., Any]]]:
     """Sub-client classes per domain, and the methods of the client itself (``search``).
 
-    ``custom`` maps a domain to a hand-written mixin whose methods replace the generated
-    ones of the same name.
+    ``make`` builds a method from a declaration; ``custom`` builds the hand-written ones
+    (:mod:`ctxbase.client.custom`) of the operations marked ``custom_client``.
     """
     methods: dict[str, dict[str, Callable[..., Any]]] = {}
     top: dict[str, Callable[..., Any]] = {}
     for name, op in CLIENT_OPERATIONS.items():
         if "." not in name:
-            if not op.custom_client:
+            if not op.custom_client:  # health, ready, metrics are the clients' own
                 top[name] = make(op)
             continue
-        if not op.custom_client:
-            methods.setdefault(op.domain, {})[op.method_name] = make(op)
-        else:
-            methods.setdefault(op.domain, {})
+        members = methods.setdefault(op.domain, {})
+        members[op.method_name] = custom(name) if op.custom_client else make(op)
     classes: dict[str, type[SubClient]] = {}
     for domain, members in methods.items():
-        mixin = custom.get(domain)
-        if mixin is not None:  # hand-written methods refuse unknown arguments by name too
-            for attr, value in vars(mixin).items():
-                if callable(value) and not attr.startswith("_"):
-                    members.setdefault(attr, strict(value, f"{domain}.{attr}"))
-        bases = (custom[domain], SubClient) if domain in custom else (SubClient,)
         title = "".join(part.title() for part in domain.split("_"))
-        classes[domain] = type(f"{title}{suffix}", bases, dict(members))
+        classes[domain] = type(f"{title}{suffix}", (SubClient,), dict(members))
     return classes, top
