@@ -65,6 +65,13 @@ def migrate_command(
     resume: Annotated[
         str | None, typer.Option("--resume", help="Continue job JOB (needs --to).")
     ] = None,
+    discard: Annotated[
+        str | None,
+        typer.Option(
+            "--discard",
+            help="Remove what unfinished job JOB copied into --to, and its record.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Copy a store from one database to another, verified; resumable after a crash."""
@@ -74,6 +81,15 @@ def migrate_command(
     if target is None:
         raise InvalidInputError("--to is required", hint="e.g. --to postgresql://user@host/db")
     target_url = resolve_database(ctx, target)
+    if discard:
+        if resume or source:
+            raise InvalidInputError("--discard takes only --to")
+        removed = transfer.discard(discard, target_url, settings=settings)
+        out.print(
+            f"Discarded migration job {discard}: removed {sum(removed.values())} row(s) "
+            f"from {len(removed)} table(s)"
+        )
+        return
     source_url = resolve_database(ctx, source) if source else None
     # Drawn on each report rather than by a thread of its own: a job whose process runs a
     # single thread can fork its worker (see ``transfer.worker``).
