@@ -104,9 +104,9 @@ def _inspect(db: Database, report: ConnectionReport) -> None:
     report.schema_revision = migrate.current_revision(db)
     report.pending_migrations = migrate.pending_revisions(db)
     _add_warnings(report)
-    for job_id, status in unfinished:
+    for job_id, job_status in unfinished:
         report.status = "degraded"
-        report.problems.append(_unfinished_problem(job_id, status))
+        report.problems.append(_unfinished_problem(job_id, job_status))
 
 
 def unfinished_migrations(connection: Connection) -> list[tuple[uuid.UUID, str]]:
