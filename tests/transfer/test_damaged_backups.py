@@ -138,7 +138,7 @@ def test_the_command_says_why_without_a_traceback(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env=os.environ,
+        env={**os.environ, "COLUMNS": "1000"},  # one line per message
     )
     assert result.returncode == 1
     assert "Error:" in result.stderr and "damaged SQLite backup" in result.stderr

@@ -58,7 +58,7 @@ def open_endpoint(
     """Open the ``role`` end of a transfer ("source" or "target"); an SQLite file that is
     absent is created only with ``create``."""
     if isinstance(spec, str):
-        _check_sqlite_file(parse_database_url(spec), role, create=create)
+        check_sqlite_file(parse_database_url(spec), role, create=create)
         return Endpoint(Database(spec, settings=settings), spec, owned=True)
     if isinstance(spec, Database):
         migrate.detect_vector_storage(spec)
@@ -72,9 +72,10 @@ def open_endpoint(
     return Endpoint(db, _url_of(db), owned=False, store=spec)
 
 
-def _check_sqlite_file(url: DatabaseURL, role: str, *, create: bool) -> None:
+def check_sqlite_file(url: DatabaseURL, role: str, *, create: bool) -> None:
     """Refuse, before anything is opened (opening creates the file), an SQLite path that
-    holds no file (unless ``create``) or a file that is not an SQLite database."""
+    holds no file (unless ``create``) or a file that is not an SQLite database. ``role``
+    ("source", "target", or "" for a command's own database) names it in the error."""
     if url.sqlite_path is None:
         return
     path = Path(url.sqlite_path).expanduser()
@@ -82,7 +83,7 @@ def _check_sqlite_file(url: DatabaseURL, role: str, *, create: bool) -> None:
         if create:
             return
         raise InvalidInputError(
-            f"The {role} database does not exist: no file at {path}",
+            f"{_subject(role)} does not exist: no file at {path}",
             hint="check the path; reading a database never creates one",
             details={"role": role},
         )
@@ -92,9 +93,13 @@ def _check_sqlite_file(url: DatabaseURL, role: str, *, create: bool) -> None:
         raise _not_ctxbase(role, "not an SQLite file")
 
 
+def _subject(role: str) -> str:
+    return f"The {role} database" if role else "The database"
+
+
 def _not_ctxbase(role: str, why: str) -> InvalidInputError:
     return InvalidInputError(
-        f"The {role} database is not a ctxbase database ({why})",
+        f"{_subject(role)} is not a ctxbase database ({why})",
         hint="name a database that ctxbase created, or create one with `ctxbase db upgrade`",
         details={"role": role},
     )
