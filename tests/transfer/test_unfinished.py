@@ -99,6 +99,11 @@ def test_discard_removes_the_copy_and_the_mark(source_url: str, target_url: str)
     job_id = kill_midway(source_url, target_url, 0.5)
     with pytest.raises(ConflictError):
         open_store(target_url)
+    # nor does another job start there, even for tables the first has not reached
+    with pytest.raises(ConflictError, match=job_id):
+        ctxbase.transfer.migrate(
+            source_url, target_url, tables=["dead_letters"], settings=settings()
+        )
 
     result = runner.invoke(app, ["migrate", "--discard", job_id, "--to", target_url])
     assert result.exit_code == 0, result.output

@@ -108,6 +108,9 @@ def prepare_migration(
         target_end = open_endpoint(target, settings, role="target", create=True)
         endpoints.append(target_end)
         _prepare_target(target_end)
+        # A job stopped in it may hold foreign keys and indexes set aside, and its discard
+        # would empty the new job's tables: that job is resumed or discarded first.
+        require_no_unfinished_migration(target_end.db)
         job = record_job(
             source_end,
             target_end,
