@@ -58,12 +58,15 @@ def _emptied_live_store(url: str) -> ctxbase.Store:
     return live
 
 
-def _health(store: ctxbase.Store) -> dict[str, object]:
+def _health(store: ctxbase.Store) -> tuple[dict[str, object], dict[str, object]]:
+    """The server's /health and /ready answers (the latter with its status code)."""
     options = {"auth": "disabled", "embed_worker_interval": 0, "delivery_worker": False}
     app_settings = store.settings.model_copy(update=options)
     with TestClient(create_app(store=store, settings=app_settings)) as http:
-        body: dict[str, object] = http.get("/api/v1/health").json()
-    return body
+        health = http.get("/api/v1/health")
+        assert health.status_code == 200  # degraded, yet usable
+        ready = http.get("/api/v1/ready")
+    return health.json(), {"status_code": ready.status_code, **ready.json()}
 
 
 def test_marked_until_resumed(source_url: str, target_url: str) -> None:
@@ -74,9 +77,10 @@ def test_marked_until_resumed(source_url: str, target_url: str) -> None:
         report = _doctor(target_url)
         assert report["status"] == "degraded"
         assert [job_id in m for m in _unfinished(report["problems"])] == [True]
-        health = _health(live)
+        health, ready = _health(live)
         assert health["status"] == "degraded"
         assert [job_id in m for m in _unfinished(health["problems"])] == [True]
+        assert ready["status_code"] == 503 and job_id in str(ready["reason"])
         with pytest.raises(ConflictError, match=job_id) as refused:
             open_store(target_url)
         assert refused.value.hint is not None and "--discard" in refused.value.hint
@@ -87,7 +91,9 @@ def test_marked_until_resumed(source_url: str, target_url: str) -> None:
         finished = resume(job_id, target_url, settings=settings())
         assert finished.status == "completed", finished.error_log
         assert _unfinished(_doctor(target_url)["problems"]) == []
-        assert _unfinished(_health(live)["problems"]) == []
+        health, ready = _health(live)
+        assert _unfinished(health["problems"]) == []
+        assert ready == {"status_code": 200, "ready": True, "reason": None}
         with open_store(target_url) as store:
             assert store.memories.list().items
         assert_same_data(source_url, target_url)

@@ -27,6 +27,8 @@ from ctxbase.db.vectors.postgres import (
 )
 from ctxbase.errors import ConflictError, CtxbaseError
 
+#: The problem code of a database holding an unfinished migration job.
+UNFINISHED_MIGRATION = "migration_unfinished"
 #: Statuses of a job that may have stopped half-way through its copy.
 _UNFINISHED_STATUSES = ("pending", "running", "failed", "cancelled")
 
@@ -139,7 +141,7 @@ def require_no_unfinished_migration(db: Database) -> None:
 
 def _unfinished_problem(job_id: uuid.UUID, status: str) -> ProblemReport:
     return ProblemReport(
-        code="migration_unfinished",
+        code=UNFINISHED_MIGRATION,
         message=f"Migration job {job_id} into this database has not finished ({status}): "
         "it holds part of the data",
         hint=f"resume it with `ctxbase migrate --resume {job_id} --to <this database>`, or "
