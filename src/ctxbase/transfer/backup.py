@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from ctxbase.config import Settings
 from ctxbase.db import migrate
 from ctxbase.db.database import Database
+from ctxbase.db.schema import metadata
 from ctxbase.db.urls import mask_url
 from ctxbase.errors import DatabaseError, InvalidInputError
 from ctxbase.transfer.archive import export_archive, replace_with_archive
@@ -110,7 +111,7 @@ def restore(db: Database, path: str | Path, *, settings: Settings | None = None)
         tool, reason = find_pg_tool("pg_restore", db, settings)
         if tool is None:
             raise InvalidInputError(f"Cannot restore a pg_dump backup: {reason}")
-        _check_pg_dump(tool, source)
+        _require_tables_of(db, _check_pg_dump(tool, source), source)
         # --clean drops the tables inside the one transaction that recreates them
         args = ["--no-owner", "--clean", "--if-exists", "--single-transaction", str(source)]
         _run(tool, args, db, dbname_flag=True)
@@ -242,12 +243,38 @@ def _run(tool: str, args: list[str], db: Database, *, dbname_flag: bool = False)
         raise DatabaseError(f"{Path(tool).name} failed: {message}")
 
 
-def _check_pg_dump(tool: str, source: Path) -> None:
-    """Read the whole dump (``pg_restore`` into no file): a cut or damaged one fails here,
-    before anything is dropped."""
+def _check_pg_dump(tool: str, source: Path) -> set[str]:
+    """The tables of a whole ctxbase dump. Reads all of it (``pg_restore`` into no file):
+    a cut or damaged dump, or one of another database, fails here, before anything is
+    dropped."""
     finished = subprocess.run(
         [tool, "--file", os.devnull, str(source)], capture_output=True, text=True
     )
     if finished.returncode != 0:
         said = finished.stderr.strip().splitlines()[-1:] or [f"exit status {finished.returncode}"]
         raise InvalidInputError(f"{source} is a damaged pg_dump backup: {said[0]}")
+    listed = subprocess.run([tool, "--list", str(source)], capture_output=True, text=True)
+    tables = set(_DUMPED_TABLE.findall(listed.stdout))
+    if migrate.VERSION_TABLE not in tables:
+        raise InvalidInputError(f"{source} is a pg_dump backup of no ctxbase database")
+    return tables
+
+
+#: A table in ``pg_restore --list``: ``<id>; <catalog> <oid> TABLE <schema> <name> <owner>``.
+_DUMPED_TABLE = re.compile(r"^\d+; \d+ \d+ TABLE \S+ (\S+) ", re.MULTILINE)
+
+
+def _require_tables_of(db: Database, dumped: set[str], source: Path) -> None:
+    """The database may hold no ctxbase table the dump lacks (a later schema revision's):
+    ``--clean`` drops only the dump's tables, and theirs point at them."""
+    with db.connect() as connection:
+        present = set(inspect(connection).get_table_names())
+    extra = sorted(name for name in metadata.tables if name in present and name not in dumped)
+    if extra:
+        raise InvalidInputError(
+            f"The database has tables that the backup {source} lacks ({', '.join(extra)}): "
+            "it is at a later schema revision than the backup",
+            hint="restore into an empty database, or `ctxbase db downgrade` it to the "
+            "backup's revision first",
+            details={"tables": extra},
+        )
