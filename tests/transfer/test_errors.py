@@ -12,7 +12,7 @@ from sqlalchemy import select
 from ctxbase import transfer
 from ctxbase.db.database import Database
 from ctxbase.db.schema import metadata
-from ctxbase.errors import ConflictError, InvalidInputError, SchemaError
+from ctxbase.errors import ConflictError, InvalidInputError
 from tests.postgres import PostgresServer
 from tests.transfer.data import assert_same_data, settings, table_rows
 
@@ -115,8 +115,14 @@ def test_bad_input(source_url: str, tmp_path: Path) -> None:
         transfer.migrate(source_url, target, tables=["nope"], settings=settings())
     with pytest.raises(InvalidInputError, match="batch_size"):
         transfer.migrate(source_url, target, batch_size=0, settings=settings())
-    with pytest.raises(SchemaError, match="source database is at schema empty"):
+    absent = tmp_path / "absent" / "source.db"
+    with pytest.raises(InvalidInputError, match="source database does not exist"):
+        transfer.migrate(f"sqlite:///{absent}", target, settings=settings())
+    assert not absent.parent.exists()  # reading a database never creates one
+    (tmp_path / "empty.db").touch()
+    with pytest.raises(InvalidInputError, match="source database is not a ctxbase database"):
         transfer.migrate(f"sqlite:///{tmp_path / 'empty.db'}", target, settings=settings())
+    assert not Path(target.removeprefix("sqlite:///")).exists()  # nor the target, then
     with pytest.raises(InvalidInputError, match="Not a job id"):
         transfer.resume("42", target, settings=settings())
 

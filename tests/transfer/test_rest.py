@@ -4,12 +4,14 @@ migration jobs (start, status, SSE stream, cancel), with bad input answered by a
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
 
 import ctxbase
 from ctxbase.config import Settings
@@ -191,3 +193,39 @@ def test_bad_migrations_are_4xx_and_write_nothing(
         f"{API}/migrations", json={"source": {"url": source_url}, "target": {"url": source_url}}
     )
     assert response.status_code == 409
+
+
+def test_a_source_that_is_not_a_ctxbase_database_is_422_on_both_backends(
+    http: TestClient, tmp_path: Path, postgres: PostgresServer
+) -> None:
+    """Empty, another application's, not a database at all, or absent: the caller named
+    the wrong database, a 4xx with one error shape; no target is created."""
+    (tmp_path / "empty.db").touch()
+    (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE notes (body TEXT)")
+    connection.close()
+    with postgres.database() as empty_pg, postgres.database() as other_pg:
+        postgres.execute("CREATE TABLE notes (body text)", database=make_url(other_pg).database)
+        sources = {
+            "sqlite empty": f"sqlite:///{tmp_path / 'empty.db'}",
+            "sqlite junk": f"sqlite:///{tmp_path / 'junk.db'}",
+            "sqlite other": f"sqlite:///{other}",
+            "postgres empty": empty_pg,
+            "postgres other": other_pg,
+            "sqlite absent": f"sqlite:///{tmp_path / 'absent.db'}",
+        }
+        for name, url in sources.items():
+            response = http.post(
+                f"{API}/migrations",
+                json={"source": {"url": url}, "target": {"url": f"sqlite:///{tmp_path / name}"}},
+            )
+            assert response.status_code == 422, (name, response.text)
+            error = response.json()["error"]
+            assert set(error) == {"code", "message", "details"}
+            assert error["code"] == "invalid_input"
+            expected = "does not exist" if name.endswith("absent") else "not a ctxbase database"
+            assert expected in error["message"], (name, error)
+            assert not (tmp_path / name).exists()
+    assert not (tmp_path / "absent.db").exists()

@@ -69,6 +69,15 @@ def test_sigkill_then_resume(
 
 
 def _kill_and_resume(source_url: str, target_url: str, kill_at: float) -> None:
+    job_id = kill_midway(source_url, target_url, kill_at)
+    report = transfer.resume(job_id, target_url, settings=settings())
+    assert report.status == "completed", report.error_log
+    assert report.verification is not None and report.verification.passed
+    assert_same_data(source_url, target_url)
+
+
+def kill_midway(source_url: str, target_url: str, kill_at: float) -> str:
+    """Start ``ctxbase migrate``, SIGKILL it near ``kill_at`` of its progress; its job id."""
     process, job_id = _start(source_url, target_url)
     point = kill_at + random.uniform(-0.05, 0.05)
     deadline = time.monotonic() + 120
@@ -91,11 +100,7 @@ def _kill_and_resume(source_url: str, target_url: str, kill_at: float) -> None:
     assert process.returncode == -signal.SIGKILL
     assert _progress(target_url) > 0  # killed while running: some batches committed
     _assert_no_survivor(target_url)
-
-    report = transfer.resume(job_id, target_url, settings=settings())
-    assert report.status == "completed", report.error_log
-    assert report.verification is not None and report.verification.passed
-    assert_same_data(source_url, target_url)
+    return job_id
 
 
 def _assert_no_survivor(target_url: str) -> None:

@@ -19,6 +19,7 @@ from ctxbase.cli.common import err, open_database, out, progress_bars, resolve_d
 from ctxbase.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    from ctxbase.db.database import Database
     from ctxbase.transfer.report import MigrationReport
 
 commands = typer.Typer()
@@ -65,6 +66,13 @@ def migrate_command(
     resume: Annotated[
         str | None, typer.Option("--resume", help="Continue job JOB (needs --to).")
     ] = None,
+    discard: Annotated[
+        str | None,
+        typer.Option(
+            "--discard",
+            help="Remove what unfinished job JOB copied into --to, and its record.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Copy a store from one database to another, verified; resumable after a crash."""
@@ -74,6 +82,15 @@ def migrate_command(
     if target is None:
         raise InvalidInputError("--to is required", hint="e.g. --to postgresql://user@host/db")
     target_url = resolve_database(ctx, target)
+    if discard:
+        if resume or source:
+            raise InvalidInputError("--discard takes only --to")
+        removed = transfer.discard(discard, target_url, settings=settings)
+        out.print(
+            f"Discarded migration job {discard}: removed {sum(removed.values())} row(s) "
+            f"from {len(removed)} table(s)"
+        )
+        return
     source_url = resolve_database(ctx, source) if source else None
     # Drawn on each report rather than by a thread of its own: a job whose process runs a
     # single thread can fork its worker (see ``transfer.worker``).
@@ -152,7 +169,7 @@ def export_command(
     from ctxbase.transfer.archive import export_archive
 
     report = export_archive(
-        open_database(ctx), output, project=project, with_embeddings=with_embeddings
+        _existing_database(ctx), output, project=project, with_embeddings=with_embeddings
     )
     out.print(f"Exported {sum(report.rows.values())} row(s) to {report.path}")
 
@@ -180,10 +197,21 @@ def backup_command(
     """Back the database up (SQLite online backup; pg_dump, else an export archive)."""
     from ctxbase.transfer.backup import backup
 
-    report = backup(open_database(ctx), output, settings=settings_of(ctx))
+    report = backup(_existing_database(ctx), output, settings=settings_of(ctx))
     out.print(f"Backup of {report.bytes} bytes written to {report.path} ({report.method})")
     if report.note:
         err.print(report.note)
+
+
+def _existing_database(ctx: typer.Context) -> Database:
+    """The command's database, which it reads: an SQLite path with no file is an error,
+    never a new empty database."""
+    from ctxbase.db.urls import parse_database_url
+    from ctxbase.transfer.endpoints import check_sqlite_file
+
+    url = parse_database_url(settings_of(ctx).database_url)
+    check_sqlite_file(url, "", create=False)
+    return open_database(ctx)
 
 
 @commands.command("restore")

@@ -2,21 +2,35 @@
 
 A check never raises: every failure becomes a report with an error code, a message and
 a hint. Passwords never appear in a report.
+
+A database a migration is copying into carries a mark until the copy is done: the job's
+own record (``migration_jobs``), unfinished and not yet verified. Such a database holds
+part of the data (on PostgreSQL without some foreign keys too): it is reported degraded,
+and a store refuses to open on it (:func:`require_no_unfinished_migration`) until the job
+is resumed to its end or discarded.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from sqlalchemy import Connection, inspect, select
 
 from ctxbase.db import migrate
 from ctxbase.db.database import Database
+from ctxbase.db.schema import MigrationJob, table
 from ctxbase.db.vectors.postgres import (
     PGVECTOR_INSTALL_HINT,
     PGVECTOR_MISSING_CONSEQUENCES,
 )
-from ctxbase.errors import CtxbaseError
+from ctxbase.errors import ConflictError, CtxbaseError
+
+#: The problem code of a database holding an unfinished migration job.
+UNFINISHED_MIGRATION = "migration_unfinished"
+#: Statuses of a job that may have stopped half-way through its copy.
+_UNFINISHED_STATUSES = ("pending", "running", "failed", "cancelled")
 
 
 class PgvectorReport(BaseModel):
@@ -81,6 +95,7 @@ def check_connection(db: Database) -> ConnectionReport:
 def _inspect(db: Database, report: ConnectionReport) -> None:
     with db.connect() as connection:
         server = db.backend.describe(connection)
+        unfinished = unfinished_migrations(connection)
     report.server_version = server.server_version
     report.vector_storage = server.vector_storage
     status = server.pgvector
@@ -91,6 +106,47 @@ def _inspect(db: Database, report: ConnectionReport) -> None:
     report.schema_revision = migrate.current_revision(db)
     report.pending_migrations = migrate.pending_revisions(db)
     _add_warnings(report)
+    for job_id, job_status in unfinished:
+        report.status = "degraded"
+        report.problems.append(_unfinished_problem(job_id, job_status))
+
+
+def unfinished_migrations(connection: Connection) -> list[tuple[uuid.UUID, str]]:
+    """Id and status of each migration job into this database whose copy has not been
+    completed and verified: the database holds part of its data."""
+    if not inspect(connection).has_table("migration_jobs"):
+        return []
+    jobs = table(MigrationJob)
+    rows = connection.execute(
+        select(jobs.c.id, jobs.c.status, jobs.c.verification)
+        .where(jobs.c.status.in_(_UNFINISHED_STATUSES))
+        .order_by(jobs.c.created_at)
+    )
+    # A verified job only had re-embedding left: its data is whole.
+    return [(job_id, status) for job_id, status, verified in rows if not verified]
+
+
+def require_no_unfinished_migration(db: Database) -> None:
+    """Raise ConflictError if a migration into ``db`` stopped before its end (the store
+    would serve and accept writes over part of the data)."""
+    with db.connect() as connection:
+        unfinished = unfinished_migrations(connection)
+    if unfinished:
+        job_id, status = unfinished[0]
+        problem = _unfinished_problem(job_id, status)
+        raise ConflictError(
+            problem.message, hint=problem.hint, details={"job_id": str(job_id), "status": status}
+        )
+
+
+def _unfinished_problem(job_id: uuid.UUID, status: str) -> ProblemReport:
+    return ProblemReport(
+        code=UNFINISHED_MIGRATION,
+        message=f"Migration job {job_id} into this database has not finished ({status}): "
+        "it holds part of the data",
+        hint=f"resume it with `ctxbase migrate --resume {job_id} --to <this database>`, or "
+        f"remove what it copied with `ctxbase migrate --discard {job_id} --to <this database>`",
+    )
 
 
 def _add_warnings(report: ConnectionReport) -> None:

@@ -8,7 +8,11 @@ from typing import Any
 from ctxbase.config import Settings
 from ctxbase.db import migrate
 from ctxbase.db.database import Database
-from ctxbase.db.diagnostics import ConnectionReport, check_connection
+from ctxbase.db.diagnostics import (
+    ConnectionReport,
+    check_connection,
+    require_no_unfinished_migration,
+)
 from ctxbase.embeddings import Embedder
 from ctxbase.events.notifier import EventNotifier
 from ctxbase.secrets import Secrets
@@ -86,6 +90,7 @@ class Store:
         migrate_now = settings.auto_migrate if auto_migrate is None else auto_migrate
         try:
             self.schema_revision = migrate.ensure_schema(self.db, auto_migrate=migrate_now)
+            require_no_unfinished_migration(self.db)  # part of the data: resume or discard
             if self.schema_revision == migrate.head_revision():
                 ensure_defaults(self.db)
         except BaseException:

@@ -12,10 +12,12 @@ import uuid
 from collections.abc import Sequence
 
 from ctxbase.config import Settings
+from ctxbase.db.diagnostics import require_no_unfinished_migration
 from ctxbase.db.migrate import ensure_schema
 from ctxbase.errors import ConflictError, InvalidInputError
 from ctxbase.secrets import Secrets
 from ctxbase.transfer import jobs
+from ctxbase.transfer.discarding import discard_job
 from ctxbase.transfer.endpoints import Endpoint, EndpointSpec, open_endpoint, require_head
 from ctxbase.transfer.jobs import DEFAULT_BATCH_SIZE, ProgressCallback, record_job
 from ctxbase.transfer.migration import Migration
@@ -99,12 +101,16 @@ def prepare_migration(
     settings = settings or Settings.from_values()
     endpoints: list[Endpoint] = []
     try:
-        source_end = open_endpoint(source, settings)
+        source_end = open_endpoint(source, settings, role="source")
         endpoints.append(source_end)
-        target_end = open_endpoint(target, settings)
+        require_head(source_end, "source")  # before the target is opened (and created)
+        require_no_unfinished_migration(source_end.db)  # never copy part of the data on
+        target_end = open_endpoint(target, settings, role="target", create=True)
         endpoints.append(target_end)
-        require_head(source_end, "source")
         _prepare_target(target_end)
+        # A job stopped in it may hold foreign keys and indexes set aside, and its discard
+        # would empty the new job's tables: that job is resumed or discarded first.
+        require_no_unfinished_migration(target_end.db)
         job = record_job(
             source_end,
             target_end,
@@ -138,7 +144,7 @@ def resume(
     The source defaults to the one the job was started with."""
     settings = settings or Settings.from_values()
     job_uuid = _job_uuid(job_id)
-    target_end = open_endpoint(target, settings)
+    target_end = open_endpoint(target, settings, role="target")
     try:
         require_head(target_end, "target")
         with target_end.db.connect() as connection:
@@ -151,7 +157,7 @@ def resume(
                     "The job's source was in memory and cannot be reopened; pass the source"
                 )
             source = Secrets(settings).decrypt(job["source_encrypted"])
-        source_end = open_endpoint(source, settings)
+        source_end = open_endpoint(source, settings, role="source")
         try:
             require_head(source_end, "source")
             migration = Migration(
@@ -169,11 +175,28 @@ def resume(
         target_end.close()
 
 
+def discard(
+    job_id: uuid.UUID | str, target: EndpointSpec, *, settings: Settings | None = None
+) -> dict[str, int]:
+    """Remove what job ``job_id``, stopped before its end, copied into ``target``, and the
+    job's record with it (the mark that keeps stores from opening a half-copied database).
+
+    The job's tables are emptied, and on PostgreSQL the indexes and foreign keys set aside
+    for the load are put back, in one transaction. Returns the rows removed per table.
+    Only for a job no process runs any more; a completed job is refused."""
+    target_end = open_endpoint(target, settings or Settings.from_values(), role="target")
+    try:
+        require_head(target_end, "target")
+        return discard_job(target_end.db, _job_uuid(job_id))
+    finally:
+        target_end.close()
+
+
 def job_report(
     job_id: uuid.UUID | str, target: EndpointSpec, *, settings: Settings | None = None
 ) -> MigrationReport:
     """The report of job ``job_id`` as recorded in ``target``."""
-    target_end = open_endpoint(target, settings or Settings.from_values())
+    target_end = open_endpoint(target, settings or Settings.from_values(), role="target")
     try:
         with target_end.db.connect() as connection:
             return jobs.to_report(jobs.load_job(connection, _job_uuid(job_id)))
@@ -202,6 +225,7 @@ __all__ = [
     "Progress",
     "Verification",
     "data_tables",
+    "discard",
     "job_report",
     "migrate",
     "prepare_migration",

@@ -15,6 +15,11 @@ little-endian float32s. The closing line guards against a truncated file.
 An import runs in one transaction: it writes everything or nothing. Tenants are matched
 by slug and projects by slug within their tenant, so an export of one project imports into
 a store that already has its own ``default`` tenant; an existing project must be empty.
+A restore (:func:`replace_with_archive`) reads the whole archive once before it touches
+the database, then empties the database and imports in that same one transaction.
+
+An export writes ``<name>.partial`` and renames it when complete; a failed export removes
+it, so a file under the final name is always a whole archive.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import base64
 import gzip
 import json
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -123,12 +129,24 @@ def export_archive(
     counts: dict[str, int] = {}
     target = Path(path)
     partial = target.with_name(target.name + ".partial")
-    with gzip.open(partial, "wt", encoding="utf-8", compresslevel=6) as out:
-        _write_line(out, _header(project, with_embeddings, names))
-        for plan in plans:
-            counts[plan.name] = _export_table(db, plan, filters.get(plan.name), out, progress)
-        _write_line(out, {"end": True, "rows": counts})
-    partial.replace(target)  # a half-written archive never takes the final name
+    if not target.parent.is_dir():
+        raise InvalidInputError(
+            f"Cannot write {target}: no directory {target.parent}",
+            hint="create the directory first, or choose another path",
+        )
+    try:
+        with gzip.open(partial, "wt", encoding="utf-8", compresslevel=6) as out:
+            _write_line(out, _header(project, with_embeddings, names))
+            for plan in plans:
+                counts[plan.name] = _export_table(db, plan, filters.get(plan.name), out, progress)
+            _write_line(out, {"end": True, "rows": counts})
+        partial.replace(target)  # a half-written archive never takes the final name
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise InvalidInputError(f"Cannot write {target}: {error.strerror or error}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return ArchiveReport(path=str(target), rows=counts)
 
 
@@ -219,21 +237,66 @@ def import_archive(
 ) -> ArchiveReport:
     """Read the archive at ``path`` into ``db`` in one transaction (all or nothing)."""
     migrate.ensure_schema(db)
-    lines = _lines(Path(path))
-    header = next(lines, None)
-    _check_header(header)
-    importer = _Importer(progress)
     with db.connect(write=True) as connection:
-        for entry in lines:
-            if entry.get("end"):
-                importer.finish(connection)
-                announced = {k: v for k, v in (entry.get("rows") or {}).items() if v}
-                if announced != importer.counts_in_archive:
-                    raise InvalidInputError("The archive's row counts do not match its rows")
-                return importer.report(str(path))
-            importer.add(connection, entry)
-        # inside the transaction, so that it rolls back
-        raise InvalidInputError("The archive is truncated (no closing line); nothing was imported")
+        return _import(connection, Path(path), progress)
+
+
+def check_archive(path: str | Path) -> dict[str, int]:
+    """Read the whole archive at ``path`` without writing anything: a readable gzip
+    stream, a header, JSON objects each a row, and a closing line whose counts match the
+    rows. Returns the rows per table; raises InvalidInputError on the first fault."""
+    lines = _lines(Path(path))
+    _check_header(next(lines, None))
+    counts: dict[str, int] = {}
+    for entry in lines:
+        if entry.get("end"):
+            _check_counts(entry, counts)
+            if next(lines, None) is not None:
+                raise InvalidInputError("The archive goes on after its closing line")
+            return counts
+        name = entry.get("table")
+        if not isinstance(name, str) or not isinstance(entry.get("row"), dict):
+            raise InvalidInputError("An archive line is neither a row nor the closing line")
+        counts[name] = counts.get(name, 0) + 1
+    raise InvalidInputError("The archive is truncated (no closing line)")
+
+
+def replace_with_archive(
+    db: Database, path: str | Path, *, progress: Callable[[str, int], None] | None = None
+) -> ArchiveReport:
+    """Replace every ctxbase row of ``db`` with the archive's, in one transaction: the
+    archive is read whole first, and any fault after that rolls the emptying back too."""
+    source = Path(path)
+    check_archive(source)
+    migrate.ensure_schema(db)
+    with db.connect(write=True) as connection:
+        for table in reversed(metadata.sorted_tables):  # children first
+            connection.execute(table.delete())
+        return _import(connection, source, progress)
+
+
+def _import(
+    connection: Connection, path: Path, progress: Callable[[str, int], None] | None
+) -> ArchiveReport:
+    """Import the archive in ``connection``'s transaction; raises (so that it rolls back)
+    on any fault."""
+    lines = _lines(path)
+    _check_header(next(lines, None))
+    importer = _Importer(progress)
+    for entry in lines:
+        if entry.get("end"):
+            importer.finish(connection)
+            _check_counts(entry, importer.counts_in_archive)
+            return importer.report(str(path))
+        importer.add(connection, entry)
+    raise InvalidInputError("The archive is truncated (no closing line); nothing was imported")
+
+
+def _check_counts(end: dict[str, Any], counted: dict[str, int]) -> None:
+    rows = end.get("rows")
+    announced = {k: v for k, v in rows.items() if v} if isinstance(rows, dict) else None
+    if announced != counted:
+        raise InvalidInputError("The archive's row counts do not match its rows")
 
 
 def _lines(path: Path) -> Iterator[dict[str, Any]]:
@@ -251,7 +314,7 @@ def _lines(path: Path) -> Iterator[dict[str, Any]]:
                 if not isinstance(value, dict):
                     raise InvalidInputError(f"Line {number} of the archive is not an object")
                 yield value
-    except (OSError, EOFError) as error:  # not gzip, or cut short
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as error:  # not gzip, cut short
         raise InvalidInputError(f"Not a readable ctxbase archive: {error}") from None
 
 

@@ -6,9 +6,14 @@
   server is found (on ``PATH`` or in the ``pg_bin_dir`` setting), restored by
   ``pg_restore``; otherwise a ctxbase export archive with embeddings, and the report says so.
 
-Restoring replaces the database's contents with the backup's. The kind of a backup is read
-from its first bytes, so ``restore`` needs no flag. Passwords reach ``pg_dump`` through its
-environment, never its command line.
+Restoring replaces the database's contents with the backup's, and only once the backup
+is known whole: a damaged backup leaves the database as it was. Each kind is first read
+through (SQLite's integrity check; ``pg_restore`` into nowhere; every line of an archive),
+then swapped in as one step: SQLite's backup API copies every page in one write
+transaction of the database; ``pg_restore --clean --single-transaction`` drops and
+recreates the tables in one transaction; an archive is imported in the transaction that
+empties the tables. The kind of a backup is read from its first bytes, so ``restore``
+needs no flag. Passwords reach ``pg_dump`` through its environment, never its command line.
 """
 
 from __future__ import annotations
@@ -18,18 +23,20 @@ import re
 import shutil
 import sqlite3
 import subprocess
+from contextlib import closing
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from ctxbase.config import Settings
 from ctxbase.db import migrate
 from ctxbase.db.database import Database
+from ctxbase.db.schema import metadata
 from ctxbase.db.urls import mask_url
 from ctxbase.errors import DatabaseError, InvalidInputError
-from ctxbase.transfer.archive import export_archive, import_archive
+from ctxbase.transfer.archive import export_archive, replace_with_archive
 
 Method = Literal["sqlite-backup", "pg_dump", "export"]
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -45,42 +52,57 @@ class BackupReport(BaseModel):
 
 
 def backup(db: Database, path: str | Path, *, settings: Settings | None = None) -> BackupReport:
-    """Write a backup of ``db`` to ``path``."""
+    """Write a backup of ``db`` to ``path`` (through ``<path>.partial``, removed on failure)."""
     settings = settings or db.settings
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InvalidInputError(f"Cannot write {target}: {error.strerror or error}") from None
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
-    note = None
-    if db.backend == "sqlite":
-        _sqlite_backup(db, partial)
-        method: Method = "sqlite-backup"
-    else:
-        tool, reason = find_pg_tool("pg_dump", db, settings)
-        if tool is not None:
-            _run(tool, ["--format=custom", "--no-owner", f"--file={partial}"], db)
-            method = "pg_dump"
-        else:
-            export_archive(db, partial, with_embeddings=True)
-            method, note = "export", f"{reason}; wrote a ctxbase export archive instead"
-    partial.replace(target)
+    try:
+        method, note = _write_backup(db, partial, settings)
+        partial.replace(target)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise InvalidInputError(f"Cannot write {target}: {error.strerror or error}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return BackupReport(path=str(target), method=method, bytes=target.stat().st_size, note=note)
 
 
+def _write_backup(db: Database, partial: Path, settings: Settings) -> tuple[Method, str | None]:
+    if db.backend == "sqlite":
+        _sqlite_backup(db, partial)
+        return "sqlite-backup", None
+    tool, reason = find_pg_tool("pg_dump", db, settings)
+    if tool is not None:
+        _run(tool, ["--format=custom", "--no-owner", f"--file={partial}"], db)
+        return "pg_dump", None
+    export_archive(db, partial, with_embeddings=True)
+    return "export", f"{reason}; wrote a ctxbase export archive instead"
+
+
 def restore(db: Database, path: str | Path, *, settings: Settings | None = None) -> BackupReport:
-    """Replace the contents of ``db`` with the backup at ``path``."""
+    """Replace the contents of ``db`` with the backup at ``path``. The backup is checked
+    whole first; a damaged one raises InvalidInputError and leaves ``db`` untouched."""
     settings = settings or db.settings
     source = Path(path)
     if not source.is_file():
         raise InvalidInputError(f"No such backup file: {source}")
     with source.open("rb") as file:
         magic = file.read(16)
+    if not magic:
+        raise InvalidInputError(f"{source} is empty: not a ctxbase backup")
     if magic.startswith(SQLITE_MAGIC):
         if db.backend != "sqlite":
             raise InvalidInputError(
                 "An SQLite backup restores into SQLite only",
                 hint=f"copy it into PostgreSQL with `ctxbase migrate --from sqlite:///{source}`",
             )
+        _check_sqlite_backup(source)
         _sqlite_restore(source, db)
         method: Method = "sqlite-backup"
     elif magic.startswith(PG_DUMP_MAGIC):
@@ -89,12 +111,13 @@ def restore(db: Database, path: str | Path, *, settings: Settings | None = None)
         tool, reason = find_pg_tool("pg_restore", db, settings)
         if tool is None:
             raise InvalidInputError(f"Cannot restore a pg_dump backup: {reason}")
-        _reset(db)
-        _run(tool, ["--no-owner", "--single-transaction", str(source)], db, dbname_flag=True)
+        _require_tables_of(db, _check_pg_dump(tool, source), source)
+        # --clean drops the tables inside the one transaction that recreates them
+        args = ["--no-owner", "--clean", "--if-exists", "--single-transaction", str(source)]
+        _run(tool, args, db, dbname_flag=True)
         method = "pg_dump"
     elif magic.startswith(GZIP_MAGIC):
-        _reset(db)
-        import_archive(db, source)
+        replace_with_archive(db, source)
         method = "export"
     else:
         raise InvalidInputError(f"{source} is not a ctxbase backup (SQLite, pg_dump or archive)")
@@ -120,8 +143,39 @@ def _sqlite_backup(db: Database, target: Path) -> None:
         destination.close()
 
 
+def _check_sqlite_backup(source: Path) -> None:
+    """A whole SQLite file holding a ctxbase schema this version knows, or InvalidInputError.
+
+    Opened read-only: checking a backup never changes it."""
+    damaged = f"{source} is a damaged SQLite backup"
+    try:
+        with closing(sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)) as check:
+            problems = [row[0] for row in check.execute("PRAGMA integrity_check(5)")]
+            if problems != ["ok"]:
+                raise InvalidInputError(f"{damaged}: {'; '.join(problems)}")
+            found = check.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                (migrate.VERSION_TABLE,),
+            ).fetchone()
+            revision = (
+                check.execute(f"SELECT version_num FROM {migrate.VERSION_TABLE}").fetchone()
+                if found
+                else None
+            )
+    except sqlite3.DatabaseError as error:
+        raise InvalidInputError(f"{damaged}: {error}") from None
+    known = {rev.revision for rev in migrate.history()}
+    if revision is None or revision[0] not in known:
+        raise InvalidInputError(
+            f"{source} holds no ctxbase schema this version knows",
+            hint="a backup made by a newer ctxbase needs that version to restore it",
+        )
+
+
 def _sqlite_restore(source: Path, db: Database) -> None:
-    origin = sqlite3.connect(source)
+    """Copy every page of ``source`` over ``db`` in one step: SQLite writes them in one
+    transaction of ``db``, rolled back if the copy fails."""
+    origin = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
     try:
         with db.translated_errors():
             raw = db.engine.raw_connection()
@@ -189,9 +243,38 @@ def _run(tool: str, args: list[str], db: Database, *, dbname_flag: bool = False)
         raise DatabaseError(f"{Path(tool).name} failed: {message}")
 
 
-def _reset(db: Database) -> None:
-    """Empty the database of ctxbase's tables, ready to take a backup's."""
-    migrate.downgrade(db, "base")
-    if db.backend == "postgresql":
-        with db.connect(write=True) as connection:
-            connection.execute(text(f"DROP TABLE IF EXISTS {migrate.VERSION_TABLE}"))
+def _check_pg_dump(tool: str, source: Path) -> set[str]:
+    """The tables of a whole ctxbase dump. Reads all of it (``pg_restore`` into no file):
+    a cut or damaged dump, or one of another database, fails here, before anything is
+    dropped."""
+    finished = subprocess.run(
+        [tool, "--file", os.devnull, str(source)], capture_output=True, text=True
+    )
+    if finished.returncode != 0:
+        said = finished.stderr.strip().splitlines()[-1:] or [f"exit status {finished.returncode}"]
+        raise InvalidInputError(f"{source} is a damaged pg_dump backup: {said[0]}")
+    listed = subprocess.run([tool, "--list", str(source)], capture_output=True, text=True)
+    tables = set(_DUMPED_TABLE.findall(listed.stdout))
+    if migrate.VERSION_TABLE not in tables:
+        raise InvalidInputError(f"{source} is a pg_dump backup of no ctxbase database")
+    return tables
+
+
+#: A table in ``pg_restore --list``: ``<id>; <catalog> <oid> TABLE <schema> <name> <owner>``.
+_DUMPED_TABLE = re.compile(r"^\d+; \d+ \d+ TABLE \S+ (\S+) ", re.MULTILINE)
+
+
+def _require_tables_of(db: Database, dumped: set[str], source: Path) -> None:
+    """The database may hold no ctxbase table the dump lacks (a later schema revision's):
+    ``--clean`` drops only the dump's tables, and theirs point at them."""
+    with db.connect() as connection:
+        present = set(inspect(connection).get_table_names())
+    extra = sorted(name for name in metadata.tables if name in present and name not in dumped)
+    if extra:
+        raise InvalidInputError(
+            f"The database has tables that the backup {source} lacks ({', '.join(extra)}): "
+            "it is at a later schema revision than the backup",
+            hint="restore into an empty database, or `ctxbase db downgrade` it to the "
+            "backup's revision first",
+            details={"tables": extra},
+        )

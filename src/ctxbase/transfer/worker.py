@@ -229,9 +229,9 @@ def run(request: dict[str, Any], cancel: CancelFlag) -> dict[str, Any]:
     settings = Settings.from_values(**request["settings"])
     endpoints = []
     try:
-        source = open_endpoint(request["source"], settings)
+        source = open_endpoint(request["source"], settings, role="source")
         endpoints.append(source)
-        target = open_endpoint(request["target"], settings)
+        target = open_endpoint(request["target"], settings, role="target")
         endpoints.append(target)
         for endpoint, role in ((source, "source"), (target, "target")):
             require_head(endpoint, role)  # (and learns how it stores vectors)

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 import ctxbase
 from ctxbase.api.models import DatabaseHealth, Health, Readiness
-from ctxbase.db.diagnostics import ConnectionReport
+from ctxbase.db.diagnostics import UNFINISHED_MIGRATION, ConnectionReport
 from ctxbase.server.routing import declared
 
 router = APIRouter(tags=["health"])
@@ -37,12 +37,16 @@ def health(request: Request) -> JSONResponse:
 
 @declared(router, "ready", responses={503: {"model": Readiness, "description": "Not ready"}})
 def ready(request: Request) -> JSONResponse:
-    """Ready when the database answers and its schema is at head."""
+    """Ready when the database answers, its schema is at head, and no migration into it
+    has stopped half-way (it would serve part of the data as the whole)."""
     report = request.app.state.store.check_connection()
     reason = None
+    unfinished = [p for p in report.problems if p.code == UNFINISHED_MIGRATION]
     if not report.ok:
         reason = report.problems[0].message if report.problems else "database unavailable"
     elif report.pending_migrations:
         reason = "schema migrations are pending"
+    elif unfinished:
+        reason = unfinished[0].message
     body = Readiness(ready=reason is None, reason=reason)
     return JSONResponse(body.model_dump(), status_code=200 if reason is None else 503)
