@@ -197,7 +197,7 @@ def bench(backend: str, url: str, size: int, queries: int, rounds: int) -> None:
             return [hit.id for hit in hits.hits]
 
         engines: dict[str, Engine] = {"ctxbase": ours, "exact numpy (in memory)": numpy_exact}
-        if store.db.backend == "postgresql":
+        if store.db.backend_name == "postgresql":
             project = store.projects.get("default").id
             engines["raw pgvector + items"] = raw_pgvector_items(url, asked, project)
             engines["raw pgvector (text)"] = raw_pgvector(url, asked, binary=False)

@@ -29,18 +29,11 @@ PATTERN = "|".join(
 
 #: Files allowed to compare names, and why. Migration revisions are frozen history: each
 #: must emit the same DDL forever, so they test the dialect themselves rather than ask
-#: today's backend objects. The others are converted next (shrink this list as they are).
+#: today's backend objects.
 KNOWN_EXCEPTIONS = {
     "src/ctxbase/db/migrations/versions/0001_initial_schema.py": "frozen revision",
     "src/ctxbase/db/migrations/versions/0003_full_text_search.py": "frozen revision",
     "src/ctxbase/db/migrations/versions/0005_embedding_deletions.py": "frozen revision",
-    "src/ctxbase/transfer/backup.py": "converted next",
-    "src/ctxbase/transfer/copying.py": "converted next",
-    "src/ctxbase/transfer/endpoints.py": "converted next",
-    "src/ctxbase/transfer/finishing.py": "converted next",
-    "src/ctxbase/transfer/jobs.py": "converted next",
-    "src/ctxbase/transfer/migration.py": "converted next",
-    "src/ctxbase/transfer/verify.py": "converted next",
 }
 
 

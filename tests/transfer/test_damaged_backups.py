@@ -94,7 +94,7 @@ def _damaged_backup(url: str, damage: str, directory: Path) -> Path:
             export_archive(db, whole, with_embeddings=True)
         else:
             report = backup(db, whole, settings=_options())
-            assert report.method == ("sqlite-backup" if db.backend == "sqlite" else "pg_dump")
+            assert report.method == ("sqlite-backup" if db.backend_name == "sqlite" else "pg_dump")
     damaged = directory / "damaged.backup"
     damaged.write_bytes(spoil(whole.read_bytes()))
     with open_store(url) as store:

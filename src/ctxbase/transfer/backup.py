@@ -74,7 +74,7 @@ def backup(db: Database, path: str | Path, *, settings: Settings | None = None) 
 
 
 def _write_backup(db: Database, partial: Path, settings: Settings) -> tuple[Method, str | None]:
-    if db.backend == "sqlite":
+    if db.backend.backup_method == "sqlite-backup":
         _sqlite_backup(db, partial)
         return "sqlite-backup", None
     tool, reason = find_pg_tool("pg_dump", db, settings)
@@ -97,7 +97,7 @@ def restore(db: Database, path: str | Path, *, settings: Settings | None = None)
     if not magic:
         raise InvalidInputError(f"{source} is empty: not a ctxbase backup")
     if magic.startswith(SQLITE_MAGIC):
-        if db.backend != "sqlite":
+        if db.backend.backup_method != "sqlite-backup":
             raise InvalidInputError(
                 "An SQLite backup restores into SQLite only",
                 hint=f"copy it into PostgreSQL with `ctxbase migrate --from sqlite:///{source}`",
@@ -106,7 +106,7 @@ def restore(db: Database, path: str | Path, *, settings: Settings | None = None)
         _sqlite_restore(source, db)
         method: Method = "sqlite-backup"
     elif magic.startswith(PG_DUMP_MAGIC):
-        if db.backend != "postgresql":
+        if db.backend.backup_method != "pg_dump":
             raise InvalidInputError("A pg_dump backup restores into PostgreSQL only")
         tool, reason = find_pg_tool("pg_restore", db, settings)
         if tool is None:

@@ -60,7 +60,7 @@ class TableCopy:
         # SQLite's stored rows are hashed as they go by, while the server loads the previous
         # page; other sources are checksummed by their own server at the end.
         hasher = None
-        if self.source.db.backend == "sqlite" and not plan.self_references:
+        if self.source.db.backend.renders_stored_rows and not plan.self_references:
             hasher = RowRenderer.for_sqlite(columns)
         bulk = self._bulk_writer(plan, columns)
         return self._copy_pages(plan, plan.name, reader, bulk, single, hasher)
@@ -148,9 +148,8 @@ class TableCopy:
         digests: list[bytes | None] | None,
     ) -> None:
         with self.target.db.connect(write=True) as connection:
-            if self.target.db.backend == "postgresql":
-                # A commit lost to a crash is redone on resume: its checkpoint is lost too.
-                connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            # A commit lost to a crash is redone on resume: its checkpoint is lost too.
+            self.target.db.backend.relax_durability(connection)
             failures = write_page(connection, bulk, single, page, prepared)
             if digests is not None:
                 self._add_to_checksum(step, page, failures, digests)
@@ -176,9 +175,9 @@ class TableCopy:
         state["checksum"] = checksum.to_json()
 
     def _bulk_writer(self, plan: TablePlan, columns: Sequence[Column[Any]]) -> PageWriter:
-        if self.target.db.backend != "postgresql":
+        if not self.target.db.backend.bulk_loads:
             return CoreInsertWriter(plan.table, columns)
-        from_sqlite = self.source.db.backend == "sqlite"
+        from_sqlite = self.source.db.backend.renders_stored_rows
         with self.target.db.connect() as connection:
             return PostgresCopyWriter(connection, plan.table, columns, from_sqlite=from_sqlite)
 

@@ -38,7 +38,7 @@ class Endpoint:
     def describe(self) -> dict[str, Any]:
         """Where the data is, for people: never a connection string, even masked."""
         url = self.db.url
-        if url.backend == "sqlite":
+        if url.sqlite_path is not None or url.in_memory:  # a file, or nothing on disk
             return {"backend": "sqlite", "database": url.sqlite_path or ":memory:"}
         return {
             "backend": "postgresql",

@@ -116,7 +116,7 @@ class BackgroundFinishing:
 
     def __init__(self, finishing: Finishing) -> None:
         self.finishing = finishing
-        self.active = finishing.target.db.backend == "postgresql"
+        self.active = finishing.target.db.backend.bulk_loads
         self.indexing = ThreadPoolExecutor(2, thread_name_prefix="ctxbase-migrate-index")
         self.adding_keys = ThreadPoolExecutor(1, thread_name_prefix="ctxbase-migrate-finish")
         self.checksumming = ThreadPoolExecutor(1, thread_name_prefix="ctxbase-migrate-sum")

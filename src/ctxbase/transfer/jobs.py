@@ -83,7 +83,7 @@ def record_job(
     names = [p.name for p in plans]
     with target.db.connect(write=True) as connection:
         options: dict[str, Any] = {"batch_size": batch_size, "reembed": reembed}
-        if target.db.backend == "postgresql":  # both back once the rows are in
+        if target.db.backend.bulk_loads:  # both back once the rows are in
             # (an empty table keeps them: nothing to load, nothing to build again)
             loaded = [name for name in names if totals[name]]
             options["deferred_indexes"] = indexes.set_aside(connection, loaded)

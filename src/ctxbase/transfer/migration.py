@@ -183,7 +183,7 @@ class Migration:
         ]
         if (
             not tables
-            or self.target.db.backend != "postgresql"
+            or not self.target.db.backend.bulk_loads
             or self.source.url is None
             or self.target.url is None
             or sys.platform != "linux"

@@ -25,12 +25,12 @@ def table_checksum(db: Database, plan: TablePlan, excluded: Iterable[Any] = ()) 
     anything else is decoded first."""
     excluded = list(excluded)
     columns = list(plan.table.columns)
-    if db.backend == "postgresql":
+    if db.backend.checksums_in_sql:
         with db.read() as connection:
             if can_checksum_in_sql(connection, columns):
                 return sql_checksum(connection, plan.table, plan.key, excluded)
     reader = TableReader(db, plan, columns)
-    from_storage = db.backend == "sqlite"
+    from_storage = db.backend.renders_stored_rows
     renderer = (RowRenderer.for_sqlite if from_storage else RowRenderer.for_decoded)(columns)
     skip = set(excluded)
     checksum, after = Checksum(), None
@@ -60,7 +60,7 @@ def verify_job(
     with ThreadPoolExecutor(2, thread_name_prefix="ctxbase-verify") as pool:
         targets: dict[str, Future[Checksum]] = {}
         for plan in record.plans:
-            if target.backend == "postgresql" and plan.name not in computed:
+            if target.backend.checksums_in_sql and plan.name not in computed:
                 # the server computes them meanwhile, and several at once
                 targets[plan.name] = pool.submit(table_checksum, target, plan)
                 continue

@@ -73,6 +73,19 @@ class Backend(ABC):
     default_port: ClassVar[int | None]
     #: The configuration field a database configuration of this kind cannot do without.
     config_requires: ClassVar[str]
+    #: A migration into it loads tables in bulk (COPY, possibly from a second process),
+    #: with their indexes and foreign keys set aside until the rows are in.
+    bulk_loads: ClassVar[bool]
+    #: The server computes a table's checksum itself (verification reads no rows).
+    checksums_in_sql: ClassVar[bool]
+    #: Stored rows are plain values a checksum can render as read (no decoding first).
+    renders_stored_rows: ClassVar[bool]
+    #: How ``ctxbase backup`` copies it: a file copy, or the server's dump tool.
+    backup_method: ClassVar[Literal["sqlite-backup", "pg_dump"]]
+
+    def relax_durability(self, connection: Connection) -> None:  # noqa: B027 - optional
+        """Let this transaction's commit skip the wait for the disk, where the database
+        can (a bulk load redoes a lost page on resume); by default, nothing."""
 
     def __init__(self, url: DatabaseURL, settings: Settings) -> None:
         self.url = url
@@ -214,15 +227,6 @@ class Backend(ABC):
         raise NotImplementedError(f"{self.name} sends no notices between connections")
 
     # --- transitional ---
-
-    def __eq__(self, other: object) -> bool:
-        # Code not yet converted to ask the object compares ``db.backend`` to a name;
-        # a test keeps new code from doing so. To be removed once none is left.
-        if isinstance(other, str):
-            return other == self.name
-        return self is other
-
-    __hash__ = object.__hash__
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url.masked()!r})"

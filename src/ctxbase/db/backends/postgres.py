@@ -136,6 +136,14 @@ class PostgresBackend(Backend):
     supports_returning_in_cte = True
     default_port = 5432
     config_requires = "database"
+    bulk_loads = True
+    checksums_in_sql = True
+    renders_stored_rows = False
+    backup_method = "pg_dump"
+
+    def relax_durability(self, connection: Connection) -> None:
+        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+
     raw_transaction = PostgresRawTransaction
 
     # --- engine, connections, transactions ---

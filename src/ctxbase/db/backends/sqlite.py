@@ -101,6 +101,10 @@ class SQLiteBackend(Backend):
     supports_returning_in_cte = False
     default_port = None
     config_requires = "sqlite_path"
+    bulk_loads = False
+    checksums_in_sql = False
+    renders_stored_rows = True
+    backup_method = "sqlite-backup"
     raw_transaction = SQLiteRawTransaction
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
