@@ -226,7 +226,5 @@ class Backend(ABC):
         once listening, then each payload). Raises when the connection is lost."""
         raise NotImplementedError(f"{self.name} sends no notices between connections")
 
-    # --- transitional ---
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url.masked()!r})"
