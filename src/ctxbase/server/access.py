@@ -213,6 +213,8 @@ def scope_of(principal: Principal | None) -> Scope:
         tenant=principal.tenant,
         projects=principal.projects,
         server_admin=principal.server_admin,
+        role=principal.role,
+        expires_at=principal.expires_at,
     )
 
 
