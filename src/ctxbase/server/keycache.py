@@ -5,7 +5,7 @@ every request paid it. Here a working key's principal is kept (keyed by the key'
 at most ``max_entries``, least recently used first out, each for at most ``ttl_seconds``)
 and served while the database's key generation is the one it was read under.
 
-The generation (:func:`ctxbase.store.tenancy.key_generation`) changes in the same
+The generation (:mod:`ctxbase.store.key_generation`) changes in the same
 transaction that revokes a key or changes a tenant, and it is read on every request (one
 prepared point read), so a revoked key is refused on its very next request by every
 process on the database, the one that revoked it or any other. Expiry is checked on every
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ctxbase.db.schema import utcnow
-from ctxbase.store.tenancy import Principal, hash_key, key_generation
+from ctxbase.store.key_generation import key_generation
+from ctxbase.store.tenancy import Principal, hash_key
 
 if TYPE_CHECKING:
     from ctxbase.db.database import Database

@@ -14,9 +14,9 @@ revokes and lists only keys within its reach (limited to some of its projects), 
 only the audit entries of its projects. A key or entry out of reach is simply not found.
 
 Revoking a key, or changing a tenant (deactivating it, changing its quotas), changes the
-database's key generation (:func:`key_generation`): a server process caching keys reads
-it on every request and forgets its cache when it has changed, so a revoked key stops at
-once on every process.
+database's key generation (:mod:`ctxbase.store.key_generation`): a server process caching
+keys reads it on every request and forgets its cache when it has changed, so a revoked
+key stops at once on every process.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Select, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Select, func, insert, select, update
 
 from ctxbase.db.schema import ApiKey as ApiKeyRow
 from ctxbase.db.schema import AuditEntry as AuditRow
-from ctxbase.db.schema import StoreSetting, new_id, table, utcnow
+from ctxbase.db.schema import new_id, table, utcnow
 from ctxbase.errors import ConflictError, NotFoundError, PermissionDeniedError
 from ctxbase.records import (
     ApiKey,
@@ -62,15 +62,14 @@ from ctxbase.store.base import (
     text_part,
     uuid_part,
 )
+from ctxbase.store.key_generation import bump_key_generation
 from ctxbase.store.usage import tenant_usage
 
 if TYPE_CHECKING:
-    from ctxbase.db.database import Database
     from ctxbase.store.base import Scope
 
 keys_table = table(ApiKeyRow)
 audit_table = table(AuditRow)
-settings_table = table(StoreSetting)
 k = keys_table.c
 t = tenants_table.c
 _tenant_pages = Keyset("tenants", (text_part(64),))  # by slug
@@ -82,8 +81,6 @@ _PREFIX_LENGTH = len(KEY_PREFIX) + 8
 OPERATOR_TENANT = DEFAULT_TENANT
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
 _ROLE_RANK = {"reader": 0, "writer": 1, "admin": 2}
-#: The ``store_settings`` row whose value changes whenever a key may have stopped working.
-KEY_GENERATION = "keys.generation"
 #: Rows read per round trip while filtering a list by reach in Python.
 _SCAN_BATCH = 500
 
@@ -334,6 +331,7 @@ class Keys(_TenantDomain):
                 limit + 1,
                 lambda row: within_reach(scope, row.projects),
                 lambda q, last: q.where(k.key_id > last.key_id),
+                limited=scope.projects is not None,
             )
         items = [ApiKey.model_validate(r._mapping) for r in rows]
         return _key_pages.page(items, limit, lambda item: [item.key_id], within)
@@ -473,6 +471,7 @@ class Audit(Domain):
                 limit + 1,
                 lambda row: within_reach(scope, _entry_projects(row.details)),
                 lambda q, last: q.where(a.id < last.id),
+                limited=scope.projects is not None,
             )
         items = [AuditEntry.model_validate(r._mapping) for r in rows]
         return _audit_pages.page(items, limit, lambda item: [item.id], within)
@@ -556,52 +555,21 @@ def _rows_within_reach(
     wanted: int,
     visible: Callable[[Any], bool],
     after: Callable[[Select[Any], Any], Select[Any]],
+    *,
+    limited: bool,
 ) -> list[Any]:
-    """Up to ``wanted`` rows of ``query`` (ordered) that are ``visible``; reach is a
-    subset test over JSON lists, so it is applied here, reading in batches."""
+    """Up to ``wanted`` rows of ``query`` (ordered) that are ``visible``. Reach is a
+    subset test over JSON lists, so a ``limited`` caller's rows are filtered here, read
+    in batches; an unlimited caller's are all visible and read in one."""
+    size = max(wanted, _SCAN_BATCH) if limited else wanted
     found: list[Any] = []
-    batch = query.limit(max(wanted, _SCAN_BATCH))
+    batch = query.limit(size)
     while True:
         rows = connection.execute(batch).all()
         found += [row for row in rows if visible(row)]
-        if len(found) >= wanted or len(rows) < max(wanted, _SCAN_BATCH):
+        if len(found) >= wanted or len(rows) < size:
             return found[:wanted]
-        batch = after(query, rows[-1]).limit(max(wanted, _SCAN_BATCH))
-
-
-# --- the key generation -------------------------------------------------------------------
-
-
-def bump_key_generation(connection: Connection) -> None:
-    """Give the database a new key generation, in the caller's transaction: every process
-    caching keys forgets them on its next request once this commits."""
-    token = uuid.uuid4().hex
-    values = {"value": token, "updated_at": utcnow()}
-    s_ = settings_table.c
-    changed = connection.execute(update(settings_table).where(s_.key == KEY_GENERATION), values)
-    if changed.rowcount:
-        return
-    # First change ever: the operator tenant's row serialises concurrent first writers
-    # (PostgreSQL; SQLite's write transactions are serial already).
-    connection.execute(
-        select(t.id).where(t.slug == OPERATOR_TENANT).with_for_update(key_share=True)
-    )
-    changed = connection.execute(update(settings_table).where(s_.key == KEY_GENERATION), values)
-    if not changed.rowcount:
-        connection.execute(insert(settings_table), {"key": KEY_GENERATION, **values})
-
-
-def _select_key_generation() -> Any:
-    return select(settings_table.c.value).where(settings_table.c.key == bindparam("key"))
-
-
-def key_generation(db: Database) -> Any:
-    """The database's key generation (None until a key is first revoked): one indexed
-    point read, prepared, for every request of a server that caches keys."""
-    statement = db.prepared("keys.generation", _select_key_generation)
-    with db.raw() as cursor:
-        row = statement.first(cursor, {"key": KEY_GENERATION})
-    return None if row is None else row["value"]
+        batch = after(query, rows[-1]).limit(size)
 
 
 def record_audit(
