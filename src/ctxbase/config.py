@@ -180,7 +180,10 @@ class Settings(BaseSettings):
         description="`disabled`: no keys, every request is the operator's admin (loopback only).",
     )
     rate_limit_per_minute: int = Field(
-        6000, ge=1, description="Requests a minute per key, unless its tenant's quota says."
+        120_000,
+        ge=1,
+        description="Requests a minute per key and server process, unless its tenant's quota"
+        " says; above what one process serves, so it stops only runaway clients.",
     )
     auth_failures_per_minute: int = Field(
         20, ge=1, description="Failed authentications a minute before a client is refused."

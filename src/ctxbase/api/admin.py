@@ -94,8 +94,9 @@ ADMIN_OPERATIONS = (
                  "expires_in_days": 90}),
     Operation("keys.list", "GET", "/keys", "admin", "List API keys (prefixes only)",
         result=Page[ApiKey], query=q.KeyQuery),
+    # The library returns the revoked key; over HTTP a deletion answers 204 with no body.
     Operation("keys.revoke", "DELETE", "/keys/{key_id}", "admin", "Revoke an API key at once",
-        result=ApiKey, args=(Arg("key_id", ID),), extra=(SERVER_ACTOR,)),
+        result=ApiKey, args=(Arg("key_id", ID),), extra=(SERVER_ACTOR,), status=204),
     Operation("audit.list", "GET", "/audit", "admin", "Administrative actions, newest first",
         result=Page[AuditEntry], query=q.AuditQuery),
     # --- embeddings: the active model is the server's ---

@@ -102,11 +102,13 @@ class Codec:
 
 
 def client_signature(op: Operation) -> inspect.Signature:
-    """The operation's signature without what the server fills in itself."""
+    """The operation's signature without what the server fills in itself; a 204 answer
+    has no body, so such a call returns None."""
     signature = op.signature()
     server_side = {arg.name for arg, where in op.parameters() if where == "server"}
     return signature.replace(
-        parameters=[p for p in signature.parameters.values() if p.name not in server_side]
+        parameters=[p for p in signature.parameters.values() if p.name not in server_side],
+        return_annotation=None if op.status == 204 else signature.return_annotation,
     )
 
 

@@ -107,9 +107,9 @@ def translate_error(
             hint="run `ctxbase db upgrade`",
         )
     if isinstance(error, integrity):
-        return _integrity_error(sqlstate, lowered, text)
+        return _integrity_error(sqlstate, lowered)
     if isinstance(error, sa_exc.StatementError) and not isinstance(error, sa_exc.DBAPIError):
-        return InvalidInputError(f"A value could not be stored: {text}")
+        return InvalidInputError("A value could not be stored")
     return DatabaseError(f"Database error ({where}): {text}")
 
 
@@ -131,11 +131,14 @@ def _is_lost(lowered: str) -> bool:
     return any(sign in lowered for sign in signs)
 
 
-def _integrity_error(sqlstate: str | None, lowered: str, text: str) -> CtxbaseError:
+def _integrity_error(sqlstate: str | None, lowered: str) -> CtxbaseError:
+    # A caller's input caused these: the answer is ctxbase's own words, never the driver's
+    # (its text names tables, constraints and values, and would tell whose a record is).
+    # The driver's error stays the cause of the raised one, for logs and debugging.
     if sqlstate == _UNIQUE_VIOLATION or "unique constraint" in lowered:
-        return ConflictError("A record with the same unique key already exists", details=text)
+        return ConflictError("A record with the same unique key already exists")
     if sqlstate == _FOREIGN_KEY_VIOLATION or "foreign key" in lowered:
-        return InvalidInputError("A referenced record does not exist", details=text)
+        return InvalidInputError("A referenced record does not exist")
     if sqlstate in (_CHECK_VIOLATION, _NOT_NULL_VIOLATION) or "constraint failed" in lowered:
-        return InvalidInputError("A value breaks a rule of the schema", details=text)
-    return ConflictError("The change conflicts with stored data", details=text)
+        return InvalidInputError("A value breaks a rule of the schema")
+    return ConflictError("The change conflicts with stored data")

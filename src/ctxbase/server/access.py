@@ -14,6 +14,11 @@ unguarded by accident. The rules:
 
 A key's tenant is its whole world: projects are looked up inside it, so another tenant's
 project or record is simply not found (404), as is a project a key is not limited to.
+
+The key is checked before anything reads the request's body: :class:`AuthenticateFirst`
+authenticates every request of a method that carries one, so a request without a valid
+key is answered 401 whatever its body holds. Keys are looked up through a
+:class:`~ctxbase.server.keycache.KeyCache`, which a revocation empties on every process.
 """
 
 from __future__ import annotations
@@ -24,7 +29,10 @@ import threading
 import time
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Send
+from starlette.types import Scope as ASGIScope
 
 from ctxbase.api import Rule, access_rules
 from ctxbase.config import Settings
@@ -32,12 +40,15 @@ from ctxbase.db.schema import utcnow
 from ctxbase.errors import (
     AuthenticationError,
     ConfigurationError,
+    CtxbaseError,
     NotFoundError,
     PermissionDeniedError,
     QuotaExceededError,
     RateLimitedError,
 )
 from ctxbase.records import Quotas
+from ctxbase.server.errors import ctxbase_error_response
+from ctxbase.server.keycache import KeyCache
 from ctxbase.server.ratelimit import FailureLimiter, KeyRateLimiter
 from ctxbase.store import Store
 from ctxbase.store.base import Scope
@@ -55,6 +66,14 @@ _ALLOWED_ROLES: dict[Rule, frozenset[str]] = {
 }
 #: Writes that add stored items, refused when the tenant is over an item or storage quota.
 _QUOTA_CHECKED = {"POST", "PUT"}
+#: Methods whose requests carry a body, and no public route takes: their key is checked
+#: before the body is read.
+KEY_FIRST_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"}) - {
+    method for (method, _path), rule in RULES.items() if rule == "public"
+}
+#: The ASGI scope key where a request's principal waits, once authenticated, for the
+#: route's own checks.
+_PRINCIPAL = "ctxbase.principal"
 _TOUCH_EVERY_SECONDS = 60.0
 DEVELOPMENT_PRINCIPAL = Principal(
     key_id=None,
@@ -109,6 +128,7 @@ class Gate:
         self.settings = settings
         self.failures = FailureLimiter(settings.auth_failures_per_minute, window_seconds=60.0)
         self.rates = KeyRateLimiter(settings.rate_limit_per_minute)
+        self.keys = KeyCache()
         self._touched: dict[object, float] = {}
         self._lock = threading.Lock()
 
@@ -120,10 +140,11 @@ class Gate:
             raise PermissionDeniedError("This operation has no access rule")
         if rule == "public":
             return None
-        if self.settings.auth == "disabled":
-            principal = DEVELOPMENT_PRINCIPAL
-        else:
-            principal = self._authenticate(request, store)
+        principal: Principal = (
+            DEVELOPMENT_PRINCIPAL
+            if self.settings.auth == "disabled"
+            else request.scope.get(_PRINCIPAL) or self.authenticate(request, store)
+        )
         self._check_role(rule, principal)
         project = request.path_params.get("project")
         limited = principal.projects
@@ -133,7 +154,9 @@ class Gate:
             self._check_quotas(request, principal, store)
         return principal
 
-    def _authenticate(self, request: Request, store: Store) -> Principal:
+    def authenticate(self, request: Request, store: Store) -> Principal:
+        """The principal of the request's key, after the failure and rate limits; raises
+        the error to answer."""
         client = request.client.host if request.client else "unknown"
         blocked_for = self.failures.blocked_for(client)
         if blocked_for:
@@ -146,12 +169,12 @@ class Gate:
                 "An API key is required",
                 hint="send `Authorization: Bearer <key>`; create one with `ctxbase keys create`",
             )
-        principal = store.keys.authenticate(key)
+        principal = self.keys.principal(store, key)
         home: Store | None = getattr(request.app.state, "home", None)
         if principal is None and home is not None and home is not store:
             # Serving another database than the one it started on: the operator's keys of
             # the home database still work, so the server can always be switched back.
-            fallback = home.keys.authenticate(key)
+            fallback = self.keys.principal(home, key)
             principal = fallback if fallback is not None and fallback.server_admin else None
         if principal is None:
             self.failures.failed(client)
@@ -206,6 +229,37 @@ class Gate:
             store.keys.touch(principal.key_id, utcnow())
 
 
+class AuthenticateFirst:
+    """Authenticates requests that carry a body before the route reads it.
+
+    FastAPI parses a JSON body before it runs a route's dependencies, so without this a
+    request with no key and a malformed body was answered 400, not 401. The principal
+    found here is the one the route's own check (:meth:`Gate.authorize`) then uses.
+    """
+
+    def __init__(self, app: ASGIApp, *, prefix: str) -> None:
+        self.app, self.prefix = app, prefix.rstrip("/") + "/"
+
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in KEY_FIRST_METHODS
+            or not scope["path"].startswith(self.prefix)
+        ):
+            await self.app(scope, receive, send)
+            return
+        state = scope["app"].state
+        gate: Gate = state.gate
+        if gate.settings.auth != "disabled":
+            try:
+                principal = await run_in_threadpool(gate.authenticate, Request(scope), state.store)
+            except CtxbaseError as error:
+                await ctxbase_error_response(error)(scope, receive, send)
+                return
+            scope[_PRINCIPAL] = principal  # this request's own scope, never shared
+        await self.app(scope, receive, send)
+
+
 def scope_of(principal: Principal | None) -> Scope:
     if principal is None:
         return Scope()
@@ -213,6 +267,8 @@ def scope_of(principal: Principal | None) -> Scope:
         tenant=principal.tenant,
         projects=principal.projects,
         server_admin=principal.server_admin,
+        role=principal.role,
+        expires_at=principal.expires_at,
     )
 
 

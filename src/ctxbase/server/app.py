@@ -13,7 +13,7 @@ import ctxbase
 from ctxbase.config import Settings
 from ctxbase.events.worker import DeliveryWorker
 from ctxbase.server import activation
-from ctxbase.server.access import Gate, check_auth_mode, warn_if_open
+from ctxbase.server.access import AuthenticateFirst, Gate, check_auth_mode, warn_if_open
 from ctxbase.server.api_docs import install_api_docs
 from ctxbase.server.deps import authorize
 from ctxbase.server.errors import install_error_handlers
@@ -114,6 +114,7 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
         _serve(app, store)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(AuthenticateFirst, prefix=API_PREFIX)  # before any body is read
     app.add_middleware(MetricsMiddleware, prefix=API_PREFIX)
     for module in ROUTERS:
         app.include_router(module.router, prefix=API_PREFIX)

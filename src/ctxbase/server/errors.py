@@ -56,6 +56,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 async def _ctxbase_error(_request: Request, error: CtxbaseError) -> JSONResponse:
+    return ctxbase_error_response(error)
+
+
+def ctxbase_error_response(error: CtxbaseError) -> JSONResponse:
+    """The answer to ``error``, also for middleware outside the exception handlers."""
     if error.http_status >= 500:
         log.error("%s: %s", error.code, error)
     body = error.to_dict()

@@ -9,6 +9,7 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -48,6 +49,10 @@ class Scope:
     #: May manage every tenant and the server (the library's own view, and the server's
     #: for admin keys of the operator tenant); otherwise only its own tenant.
     server_admin: bool = True
+    #: The caller's role and when its key expires: a key may create only keys with rights
+    #: it holds itself (see ``store.keys``).
+    role: str = "admin"
+    expires_at: datetime | None = None
 
 
 class Domain:

@@ -15,10 +15,12 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
+from ctxbase.db.schema import Conversation as ConversationRow
 from ctxbase.db.schema import Memory as MemoryRow
 from ctxbase.db.schema import MemoryChange as MemoryChangeRow
+from ctxbase.db.schema import Message as MessageRow
 from ctxbase.db.schema import new_id, table, utcnow
-from ctxbase.errors import NotFoundError
+from ctxbase.errors import InvalidInputError, NotFoundError
 from ctxbase.records import Memory, MemoryChange, MemoryIn, MemoryPatch, Page
 from ctxbase.store.base import (
     DEFAULT_PAGE,
@@ -34,6 +36,8 @@ from ctxbase.store.base import (
 
 memories_table = table(MemoryRow)
 changes_table = table(MemoryChangeRow)
+conversations_table = table(ConversationRow)
+messages_table = table(MessageRow)
 mem = memories_table.c
 chg = changes_table.c
 _pages = Keyset("memories", (uuid_part,))
@@ -86,6 +90,7 @@ class Memories(Domain):
         vector = embeddings.vectors_for("memory", [data.content])
         with self._db.connect(write=True) as connection:
             row["project_id"] = self._project_id(connection, project)
+            check_references(connection, row["project_id"], project, data)
             connection.execute(insert(memories_table), row)
             embeddings.insert(
                 connection,
@@ -272,6 +277,41 @@ class Memories(Domain):
                 "created_at": now,
             },
         )
+
+
+def check_references(
+    connection: Connection, project_id: uuid.UUID, project: str, data: MemoryIn
+) -> None:
+    """The conversation and first message a memory links to must be the caller's own:
+    in its project (and the message in that conversation, when both are given). Anything
+    else, another tenant's record included, is refused exactly as an id that does not
+    exist, before the database's foreign keys could tell the two apart."""
+    if data.conversation_id is not None:
+        found = connection.execute(
+            select(conversations_table.c.id).where(
+                conversations_table.c.id == data.conversation_id,
+                conversations_table.c.project_id == project_id,
+            )
+        ).first()
+        if found is None:
+            raise _no_such("conversation_id", "conversation", project)
+    if data.first_message_id is not None:
+        query = select(messages_table.c.id).where(
+            messages_table.c.id == data.first_message_id,
+            messages_table.c.project_id == project_id,
+        )
+        if data.conversation_id is not None:
+            query = query.where(messages_table.c.conversation_id == data.conversation_id)
+        if connection.execute(query).first() is None:
+            raise _no_such("first_message_id", "message", project)
+
+
+def _no_such(field: str, what: str, project: str) -> InvalidInputError:
+    # Names neither the id nor why: "absent" and "someone else's" must read the same.
+    return InvalidInputError(
+        f"{field} names no {what} of project {project!r}",
+        details=[{"location": [field], "message": f"no such {what}", "type": "not_found"}],
+    )
 
 
 def _tracked(memory: Memory) -> dict[str, Any]:

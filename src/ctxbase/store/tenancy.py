@@ -6,6 +6,17 @@ Only that hash and the first 12 characters (to recognise a key in a list) are st
 key is found by its prefix and then compared by hash in constant time, and an unknown
 prefix is compared against a dummy hash, so the answer takes the same time however much
 of a key is right.
+
+A key holds rights (a role, the projects it is limited to, an expiry) and passes on only
+what it holds: it creates keys of no higher role, limited to some of its own projects
+(an unlimited key only from an unlimited one) and expiring no later than itself; it
+revokes and lists only keys within its reach (limited to some of its projects), and reads
+only the audit entries of its projects. A key or entry out of reach is simply not found.
+
+Revoking a key, or changing a tenant (deactivating it, changing its quotas), changes the
+database's key generation (:mod:`ctxbase.store.key_generation`): a server process caching
+keys reads it on every request and forgets its cache when it has changed, so a revoked
+key stops at once on every process.
 """
 
 from __future__ import annotations
@@ -14,11 +25,12 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Select, func, insert, select, update
 
 from ctxbase.db.schema import ApiKey as ApiKeyRow
 from ctxbase.db.schema import AuditEntry as AuditRow
@@ -50,7 +62,11 @@ from ctxbase.store.base import (
     text_part,
     uuid_part,
 )
+from ctxbase.store.key_generation import bump_key_generation
 from ctxbase.store.usage import tenant_usage
+
+if TYPE_CHECKING:
+    from ctxbase.store.base import Scope
 
 keys_table = table(ApiKeyRow)
 audit_table = table(AuditRow)
@@ -64,6 +80,9 @@ _PREFIX_LENGTH = len(KEY_PREFIX) + 8
 #: The tenant that owns the server: its admin keys administer every tenant and the server.
 OPERATOR_TENANT = DEFAULT_TENANT
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
+_ROLE_RANK = {"reader": 0, "writer": 1, "admin": 2}
+#: Rows read per round trip while filtering a list by reach in Python.
+_SCAN_BATCH = 500
 
 
 def hash_key(key: str) -> str:
@@ -85,10 +104,13 @@ class Principal:
     projects: frozenset[str] | None
     prefix: str
     quotas: Quotas
+    expires_at: datetime | None = None
 
     @property
     def server_admin(self) -> bool:
-        return self.role == "admin" and self.tenant == OPERATOR_TENANT
+        """An unlimited admin key of the operator tenant: it runs the server. A key limited
+        to projects never does, whatever its tenant."""
+        return self.role == "admin" and self.tenant == OPERATOR_TENANT and self.projects is None
 
     @property
     def actor(self) -> str:
@@ -189,6 +211,7 @@ class Tenants(_TenantDomain):
             ).first()
             if row is None:
                 raise NotFoundError(f"No tenant {slug!r}")
+            bump_key_generation(connection)  # its keys' principals (quotas, activity) changed
             action = "tenant.deactivate" if patch.is_active is False else "tenant.update"
             record_audit(
                 connection,
@@ -214,7 +237,8 @@ class Tenants(_TenantDomain):
 
 
 class Keys(_TenantDomain):
-    """``store.keys``: API keys. A tenant's admins manage its keys; the operator's, all."""
+    """``store.keys``: API keys. A tenant's admins manage the keys within their reach; the
+    operator's, all."""
 
     def create(
         self,
@@ -226,30 +250,28 @@ class Keys(_TenantDomain):
         expires_in_days: int | None = None,
         actor: str = "library",
     ) -> ApiKeyCreated:
-        """A new key, returned with the key itself this once (only its hash is kept)."""
+        """A new key, returned with the key itself this once (only its hash is kept).
+
+        It holds no right the caller lacks: a role no higher, projects among the caller's
+        (unlimited only from an unlimited caller), an expiry no later than the caller's.
+        """
         data = parse(ApiKeyIn, given(ApiKeyIn, locals()))
-        tenant = data.tenant or self._store.scope.tenant
+        scope = self._store.scope
+        tenant = data.tenant or scope.tenant
+        _require_key_admin(scope)
         self._require_tenant(tenant)
+        _check_role_held(scope, data.role)
         key = new_key()
         now = utcnow()
         expires = now + timedelta(days=data.expires_in_days) if data.expires_in_days else None
+        _check_expiry_held(scope, expires)
         with self._db.connect(write=True) as connection:
             tenant_id = connection.execute(
                 select(t.id).where(t.slug == tenant, t.is_active.is_(True))
             ).scalar()
             if tenant_id is None:
                 raise NotFoundError(f"No tenant {tenant!r}")
-            if data.projects:
-                known = set(
-                    connection.execute(
-                        select(projects_table.c.slug).where(
-                            projects_table.c.tenant_id == tenant_id,
-                            projects_table.c.slug.in_(data.projects),
-                        )
-                    ).scalars()
-                )
-                if unknown := sorted(set(data.projects) - known):
-                    raise NotFoundError(f"No project {unknown[0]!r} in tenant {tenant!r}")
+            _check_projects_held(connection, scope, tenant, tenant_id, data.projects)
             row = {
                 "key_id": new_id(),
                 "tenant_id": tenant_id,
@@ -282,31 +304,43 @@ class Keys(_TenantDomain):
         limit: int = DEFAULT_PAGE,
         cursor: str | None = None,
     ) -> Page[ApiKey]:
-        """Keys of ``tenant`` (default: the caller's; the operator may say None for all)."""
+        """Keys of ``tenant`` within the caller's reach (default: the caller's tenant; the
+        operator may say None for all)."""
         page_limit(limit)
         scope = self._store.scope
+        _require_key_admin(scope)
         if tenant is None and not scope.server_admin:
             tenant = scope.tenant
         if tenant is not None:
             self._require_tenant(tenant)
-        within = (scope.tenant, tenant)
+        within = (scope.tenant, tenant, _reach_digest(scope))
         after = _key_pages.decode(cursor, within)[0] if cursor else None
         query = (
             select(*keys_table.c, t.slug.label("tenant"))
             .join(tenants_table, t.id == k.tenant_id)
             .order_by(k.key_id)
-            .limit(limit + 1)
         )
         if tenant is not None:
             query = query.where(t.slug == tenant)
         if after is not None:
             query = query.where(k.key_id > after)
         with self._db.connect() as connection:
-            items = [ApiKey.model_validate(r._mapping) for r in connection.execute(query)]
+            rows = _rows_within_reach(
+                connection,
+                query,
+                limit + 1,
+                lambda row: within_reach(scope, row.projects),
+                lambda q, last: q.where(k.key_id > last.key_id),
+                limited=scope.projects is not None,
+            )
+        items = [ApiKey.model_validate(r._mapping) for r in rows]
         return _key_pages.page(items, limit, lambda item: [item.key_id], within)
 
     def revoke(self, key_id: uuid.UUID | str, *, actor: str = "library") -> ApiKey:
-        """Revoke a key: it stops working at once."""
+        """Revoke a key within the caller's reach: it stops working at once, on every
+        server process."""
+        scope = self._store.scope
+        _require_key_admin(scope)
         key_id = as_uuid(key_id, "key")
         with self._db.connect(write=True) as connection:
             row = connection.execute(
@@ -314,16 +348,24 @@ class Keys(_TenantDomain):
                 .join(tenants_table, t.id == k.tenant_id)
                 .where(k.key_id == key_id)
             ).first()
-            if row is None:
-                raise NotFoundError(f"No key {key_id}")
-            self._require_tenant(row.tenant)
+            visible = row is not None and (scope.server_admin or row.tenant == scope.tenant)
+            if row is None or not visible or not within_reach(scope, row.projects):
+                raise NotFoundError(f"No key {key_id}")  # another's key is not found either
             now = utcnow()
             connection.execute(
                 update(keys_table)
                 .where(k.key_id == key_id, k.revoked_at.is_(None))
                 .values(revoked_at=now)
             )
-            record_audit(connection, actor, "key.revoke", row.prefix, row.tenant_id, {})
+            bump_key_generation(connection)
+            record_audit(
+                connection,
+                actor,
+                "key.revoke",
+                row.prefix,
+                row.tenant_id,
+                {"role": row.role, "projects": row.projects},
+            )
         return ApiKey.model_validate({**row._mapping, "revoked_at": row.revoked_at or now})
 
     def count(self) -> int:
@@ -378,6 +420,7 @@ class Keys(_TenantDomain):
             projects=frozenset(match.projects) if match.projects is not None else None,
             prefix=match.prefix,
             quotas=Quotas.model_validate(match.quotas or {}),
+            expires_at=match.expires_at,
         )
 
     def touch(self, key_id: uuid.UUID, when: datetime) -> None:
@@ -406,22 +449,127 @@ class Audit(Domain):
         limit: int = DEFAULT_PAGE,
         cursor: str | None = None,
     ) -> Page[AuditEntry]:
-        """The caller's tenant's entries; the operator sees every entry."""
+        """The caller's tenant's entries (a key limited to projects: only those of its
+        projects); the operator sees every entry."""
         page_limit(limit)
-        a = audit_table.c
-        query = select(audit_table).order_by(a.id.desc()).limit(limit + 1)
         scope = self._store.scope
+        _require_key_admin(scope)
+        a = audit_table.c
+        query = select(audit_table).order_by(a.id.desc())
         if not scope.server_admin:
             query = query.join(tenants_table, t.id == a.tenant_id).where(t.slug == scope.tenant)
         if action is not None:
             query = query.where(a.action == action)
-        within = (scope.tenant,)
+        within = (scope.tenant, _reach_digest(scope))
         if cursor:
             (before,) = _audit_pages.decode(cursor, within)
             query = query.where(a.id < before)
         with self._db.connect() as connection:
-            items = [AuditEntry.model_validate(r._mapping) for r in connection.execute(query)]
+            rows = _rows_within_reach(
+                connection,
+                query,
+                limit + 1,
+                lambda row: within_reach(scope, _entry_projects(row.details)),
+                lambda q, last: q.where(a.id < last.id),
+                limited=scope.projects is not None,
+            )
+        items = [AuditEntry.model_validate(r._mapping) for r in rows]
         return _audit_pages.page(items, limit, lambda item: [item.id], within)
+
+
+# --- what a key may pass on ---------------------------------------------------------------
+
+
+def within_reach(scope: Scope, projects: Iterable[str] | None) -> bool:
+    """Whether a key or entry concerning ``projects`` (None: every project) is within the
+    reach of ``scope``: an unlimited caller reaches all, a limited one only what concerns
+    some of its own projects."""
+    return scope.projects is None or (projects is not None and set(projects) <= scope.projects)
+
+
+def _require_key_admin(scope: Scope) -> None:
+    if scope.role != "admin":
+        raise PermissionDeniedError(f"Managing keys needs an admin key; this is a {scope.role}")
+
+
+def _check_role_held(scope: Scope, role: str) -> None:
+    if _ROLE_RANK[role] > _ROLE_RANK.get(scope.role, -1):
+        raise PermissionDeniedError(f"A {scope.role} key cannot create a {role} key")
+
+
+def _check_expiry_held(scope: Scope, expires: datetime | None) -> None:
+    if scope.expires_at is None:
+        return
+    if expires is None or expires > scope.expires_at:
+        raise PermissionDeniedError(
+            "This key expires, so the keys it creates must expire no later than it does",
+            details={"expires_at": scope.expires_at.isoformat()},
+            hint="pass expires_in_days ending before this key's expiry",
+        )
+
+
+def _check_projects_held(
+    connection: Connection,
+    scope: Scope,
+    tenant: str,
+    tenant_id: uuid.UUID,
+    projects: list[str] | None,
+) -> None:
+    """Projects the caller cannot see are refused exactly as projects that do not exist."""
+    if projects is None:
+        if scope.projects is not None:
+            raise PermissionDeniedError(
+                "A key limited to projects cannot create a key without that limit",
+                hint=f"pass projects among {sorted(scope.projects)}",
+            )
+        return
+    known = set(
+        connection.execute(
+            select(projects_table.c.slug).where(
+                projects_table.c.tenant_id == tenant_id,
+                projects_table.c.slug.in_(projects),
+            )
+        ).scalars()
+    )
+    if scope.projects is not None:
+        known &= scope.projects
+    if unknown := sorted(set(projects) - known):
+        raise NotFoundError(f"No project {unknown[0]!r} in tenant {tenant!r}")
+
+
+def _entry_projects(details: Any) -> list[str] | None:
+    """The projects an audit entry concerns: those of the key it created or revoked; None
+    (tenant-wide) for every other entry."""
+    projects = details.get("projects") if isinstance(details, dict) else None
+    return projects if isinstance(projects, list) else None
+
+
+def _reach_digest(scope: Scope) -> str:
+    """Lists differ by reach, so a cursor is valid only for the same reach."""
+    return "*" if scope.projects is None else ",".join(sorted(scope.projects))
+
+
+def _rows_within_reach(
+    connection: Connection,
+    query: Select[Any],
+    wanted: int,
+    visible: Callable[[Any], bool],
+    after: Callable[[Select[Any], Any], Select[Any]],
+    *,
+    limited: bool,
+) -> list[Any]:
+    """Up to ``wanted`` rows of ``query`` (ordered) that are ``visible``. Reach is a
+    subset test over JSON lists, so a ``limited`` caller's rows are filtered here, read
+    in batches; an unlimited caller's are all visible and read in one."""
+    size = max(wanted, _SCAN_BATCH) if limited else wanted
+    found: list[Any] = []
+    batch = query.limit(size)
+    while True:
+        rows = connection.execute(batch).all()
+        found += [row for row in rows if visible(row)]
+        if len(found) >= wanted or len(rows) < size:
+            return found[:wanted]
+        batch = after(query, rows[-1]).limit(size)
 
 
 def record_audit(
