@@ -52,8 +52,7 @@ class ConversationQuery(Input):
 
 class MessageQuery(Input):
     after: (
-        Annotated[int, Field(ge=0, le=INT32_MAX, description="Only positions after this.")]
-        | None
+        Annotated[int, Field(ge=0, le=INT32_MAX, description="Only positions after this.")] | None
     ) = None
     limit: Limit = 50
     cursor: Cursor = None
