@@ -110,6 +110,8 @@ def translate_error(
         return _integrity_error(sqlstate, lowered, text)
     if isinstance(error, sa_exc.StatementError) and not isinstance(error, sa_exc.DBAPIError):
         return InvalidInputError(f"A value could not be stored: {text}")
+    if "cannot contain nul" in lowered:  # psycopg refuses NUL in text before sending it
+        return InvalidInputError("Text must not contain NUL (\\x00) characters")
     return DatabaseError(f"Database error ({where}): {text}")
 
 
