@@ -11,8 +11,8 @@ collected and listed together.
 from __future__ import annotations
 
 import copy
-import itertools
 import hashlib
+import itertools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -353,4 +353,3 @@ def test_the_suite_covers_the_declared_write_routes() -> None:
     names = {op.name for op in BODY_OPERATIONS}
     assert {"memories.add", "events.append", "state.put", "databases.add"} <= names
     assert len(names) >= 15
-
