@@ -51,9 +51,7 @@ class ConversationQuery(Input):
 
 
 class MessageQuery(Input):
-    after: (
-        Annotated[int, Field(ge=0, le=INT32_MAX, description="Only positions after this.")] | None
-    ) = None
+    after: SequenceNumber | None = Field(None, description="Only positions after this.")
     limit: Limit = 50
     cursor: Cursor = None
 
