@@ -26,6 +26,8 @@ from ctxbase.server import create_app
 from ctxbase.store.event_writer import events_table
 from ctxbase.transfer.archive import export_archive
 from tests.events.receiver import webhook_receiver
+from tests.events.test_live_streams import _first_events
+from tests.live import live_server
 
 SECRET = "a-shared-secret-for-tests"
 REPLACEMENT = "\ufffd"
@@ -125,6 +127,20 @@ def test_a_stored_lone_surrogate_is_read_as_a_replacement_character(
         rows = [json.loads(line) for line in lines]
     data = [r["row"]["data"] for r in rows if r.get("table") == "events"]
     assert data == [expected]
+
+
+def test_the_event_stream_carries_a_stored_lone_surrogate_as_a_replacement_character(
+    fast_store: ctxbase.Store, backend: str
+) -> None:
+    _sqlite_only(backend)
+    bad = fast_store.events.append("one", {"text": "fine"})
+    fast_store.events.append("two")
+    _poison_sqlite_json(fast_store, "events", "data", bad.id)
+    with live_server(create_app(store=fast_store)) as url:
+        path = "/api/v1/projects/default/events/stream?after=0"
+        events = _first_events(url, path, 2, {})
+    assert [e["sequence"] for e in events] == [1, 2]
+    assert events[0]["data"] == {"text": f"bad {REPLACEMENT} text"}
 
 
 def test_a_stored_lone_surrogate_does_not_stop_the_delivery_thread(

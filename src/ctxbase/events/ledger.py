@@ -183,17 +183,20 @@ class Ledger:
                 )
             )
 
-    def stored_event(self, project_id: uuid.UUID, sequence: int) -> StoredEvent | None:
-        """The id of the event at ``sequence`` without reading the rest of its row (which
-        may be what cannot be read)."""
+    def next_stored_event(self, project_id: uuid.UUID, after: int) -> StoredEvent | None:
+        """The id and sequence of the project's first event after ``after``, without
+        reading the rest of its row (which may be what cannot be read)."""
         with self._db.read() as connection:
             found = connection.execute(
-                select(events_table.c.id).where(
+                select(events_table.c.id, events_table.c.sequence)
+                .where(
                     events_table.c.project_id == project_id,
-                    events_table.c.sequence == sequence,
+                    events_table.c.sequence > after,
                 )
-            ).scalar()
-        return None if found is None else StoredEvent(found, sequence)
+                .order_by(events_table.c.sequence)
+                .limit(1)
+            ).first()
+        return None if found is None else StoredEvent(found.id, found.sequence)
 
     def release(self, subscription_id: uuid.UUID) -> None:
         with self._db.connect(write=True) as connection:

@@ -198,7 +198,7 @@ class DeliveryWorker:
             except CtxbaseError:
                 raise
             except Exception as error:
-                stored = self._ledger.stored_event(project_id, cursor + 1)
+                stored = self._ledger.next_stored_event(project_id, cursor)
                 if stored is None:
                     raise  # not a bad row: the error is the database's, retried as one
                 readable.append(Unreadable(stored.id, stored.sequence, _describe(error)))
