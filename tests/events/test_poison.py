@@ -24,6 +24,7 @@ import ctxbase
 from ctxbase.events.worker import DeliveryWorker
 from ctxbase.server import create_app
 from ctxbase.store.event_writer import events_table
+from ctxbase.store.subscriptions import subscriptions_table
 from ctxbase.transfer.archive import export_archive
 from tests.events.receiver import webhook_receiver
 from tests.events.test_live_streams import _first_events
@@ -90,6 +91,39 @@ def test_an_unreadable_event_is_dead_lettered_and_delivery_goes_on_everywhere(
         assert [(d.sequence, d.event_id, d.attempts) for d in letters] == [(2, bad.id, 1)]
         assert "ValidationError" in letters[0].last_error
         assert fast_store.subscriptions.get(mine.id).cursor == 4
+
+
+def test_a_subscription_that_cannot_be_served_is_postponed_alone(
+    fast_store: ctxbase.Store,
+) -> None:
+    with webhook_receiver() as receiver:
+        broken, working = (
+            fast_store.subscriptions.create(
+                agent_id=name, delivery="webhook", target=f"{receiver.url}/ok", secret=SECRET
+            )
+            for name in ("broken", "working")
+        )
+        with fast_store.db.connect(write=True) as connection:  # a secret no key decrypts
+            connection.execute(
+                update(subscriptions_table)
+                .where(subscriptions_table.c.id == broken.id)
+                .values(secret_encrypted=b"not a token")
+            )
+        fast_store.events.append("one")
+        worker = DeliveryWorker(fast_store)
+        worker.start()
+        try:
+            receiver.wait_for(1, str(working.id))
+            _wait(lambda: fast_store.subscriptions.get(broken.id).attempts >= 1)
+            fast_store.events.append("two")
+            receiver.wait_for(2, str(working.id))
+            assert worker._thread is not None and worker._thread.is_alive()
+        finally:
+            worker.stop()
+        state = fast_store.subscriptions.get(broken.id)
+        assert state.cursor == 0 and "cannot be decrypted" in (state.last_error or "")
+        assert state.next_attempt_at is not None
+        assert receiver.accepted(str(broken.id)) == []
 
 
 def _sqlite_only(backend: str) -> None:

@@ -164,23 +164,25 @@ class Ledger:
         self,
         subscription_id: uuid.UUID,
         attempts: int,
-        cursor: int,
+        cursor: int | None,
         error: str,
         *,
         retry_at: datetime,
     ) -> None:
-        """Try this subscription again at ``retry_at``, from ``cursor``."""
+        """Try this subscription again at ``retry_at``, from ``cursor`` (None: from where
+        its cursor stands)."""
+        now = utcnow()
+        values = {
+            "attempts": attempts,
+            "next_attempt_at": retry_at,
+            "last_error": error[:2000],
+            "updated_at": now,
+        }
+        if cursor is not None:
+            values["cursor"] = cursor
         with self._db.connect(write=True) as connection:
             connection.execute(
-                update(subscriptions)
-                .where(self._owned(subscription_id, utcnow()))
-                .values(
-                    cursor=cursor,
-                    attempts=attempts,
-                    next_attempt_at=retry_at,
-                    last_error=error[:2000],
-                    updated_at=utcnow(),
-                )
+                update(subscriptions).where(self._owned(subscription_id, now)).values(values)
             )
 
     def next_stored_event(self, project_id: uuid.UUID, after: int) -> StoredEvent | None:

@@ -249,12 +249,14 @@ class DeliveryWorker:
         self._ledger.dead_letter(subscription.id, event, attempts, reason)
 
     def _postpone(self, subscription: Subscription, reason: str) -> None:
+        """Retry a subscription that failed as a whole later, with backoff, so it neither
+        spins nor holds up the others; its cursor stays where deliveries left it."""
         attempts = subscription.attempts + 1
         with contextlib.suppress(CtxbaseError):
             self._ledger.postpone(
                 subscription.id,
                 attempts,
-                subscription.cursor,
+                None,
                 reason,
                 retry_at=utcnow() + self._backoff(attempts),
             )
