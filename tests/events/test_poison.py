@@ -127,7 +127,7 @@ def test_a_subscription_that_cannot_be_served_is_postponed_alone(
 
 
 def _sqlite_only(backend: str) -> None:
-    if backend == "postgres":
+    if backend.startswith("postgres"):
         pytest.skip("PostgreSQL's jsonb cannot hold a lone surrogate: nothing to read back")
 
 

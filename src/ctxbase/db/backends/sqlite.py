@@ -277,9 +277,7 @@ def _without_lone_surrogates(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_lone_surrogates(item) for item in value]
     if isinstance(value, dict):
-        return {
-            _without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()
-        }
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
     return value
 
 
