@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -25,31 +26,46 @@ from pydantic import (
 
 MessageRole = Literal["user", "assistant", "system", "tool"]
 INT32_MAX = 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: A UTF-16 surrogate code point standing alone: JSON's "\ud800" escape parses to one,
+#: but it is not a character, so no UTF-8 text (a PostgreSQL column, a response body,
+#: an export) can hold it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _no_nul(text: str) -> str:
+def storable_text(text: str) -> str:
+    """``text`` if both backends can store it: no NUL and no lone surrogate."""
     # PostgreSQL text cannot hold NUL; refusing it everywhere keeps the backends alike.
     if "\x00" in text:
         raise ValueError("text must not contain NUL (\\x00) characters")
+    if not text.isascii() and _SURROGATE.search(text) is not None:
+        raise ValueError("text must be valid Unicode (no lone surrogates such as \\ud800)")
     return text
 
 
 def portable_json(value: Any) -> Any:
-    """JSON both backends store identically: no NaN/Infinity, no NUL, string keys."""
+    """JSON both backends store identically: no NaN/Infinity, no NUL or lone surrogate in
+    strings and keys, string keys, integers within 64 bits (the range SQL parameters and
+    SQLite's JSON functions take)."""
     _walk_json(value)
     return value
 
 
 def _walk_json(value: Any) -> None:
     if isinstance(value, str):
-        _no_nul(value)
+        storable_text(value)
+    elif isinstance(value, bool):
+        pass
+    elif isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError("JSON integers must fit in 64 bits")
     elif isinstance(value, float) and not math.isfinite(value):
         raise ValueError("JSON numbers must be finite (no NaN or Infinity)")
     elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ValueError("JSON object keys must be strings")
-            _no_nul(key)
+            storable_text(key)
             _walk_json(item)
     elif isinstance(value, list | tuple):
         for item in value:
@@ -65,7 +81,7 @@ def _utc(value: datetime) -> datetime:
         raise ValueError("timestamp out of range") from None
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
+Text = Annotated[str, AfterValidator(storable_text)]
 JSONValue = Annotated[Any, AfterValidator(portable_json)]
 JSONObject = Annotated[dict[str, Any], AfterValidator(portable_json)]
 Timestamp = Annotated[datetime, AfterValidator(_utc)]
@@ -129,12 +145,12 @@ Role = Literal["admin", "writer", "reader"]
 class Quotas(Input):
     """Limits of a tenant's plan; None means unlimited."""
 
-    projects: Annotated[int, Field(ge=0)] | None = None
-    items: Annotated[int, Field(ge=0)] | None = Field(
+    projects: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None
+    items: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = Field(
         None, description="Messages, context units, memories and events stored, together."
     )
-    requests_per_minute: Annotated[int, Field(ge=1)] | None = None
-    storage_bytes: Annotated[int, Field(ge=0)] | None = Field(
+    requests_per_minute: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
+    storage_bytes: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = Field(
         None, description="Bytes of stored text and JSON, together."
     )
 
@@ -611,7 +627,9 @@ class SearchRequest(Input):
     mode: SearchMode = "hybrid"
     k: Annotated[int, Field(ge=1, le=200)] = 10
     threshold: float | None = Field(
-        None, description="Least vector similarity; default 0.7 in vector mode, none in hybrid."
+        None,
+        allow_inf_nan=False,
+        description="Least vector similarity; default 0.7 in vector mode, none in hybrid.",
     )
     filters: SearchFilters = Field(default_factory=SearchFilters)
     distance: DistanceName = "cosine"

@@ -6,12 +6,12 @@ reports only the REST API and its clients use.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 from ctxbase.db.diagnostics import PgvectorReport, ProblemReport
-from ctxbase.records import Input
+from ctxbase.records import Input, Text
 from ctxbase.store.databases import DatabaseConfigRecord, TableStatistics
 from ctxbase.transfer.report import MigrationReport
 
@@ -57,7 +57,7 @@ class EmbeddingsStatus(BaseModel):
 
 
 class ReembedRequest(Input):
-    model: str = Field(min_length=1, max_length=300, examples=["openai:text-embedding-3-small"])
+    model: Text = Field(min_length=1, max_length=300, examples=["openai:text-embedding-3-small"])
     drop_old: bool = False
     batch_size: int = Field(256, ge=1, le=10_000)
 
@@ -78,8 +78,12 @@ class Statistics(BaseModel):
 class DatabaseRef(Input):
     """A registered configuration (by id or name) or a URL: exactly one of them."""
 
-    config: str | None = Field(None, description="Id or name of a database configuration.")
-    url: str | None = Field(None, description="A database URL (never shown back unmasked).")
+    config: Text | None = Field(
+        None, max_length=200, description="Id or name of a database configuration."
+    )
+    url: Text | None = Field(
+        None, max_length=4096, description="A database URL (never shown back unmasked)."
+    )
 
     @model_validator(mode="after")
     def _one(self) -> DatabaseRef:
@@ -91,7 +95,9 @@ class DatabaseRef(Input):
 class MigrationIn(Input):
     source: DatabaseRef
     target: DatabaseRef
-    tables: list[str] | None = Field(None, description="Tables to copy (default: all data).")
+    tables: list[Annotated[Text, Field(max_length=100)]] | None = Field(
+        None, max_length=100, description="Tables to copy (default: all data)."
+    )
     batch_size: int = Field(DEFAULT_MIGRATION_BATCH, ge=1, le=100_000)
     reembed: bool = Field(False, description="Re-embed with the target's model afterwards.")
 

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field
 
-from ctxbase.records import Input, JSONObject, SequenceNumber, Timestamp
+from ctxbase.records import INT32_MAX, Input, JSONObject, SequenceNumber, Text, Timestamp
 
 Limit = Annotated[int, Field(ge=1, le=1000, description="Items per page.")]
 
@@ -33,7 +33,7 @@ MetadataFilter = Annotated[
     BeforeValidator(_json_text),
     Field(description='Keeps items whose metadata has these pairs, e.g. {"k":"v"}.'),
 ]
-Cursor = Annotated[str | None, Field(description="`next_cursor` of the previous page.")]
+Cursor = Annotated[Text | None, Field(description="`next_cursor` of the previous page.")]
 
 
 class PageQuery(Input):
@@ -42,7 +42,7 @@ class PageQuery(Input):
 
 
 class ConversationQuery(Input):
-    agent_id: str | None = None
+    agent_id: Annotated[Text, Field(max_length=200)] | None = None
     created_after: Timestamp | None = None
     created_before: Timestamp | None = None
     metadata: MetadataFilter = None
@@ -51,31 +51,31 @@ class ConversationQuery(Input):
 
 
 class MessageQuery(Input):
-    after: Annotated[int, Field(ge=0, description="Only positions after this.")] | None = None
+    after: SequenceNumber | None = Field(None, description="Only positions after this.")
     limit: Limit = 50
     cursor: Cursor = None
 
 
 class ContextQuery(Input):
-    source_type: str | None = None
-    name: str | None = None
+    source_type: Annotated[Text, Field(max_length=64)] | None = None
+    name: Annotated[Text, Field(max_length=1000)] | None = None
     include_superseded: bool = False
-    version: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
+    version: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
     limit: Limit = 50
     cursor: Cursor = None
 
 
 class MemoryQuery(Input):
-    agent_id: str | None = None
-    user_id: str | None = None
-    memory_type: str | None = None
+    agent_id: Annotated[Text, Field(max_length=200)] | None = None
+    user_id: Annotated[Text, Field(max_length=200)] | None = None
+    memory_type: Annotated[Text, Field(max_length=32)] | None = None
     conversation_id: uuid.UUID | None = None
     limit: Limit = 50
     cursor: Cursor = None
 
 
 class StateQuery(Input):
-    namespace: str = ""
+    namespace: Text = ""
     limit: Limit = 50
     cursor: Cursor = None
 
@@ -86,7 +86,7 @@ class EventQuery(Input):
 
 
 class SubscriptionQuery(Input):
-    agent_id: Annotated[str, Field(max_length=200)] | None = None
+    agent_id: Annotated[Text, Field(max_length=200)] | None = None
     limit: Limit = 50
     cursor: Cursor = None
 
@@ -99,12 +99,12 @@ class PendingQuery(Input):
 
 
 class KeyQuery(Input):
-    tenant: Annotated[str, Field(max_length=64)] | None = None
+    tenant: Annotated[Text, Field(max_length=64)] | None = None
     limit: Limit = 50
     cursor: Cursor = None
 
 
 class AuditQuery(Input):
-    action: Annotated[str, Field(max_length=100)] | None = None
+    action: Annotated[Text, Field(max_length=100)] | None = None
     limit: Limit = 50
     cursor: Cursor = None

@@ -110,6 +110,8 @@ def translate_error(
         return _integrity_error(sqlstate, lowered)
     if isinstance(error, sa_exc.StatementError) and not isinstance(error, sa_exc.DBAPIError):
         return InvalidInputError("A value could not be stored")
+    if "cannot contain nul" in lowered:  # psycopg refuses NUL in text before sending it
+        return InvalidInputError("Text must not contain NUL (\\x00) characters")
     return DatabaseError(f"Database error ({where}): {text}")
 
 

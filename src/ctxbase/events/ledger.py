@@ -11,17 +11,35 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, and_, insert, or_, select, update
 
 from ctxbase.db.database import Database
 from ctxbase.db.schema import new_id, utcnow
-from ctxbase.records import Event, Subscription
-from ctxbase.store.events import streams_table
+from ctxbase.records import Subscription
+from ctxbase.store.event_writer import events_table, streams_table
 from ctxbase.store.subscriptions import dead_letters_table, sub, subscription_record
 from ctxbase.store.subscriptions import subscriptions_table as subscriptions
 
 PUSH_METHODS = ("webhook", "redis")
+
+
+class EventRef(Protocol):
+    """What a dead letter names of an event: an :class:`~ctxbase.records.Event`, or the
+    id and sequence of a stored row that cannot be read as one."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def sequence(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    id: uuid.UUID
+    sequence: int
 
 
 @dataclass(frozen=True)
@@ -94,7 +112,7 @@ class Ledger:
         subscription_id: uuid.UUID,
         attempts: int,
         cursor: int,
-        event: Event,
+        event: EventRef,
         error: str,
         *,
         max_attempts: int,
@@ -103,47 +121,84 @@ class Ledger:
         """A delivery of ``event`` failed, the ``attempts``-th time. Returns True when it
         went to the dead letters (the cursor then moves past it), False when it will be
         retried at ``retry_at``."""
+        if attempts >= max_attempts:
+            self.dead_letter(subscription_id, event, attempts, error)
+            return True
+        self.postpone(subscription_id, attempts, cursor, error, retry_at=retry_at)
+        return False
+
+    def dead_letter(
+        self, subscription_id: uuid.UUID, event: EventRef, attempts: int, error: str
+    ) -> None:
+        """Give up on ``event`` after ``attempts`` attempts: record it among the dead
+        letters and move the cursor past it."""
         now = utcnow()
         error = error[:2000]
         with self._db.connect(write=True) as connection:
-            if attempts >= max_attempts:
-                claimed = connection.execute(
-                    update(subscriptions)
-                    .where(self._owned(subscription_id, now))
-                    .values(
-                        cursor=event.sequence,
-                        attempts=0,
-                        next_attempt_at=None,
-                        last_error=error,
-                        lease_expires_at=now + self._lease,
-                        updated_at=now,
-                    )
-                )
-                if claimed.rowcount == 1:
-                    connection.execute(
-                        insert(dead_letters_table).values(
-                            id=new_id(),
-                            subscription_id=subscription_id,
-                            event_id=event.id,
-                            sequence=event.sequence,
-                            attempts=attempts,
-                            last_error=error,
-                            created_at=now,
-                        )
-                    )
-                return True
-            connection.execute(
+            claimed = connection.execute(
                 update(subscriptions)
-                .where(self._owned(subscription_id, now))
+                .where(self._owned(subscription_id, now), sub.cursor < event.sequence)
                 .values(
-                    cursor=cursor,
-                    attempts=attempts,
-                    next_attempt_at=retry_at,
+                    cursor=event.sequence,
+                    attempts=0,
+                    next_attempt_at=None,
                     last_error=error,
+                    lease_expires_at=now + self._lease,
                     updated_at=now,
                 )
             )
-            return False
+            if claimed.rowcount == 1:
+                connection.execute(
+                    insert(dead_letters_table).values(
+                        id=new_id(),
+                        subscription_id=subscription_id,
+                        event_id=event.id,
+                        sequence=event.sequence,
+                        attempts=attempts,
+                        last_error=error,
+                        created_at=now,
+                    )
+                )
+
+    def postpone(
+        self,
+        subscription_id: uuid.UUID,
+        attempts: int,
+        cursor: int | None,
+        error: str,
+        *,
+        retry_at: datetime,
+    ) -> None:
+        """Try this subscription again at ``retry_at``, from ``cursor`` (None: from where
+        its cursor stands)."""
+        now = utcnow()
+        values = {
+            "attempts": attempts,
+            "next_attempt_at": retry_at,
+            "last_error": error[:2000],
+            "updated_at": now,
+        }
+        if cursor is not None:
+            values["cursor"] = cursor
+        with self._db.connect(write=True) as connection:
+            connection.execute(
+                update(subscriptions).where(self._owned(subscription_id, now)).values(values)
+            )
+
+    def next_stored_event(self, project_id: uuid.UUID, after: int) -> StoredEvent | None:
+        """The id and sequence of the project's first event after ``after``, without
+        reading the rest of its row (which may be what cannot be read)."""
+        with self._db.read() as connection:
+            found = connection.execute(
+                select(events_table.c.id, events_table.c.sequence)
+                .where(
+                    events_table.c.project_id == project_id,
+                    events_table.c.sequence > after,
+                )
+                .order_by(events_table.c.sequence)
+                .limit(1)
+            ).first()
+        return None if found is None else StoredEvent(found.id, found.sequence)
 
     def release(self, subscription_id: uuid.UUID) -> None:
         with self._db.connect(write=True) as connection:

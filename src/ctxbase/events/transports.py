@@ -50,7 +50,12 @@ def verify_signature(
 
 
 class Transport(Protocol):
-    def send(self, subscription: Subscription, event: Event, secret: str | None) -> None: ...
+    """Sends one rendered event (``body``, from :func:`payload`); raises DeliveryFailed
+    when the receiver did not take it."""
+
+    def send(
+        self, subscription: Subscription, event: Event, body: bytes, secret: str | None
+    ) -> None: ...
 
     def close(self) -> None: ...
 
@@ -59,9 +64,10 @@ class WebhookTransport:
     def __init__(self, timeout: float) -> None:
         self._client = httpx.Client(timeout=timeout, follow_redirects=False)
 
-    def send(self, subscription: Subscription, event: Event, secret: str | None) -> None:
+    def send(
+        self, subscription: Subscription, event: Event, body: bytes, secret: str | None
+    ) -> None:
         assert subscription.target is not None
-        body = payload(subscription, event)
         timestamp = int(time.time())
         headers = {
             "Content-Type": "application/json",
@@ -75,7 +81,7 @@ class WebhookTransport:
             headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
         try:
             response = self._client.post(subscription.target, content=body, headers=headers)
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
             raise DeliveryFailed(mask_url(f"{type(error).__name__}: {error}")) from None
         if not response.is_success:
             raise DeliveryFailed(f"the receiver answered HTTP {response.status_code}")
@@ -89,14 +95,16 @@ class RedisTransport:
         self._url = url
         self._client: Any = None
 
-    def send(self, subscription: Subscription, event: Event, secret: str | None) -> None:
+    def send(
+        self, subscription: Subscription, event: Event, body: bytes, secret: str | None
+    ) -> None:
         import redis
 
         assert subscription.target is not None
         try:
             if self._client is None:
                 self._client = redis.Redis.from_url(self._url, socket_timeout=10)
-            self._client.publish(subscription.target, payload(subscription, event))
+            self._client.publish(subscription.target, body)
         except redis.RedisError as error:
             raise DeliveryFailed(mask_url(f"Redis: {error}")) from None
 

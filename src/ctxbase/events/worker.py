@@ -6,6 +6,12 @@ delivers their events after the cursor one by one, and moves the cursor after ea
 success, so a worker killed at any point leaves at most the event in flight to be
 delivered again. A failure schedules a retry with exponential backoff; the last allowed
 failure sends the event to the dead letters and delivery goes on with the next one.
+
+One bad item never stops the worker. A stored event that cannot be read or rendered
+(a row an older version let in) can never be delivered, so it goes to the dead letters at
+once, its attempt counted; an unexpected error while sending counts as a failed attempt
+like a receiver's refusal; an error with one subscription postpones that subscription
+only. Every one is logged, and the other subscriptions and projects go on.
 """
 
 from __future__ import annotations
@@ -16,19 +22,22 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from ctxbase.db.schema import utcnow
-from ctxbase.errors import CtxbaseError
-from ctxbase.events.ledger import Claim, Ledger
+from ctxbase.errors import CtxbaseError, DatabaseError
+from ctxbase.events.ledger import Claim, EventRef, Ledger
 from ctxbase.events.matching import Matcher
 from ctxbase.events.transports import (
     DeliveryFailed,
     RedisTransport,
     Transport,
     WebhookTransport,
+    payload,
 )
+from ctxbase.records import Event, Subscription
 
 if TYPE_CHECKING:
     from ctxbase.store.store import Store
@@ -62,15 +71,17 @@ class DeliveryWorker:
         """One pass over the due subscriptions; the number of events delivered."""
         delivered = 0
         for claim in self._ledger.claim_due(_CLAIM_BATCH):
+            subscription = claim.subscription
             try:
                 delivered += self._deliver(claim)
-            except CtxbaseError as error:  # the database went away: the lease runs out
-                log.warning(
-                    "Delivery for subscription %s stopped: %s", claim.subscription.id, error
-                )
+            except DatabaseError as error:  # the database went away: the lease runs out
+                log.warning("Delivery for subscription %s stopped: %s", subscription.id, error)
+            except Exception as error:  # e.g. a secret that cannot be decrypted
+                log.exception("Delivery for subscription %s failed", subscription.id)
+                self._postpone(subscription, f"{type(error).__name__}: {error}")
             finally:
                 with contextlib.suppress(CtxbaseError):
-                    self._ledger.release(claim.subscription.id)
+                    self._ledger.release(subscription.id)
         return delivered
 
     def run(self) -> None:
@@ -82,6 +93,9 @@ class DeliveryWorker:
                     self._store.notifier.wait(since=seen)
             except CtxbaseError as error:
                 log.warning("Delivery pass failed, retrying: %s", error)
+                self._stop.wait(self._store.notifier.poll_interval)
+            except Exception:  # a bug must not end deliveries for every project
+                log.exception("Delivery pass failed, retrying")
                 self._stop.wait(self._store.notifier.poll_interval)
 
     def start(self) -> None:
@@ -113,27 +127,38 @@ class DeliveryWorker:
         )
         cursor, attempts, delivered = subscription.cursor, subscription.attempts, 0
         while not self._stop.is_set():
-            events = self._store.events.between(subscription.project_id, cursor, _EVENT_BATCH)
+            events = self._read(subscription.project_id, cursor)
             if not events:
                 break
-            for event, wanted in zip(
-                events, self._matcher.select(subscription, events), strict=True
-            ):
+            for event, wanted in zip(events, self._select(subscription, events), strict=True):
+                if isinstance(wanted, Poison):
+                    self._give_up(subscription, event, attempts + 1, wanted.reason)
+                    cursor, attempts = event.sequence, 0
+                    continue
                 if not wanted:  # skipping costs nothing, so it goes on while stopping
                     cursor = event.sequence
                     continue
                 if self._stop.is_set():
                     break  # what is left stays owed, for the next run or worker
+                assert isinstance(event, Event)
                 try:
-                    transport.send(subscription, event, secret)
-                except DeliveryFailed as error:
+                    body = payload(subscription, event)
+                except Exception as error:  # the stored event cannot be rendered
+                    self._give_up(subscription, event, attempts + 1, _describe(error))
+                    cursor, attempts = event.sequence, 0
+                    continue
+                try:
+                    transport.send(subscription, event, body, secret)
+                except Exception as error:
+                    if not isinstance(error, DeliveryFailed):
+                        log.exception("Sending event %d failed unexpectedly", event.sequence)
                     attempts += 1
                     dead = self._ledger.failed(
                         subscription.id,
                         attempts,
                         cursor,
                         event,
-                        str(error),
+                        str(error) if isinstance(error, DeliveryFailed) else _describe(error),
                         max_attempts=self._settings.delivery_max_attempts,
                         retry_at=utcnow() + self._backoff(attempts),
                     )
@@ -155,6 +180,106 @@ class DeliveryWorker:
             self._ledger.advance(subscription.id, cursor)  # events skipped as not wanted
         return delivered
 
+    # --- bad items: each is set aside alone ---
+
+    def _read(self, project_id: uuid.UUID, cursor: int) -> list[Event | Unreadable]:
+        """The events after ``cursor``; when a stored row cannot be read as an event, the
+        ones before it, then that row as :class:`Unreadable`."""
+        try:
+            return list(self._store.events.between(project_id, cursor, _EVENT_BATCH))
+        except CtxbaseError:
+            raise
+        except Exception:
+            pass
+        readable: list[Event | Unreadable] = []
+        while len(readable) < _EVENT_BATCH:
+            try:
+                one = self._store.events.between(project_id, cursor, 1)
+            except CtxbaseError:
+                raise
+            except Exception as error:
+                stored = self._ledger.next_stored_event(project_id, cursor)
+                if stored is None:
+                    raise  # not a bad row: the error is the database's, retried as one
+                readable.append(Unreadable(stored.id, stored.sequence, _describe(error)))
+                return readable
+            if not one:
+                break
+            readable.extend(one)
+            cursor = one[0].sequence
+        return readable
+
+    def _select(
+        self, subscription: Subscription, events: Sequence[Event | Unreadable]
+    ) -> list[bool | Poison]:
+        """Which events to deliver; an event the matcher fails on is poison."""
+        flags: list[bool | Poison] = [
+            Poison(e.reason) if isinstance(e, Unreadable) else False for e in events
+        ]
+        readable = [(i, e) for i, e in enumerate(events) if isinstance(e, Event)]
+        chosen: list[bool | Poison]
+        try:
+            chosen = list(self._matcher.select(subscription, [e for _, e in readable]))
+        except CtxbaseError:
+            raise
+        except Exception:  # find the event it fails on: the others still get their answer
+            chosen = []
+            for _, event in readable:
+                try:
+                    chosen.append(self._matcher.select(subscription, [event])[0])
+                except CtxbaseError:
+                    raise
+                except Exception as error:
+                    chosen.append(Poison(_describe(error)))
+        for (i, _), flag in zip(readable, chosen, strict=True):
+            flags[i] = flag
+        return flags
+
+    def _give_up(
+        self, subscription: Subscription, event: EventRef, attempts: int, reason: str
+    ) -> None:
+        log.error(
+            "Event %d of project %s cannot be delivered and goes to the dead letters of "
+            "subscription %s: %s",
+            event.sequence,
+            subscription.project_id,
+            subscription.id,
+            reason,
+        )
+        self._ledger.dead_letter(subscription.id, event, attempts, reason)
+
+    def _postpone(self, subscription: Subscription, reason: str) -> None:
+        """Retry a subscription that failed as a whole later, with backoff, so it neither
+        spins nor holds up the others; its cursor stays where deliveries left it."""
+        attempts = subscription.attempts + 1
+        with contextlib.suppress(CtxbaseError):
+            self._ledger.postpone(
+                subscription.id,
+                attempts,
+                None,
+                reason,
+                retry_at=utcnow() + self._backoff(attempts),
+            )
+
     def _backoff(self, attempts: int) -> timedelta:
         seconds = self._settings.delivery_backoff_seconds * 2 ** (attempts - 1)
         return timedelta(seconds=min(seconds, self._settings.delivery_backoff_max_seconds))
+
+
+class Poison:
+    """The verdict on an event that can never be delivered, and why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class Unreadable:
+    """A stored event row that cannot be read as an :class:`Event`."""
+
+    def __init__(self, id: uuid.UUID, sequence: int, reason: str) -> None:
+        self.id, self.sequence, self.reason = id, sequence, reason
+
+
+def _describe(error: BaseException) -> str:
+    """An error as a dead letter records it: its kind and message, never a traceback."""
+    return f"{type(error).__name__}: {error}"[:2000]

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from ctxbase.errors import InvalidInputError
 from ctxbase.events.notifier import EventNotifier
 from ctxbase.records import Event
+from ctxbase.store.base import MAX_SEQUENCE
 
 BATCH = 500
 PING_SECONDS = 15
@@ -32,7 +33,7 @@ def resume_from(after: int | None, last_event_id: str | None) -> int:
             resumed = int(last_event_id)
         except ValueError:
             raise InvalidInputError("Last-Event-ID must be an event sequence") from None
-        if resumed < 0:
+        if not 0 <= resumed <= MAX_SEQUENCE:
             raise InvalidInputError("Last-Event-ID must be an event sequence")
         return resumed
     return after or 0

@@ -24,7 +24,7 @@ from ctxbase.errors import (
     NotFoundError,
     PayloadTooLargeError,
 )
-from ctxbase.records import Page, json_size
+from ctxbase.records import INT32_MAX, Page, json_size
 
 if TYPE_CHECKING:
     from ctxbase.store.store import Store
@@ -216,10 +216,22 @@ def page_limit(limit: int) -> int:
     return limit
 
 
+#: The largest stream sequence or position a caller may name (records.SequenceNumber).
+MAX_SEQUENCE = 2**62
+
+
 def sequence_number(name: str, value: Any) -> int:
-    """``value`` if it is a stream sequence (an int >= 0), else InvalidInputError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInputError(f"{name} must be a non-negative integer")
+    """``value`` if it is a stream sequence or position (an int from 0 to 2^62), else
+    InvalidInputError: a larger one would overflow SQLite's integers."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEQUENCE:
+        raise InvalidInputError(f"{name} must be an integer from 0 to {MAX_SEQUENCE}")
+    return value
+
+
+def version_number(name: str, value: Any) -> int:
+    """``value`` if it is a version number (an int from 1 to the column's 2^31 - 1)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= INT32_MAX:
+        raise InvalidInputError(f"{name} must be an integer from 1 to {INT32_MAX}")
     return value
 
 

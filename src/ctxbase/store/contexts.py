@@ -25,6 +25,7 @@ from ctxbase.store.base import (
     page_limit,
     parse,
     uuid_part,
+    version_number,
 )
 from ctxbase.store.embedding import text_hash
 
@@ -116,6 +117,7 @@ class Contexts(Domain):
     def get_version(
         self, name: str, version: int, *, project: str = DEFAULT_PROJECT
     ) -> ContextUnit:
+        version = version_number("version", version)
         with self._db.connect() as connection:
             row = connection.execute(
                 select(contexts_table).where(
@@ -155,6 +157,8 @@ class Contexts(Domain):
     ) -> Page[ContextUnit]:
         """Latest versions (all with ``include_superseded`` or a ``version``), newest first."""
         page_limit(limit)
+        if version is not None:
+            version_number("version", version)
         within = self._list_of(project)
         last = _pages.decode(cursor, within)[0] if cursor else None
         with self._db.connect() as connection:

@@ -17,7 +17,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from ctxbase.config import Settings
@@ -27,6 +27,7 @@ from ctxbase.db.database import Database
 from ctxbase.db.diagnostics import ConnectionReport, check_connection
 from ctxbase.db.schema import DatabaseConfig, metadata, new_id, table, utcnow
 from ctxbase.errors import ConflictError, CtxbaseError, InvalidInputError, NotFoundError
+from ctxbase.records import Text, storable_text
 from ctxbase.store.base import given, parse
 
 if TYPE_CHECKING:
@@ -46,20 +47,25 @@ class DatabaseConfigIn(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    description: str = Field("", max_length=10_000)
+    description: Text = Field("", max_length=10_000)
     kind: Kind
-    host: str | None = Field(None, max_length=255)
+    host: Text | None = Field(None, max_length=255)
     port: int | None = Field(None, ge=1, le=65535)
-    database: str | None = Field(None, max_length=255)
+    database: Text | None = Field(None, max_length=255)
     schema_name: str | None = Field(
         None, alias="schema", max_length=255, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$"
     )
-    username: str | None = Field(None, max_length=255)
+    username: Text | None = Field(None, max_length=255)
     password: SecretStr | None = Field(None, description="Stored encrypted; never returned.")
     sslmode: Literal[SSL_MODES] | None = None  # type: ignore[valid-type]
     pool_size: int | None = Field(None, ge=1, le=1000)
     max_overflow: int | None = Field(None, ge=0, le=1000)
-    sqlite_path: str | None = Field(None, max_length=4096)
+    sqlite_path: Text | None = Field(None, max_length=4096)
+
+    @field_validator("password")
+    @classmethod
+    def _storable_password(cls, value: SecretStr | None) -> SecretStr | None:
+        return _storable_secret(value)
 
     @model_validator(mode="after")
     def _complete(self) -> DatabaseConfigIn:
@@ -74,19 +80,34 @@ class DatabaseConfigPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    description: str | None = Field(None, max_length=10_000)
-    host: str | None = Field(None, max_length=255)
+    description: Text | None = Field(None, max_length=10_000)
+    host: Text | None = Field(None, max_length=255)
     port: int | None = Field(None, ge=1, le=65535)
-    database: str | None = Field(None, max_length=255)
+    database: Text | None = Field(None, max_length=255)
     schema_name: str | None = Field(
         None, alias="schema", max_length=255, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$"
     )
-    username: str | None = Field(None, max_length=255)
+    username: Text | None = Field(None, max_length=255)
     password: SecretStr | None = None
     sslmode: Literal[SSL_MODES] | None = None  # type: ignore[valid-type]
     pool_size: int | None = Field(None, ge=1, le=1000)
     max_overflow: int | None = Field(None, ge=0, le=1000)
-    sqlite_path: str | None = Field(None, max_length=4096)
+    sqlite_path: Text | None = Field(None, max_length=4096)
+
+    @field_validator("password")
+    @classmethod
+    def _storable_password(cls, value: SecretStr | None) -> SecretStr | None:
+        return _storable_secret(value)
+
+
+def _storable_secret(value: SecretStr | None) -> SecretStr | None:
+    """A password a connection can carry: no NUL, no lone surrogate (never echoed back)."""
+    if value is not None:
+        try:
+            storable_text(value.get_secret_value())
+        except ValueError:
+            raise ValueError("password must be text without NUL or lone surrogates") from None
+    return value
 
 
 class _InitializeOptions(BaseModel):

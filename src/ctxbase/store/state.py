@@ -18,7 +18,7 @@ from sqlalchemy import Connection, and_, delete, or_, select, update
 from ctxbase.db.schema import StateEntry as StateRow
 from ctxbase.db.schema import new_id, table, utcnow
 from ctxbase.errors import InvalidInputError, NotFoundError, VersionConflictError
-from ctxbase.records import Page, StateEntry, StateIn
+from ctxbase.records import INT32_MAX, Page, StateEntry, StateIn
 from ctxbase.store.base import (
     DEFAULT_PAGE,
     DEFAULT_PROJECT,
@@ -57,6 +57,21 @@ def check_key(key: str) -> str:
     return key
 
 
+def check_expected_version(expected_version: int | None) -> int | None:
+    """A version to compare with: 0 to the largest a version column holds. A larger one
+    cannot be a version this store returned, so it is bad input, not a conflict."""
+    if expected_version is not None and (
+        isinstance(expected_version, bool)
+        or not isinstance(expected_version, int)
+        or not 0 <= expected_version <= INT32_MAX
+    ):
+        raise InvalidInputError(
+            f"expected_version must be an integer from 0 to {INT32_MAX}",
+            details=[{"location": ["expected_version"], "message": "out of range"}],
+        )
+    return expected_version
+
+
 def _alive(now: datetime) -> Any:
     return or_(s.expires_at.is_(None), s.expires_at > now)
 
@@ -91,10 +106,7 @@ class State(Domain):
         namespace, key = check_namespace(namespace), check_key(key)
         data = parse(StateIn, {"value": value, "ttl_seconds": ttl_seconds})
         self._check_json("value", data.value)
-        if expected_version is not None and (
-            not isinstance(expected_version, int) or expected_version < 0
-        ):
-            raise InvalidInputError("expected_version must be a non-negative integer")
+        expected_version = check_expected_version(expected_version)
         now = utcnow()
         expires = now + timedelta(seconds=data.ttl_seconds) if data.ttl_seconds else None
         with self._db.connect(write=True) as connection:
@@ -138,6 +150,7 @@ class State(Domain):
         project: str = DEFAULT_PROJECT,
     ) -> None:
         namespace, key = check_namespace(namespace), check_key(key)
+        expected_version = check_expected_version(expected_version)
         now = utcnow()
         with self._db.connect(write=True) as connection:
             project_id = self._project_id(connection, project)

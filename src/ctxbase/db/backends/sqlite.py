@@ -20,6 +20,7 @@ database.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -131,6 +132,7 @@ class SQLiteBackend(Backend):
             max_overflow=settings.max_overflow,
             pool_timeout=settings.pool_timeout,
             pool_pre_ping=False,  # a local file cannot drop the connection
+            json_deserializer=_loads_json,
             connect_args={
                 "check_same_thread": False,
                 "isolation_level": None,
@@ -257,6 +259,32 @@ class SQLiteBackend(Backend):
         return f"sqlite:///{config['sqlite_path']}"
 
 
+#: A surrogate code point left alone after parsing (a pair has become one character).
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _loads_json(text: str) -> Any:
+    """A JSON column, with each lone surrogate read as U+FFFD.
+
+    SQLite stores JSON as escaped ASCII, so a ``"\\ud800"`` written before inputs were
+    checked is still there; parsed, it is a string no UTF-8 output (a response, an export,
+    a delivery) can hold. PostgreSQL's jsonb never stores one."""
+    value = json.loads(text)
+    if "\\ud" in text or "\\uD" in text:  # only non-ASCII text written escaped can hold one
+        return _without_lone_surrogates(value)
+    return value
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
+
+
 def _memory_engine(settings: Any) -> Engine:
     shared: list[sqlite3.Connection] = []
 
@@ -270,6 +298,7 @@ def _memory_engine(settings: Any) -> Engine:
     return create_engine(
         "sqlite+pysqlite://",
         echo=settings.database_echo,
+        json_deserializer=_loads_json,
         creator=one_connection,
         poolclass=QueuePool,
         pool_size=1,

@@ -8,13 +8,20 @@ from fastapi import APIRouter, Header, Response
 from fastapi.responses import JSONResponse
 
 from ctxbase.errors import InvalidInputError
-from ctxbase.records import StateEntry, StateIn
+from ctxbase.records import INT32_MAX, StateEntry, StateIn
 from ctxbase.server.deps import ProjectSlug, StoreDep
 from ctxbase.server.routing import declared
 
 router = APIRouter(tags=["state"])
 
-IfMatch = Annotated[str | None, Header(description='The version the entry must be at, e.g. `"3"`.')]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        description='The version the entry must be at, e.g. `"3"` (an ETag this API returned: '
+        f"0 to {INT32_MAX}; anything else is refused with 422).",
+        max_length=100,
+    ),
+]
 IfNoneMatch = Annotated[str | None, Header(description="`*`: only if the entry does not exist.")]
 
 
@@ -35,8 +42,13 @@ def _version(if_match: str | None, if_none_match: str | None) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
     tag = if_match.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
-        raise InvalidInputError('If-Match must be an ETag this API returned, e.g. "3"')
+    # isdigit() admits other scripts' digits ("٣"); an ETag of this API is ASCII. The
+    # length check keeps int() from parsing a huge number before the range check.
+    if not (tag.isascii() and tag.isdigit()) or len(tag) > 10 or int(tag) > INT32_MAX:
+        raise InvalidInputError(
+            f'If-Match must be an ETag this API returned, e.g. "3" (0 to {INT32_MAX})',
+            details=[{"location": ["header", "If-Match"], "message": "not a version"}],
+        )
     return int(tag)
 
 

@@ -9,7 +9,8 @@ Its state is recorded in the database, for ``reembed_status`` in any process.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, delete, func, select
@@ -42,35 +43,79 @@ def count_pending(embeddings: Embeddings, kinds: Iterable[str], model: str) -> d
         }
 
 
+#: Told of an item whose text the embedder failed on while others of its batch succeeded.
+FailureCallback = Callable[[str, uuid.UUID, Exception], None]
+
+
 def fill(
     embeddings: Embeddings,
     embedder: Embedder,
     kinds: Iterable[str],
     batch_size: int,
     progress: ProgressCallback | None,
+    *,
+    skip: Collection[uuid.UUID] = (),
+    failed: FailureCallback | None = None,
 ) -> int:
-    """Embed every item of ``kinds`` without a vector of ``embedder``; returns how many."""
+    """Embed every item of ``kinds`` without a vector of ``embedder``; returns how many.
+
+    Items in ``skip`` are left alone. With ``failed``, a batch the embedder fails on is
+    embedded item by item and the run goes on; the items it still fails on are reported
+    to ``failed`` when other items of the run went through (the provider works, so the
+    item is the trouble). When nothing went through, the provider is down: the error is
+    raised as without ``failed``, and no item is blamed."""
     done = 0
+    refused: list[tuple[str, uuid.UUID, Exception]] = []
     for kind in kinds:
+        left_out = set(skip)
         while True:
+            query = pending_query(kind, embedder.name)
+            if left_out:
+                query = query.where(KIND_TABLES[kind].c.id.not_in(left_out))
             with embeddings.db.connect() as connection:
-                batch = connection.execute(
-                    pending_query(kind, embedder.name).limit(batch_size)
-                ).fetchall()
+                batch = connection.execute(query.limit(batch_size)).fetchall()
             if not batch:
                 break
-            vectors = embeddings.embed([row.content for row in batch], embedder)
+            try:
+                vectors = embeddings.embed([row.content for row in batch], embedder)
+                embedded = list(zip(batch, vectors, strict=True))
+            except Exception:
+                if failed is None:
+                    raise
+                embedded = _one_by_one(embeddings, embedder, kind, batch, refused)
+                left_out.update(row.id for row in batch)
             with embeddings.db.connect(write=True) as connection:
-                for row, vector in zip(batch, vectors, strict=True):
+                for row, vector in embedded:
                     made = Vectors(embedder.name, [vector])
                     embeddings.insert(
                         connection,
                         embeddings.rows(kind, row.project_id, [(row.id, row.content)], made),
                     )
-            done += len(batch)
-            if progress:
-                progress(kind, len(batch))
+            done += len(embedded)
+            if progress and embedded:
+                progress(kind, len(embedded))
+    if refused and failed is not None:
+        if done == 0:
+            raise refused[0][2]  # nothing went through: the provider, not an item
+        for kind, item_id, error in refused:
+            failed(kind, item_id, error)
     return done
+
+
+def _one_by_one(
+    embeddings: Embeddings,
+    embedder: Embedder,
+    kind: str,
+    batch: Sequence[Any],
+    refused: list[tuple[str, uuid.UUID, Exception]],
+) -> list[tuple[Any, Any]]:
+    embedded: list[tuple[Any, Any]] = []
+    for row in batch:
+        try:
+            embedded.append((row, embeddings.embed([row.content], embedder)[0]))
+        except Exception as error:
+            refused.append((kind, row.id, error))
+    return embedded
 
 
 def pending_query(kind: str, model: str) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -142,13 +142,17 @@ class Embeddings:
         *,
         batch_size: int = 256,
         progress: ProgressCallback | None = None,
+        skip: Collection[uuid.UUID] = (),
+        failed: backlog.FailureCallback | None = None,
     ) -> int:
-        """Embed every item still without a vector of the active model; returns how many."""
+        """Embed every item still without a vector of the active model; returns how many.
+        ``skip`` and ``failed``: see :func:`backlog.fill` (the server's worker uses them so
+        that one item the provider refuses does not hold up the others)."""
         embedder = self.embedder
         if embedder is None:
             return 0
         kinds = list(kinds or self.store.settings.embed_on_write)
-        return backlog.fill(self, embedder, kinds, batch_size, progress)
+        return backlog.fill(self, embedder, kinds, batch_size, progress, skip=skip, failed=failed)
 
     def reembed(
         self,
