@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -195,6 +196,27 @@ def test_postgres_read_connections_recycled(postgres, postgres_template) -> None
             assert _backend_pid(store) == pid
             time.sleep(1.1)
             assert _backend_pid(store) != pid
+
+
+def test_a_caller_waiting_for_a_driver_connection_gets_one_given_back(
+    persistent_database_url: str,
+) -> None:
+    """At the limit, a caller waits; the connection given back goes to it, and no more
+    connections are made than the limit."""
+    options = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 10}
+    with open_store(persistent_database_url, **options) as store:
+        (message,) = _appended(store, 1)
+        got: list[Message] = []
+        with store.db.raw() as held:
+            reader = threading.Thread(target=lambda: got.append(store.messages.get(message.id)))
+            reader.start()
+            time.sleep(0.3)
+            assert got == []  # waiting for the one connection
+            held_connection = held.connection
+        reader.join(timeout=10)
+        assert got == [message]
+        with store.db.raw() as cursor:
+            assert cursor.connection is held_connection  # the one connection, reused
 
 
 def test_driver_connections_are_limited(persistent_database_url: str) -> None:

@@ -62,7 +62,8 @@ class PreparedStatement:
         self._names: list[str] = []
         self._active: list[tuple[str, Callable[[Any], Any]]] = []
         self._for_records: list[tuple[str, Callable[[Any], Any]]] = []
-        self._observe = db.observe_query
+        #: Told how long each execution took (the list is the database's: it may grow).
+        self._observers = db.query_observers
 
     def _args(self, params: dict[str, Any]) -> Any:
         values = []
@@ -103,15 +104,19 @@ class PreparedStatement:
         cursor.execute(self.sql, self._args(params))
         rows = []
         if self._result_columns:
-            names, processors = self._processors(cursor)
-            if for_records:
-                processors = self._for_records
+            if self.columns is None:
+                self._processors(cursor)
+            names = self._names
+            processors = self._for_records if for_records else self._active
             for values in cursor.fetchall():
                 row = dict(zip(names, values, strict=True))
                 for name, processor in processors:
                     row[name] = processor(row[name])
                 rows.append(row)
-        self._observe(time.perf_counter() - started)
+        if self._observers:
+            elapsed = time.perf_counter() - started
+            for observer in self._observers:
+                observer(elapsed)
         return rows
 
     def rows(self, cursor: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -137,11 +142,35 @@ class PreparedStatement:
         found = self.records(cursor, params, model)
         return found[0] if found else None
 
+    def read_records(self, db: Database, params: dict[str, Any], model: type[R]) -> list[R]:
+        """:meth:`records` as one read of its own: the whole path of a point read.
+
+        On a driver connection a read needs no transaction (see :class:`RawTransaction`),
+        so this takes one, runs the statement and gives it back with nothing around them,
+        and validates the records after; driver errors come out as ctxbase errors.
+        """
+        source = db.driver_connections
+        if source is None:
+            with db.raw() as cursor:
+                return self.records(cursor, params, model)
+        try:
+            connection = source.take()
+            try:
+                rows = self._fetch(connection.cursor(), params, for_records=True)
+            finally:
+                source.give_back(connection)
+        except db.backend.driver_errors as e:
+            raise db.backend.translate_error(e) from e
+        validate = model.model_validate
+        return [validate(row) for row in rows]
+
     def many(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
         """Execute once per parameter set (an insert of several rows)."""
         started = time.perf_counter()
         cursor.executemany(self.sql, [self._args(row) for row in rows])
-        self._observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        for observer in self._observers:
+            observer(elapsed)
 
 
 class RawTransaction:

@@ -105,13 +105,12 @@ class Domain:
         """The ``what`` with id ``item_id`` in ``project`` of this scope, read by one
         prepared statement (name, builder) binding ``id`` and the scope's parameters."""
         item_id = as_uuid(item_id, what)
-        prepared = self._db.prepared(*statement)
-        params = {"id": item_id, **self._scope_params(project)}
-        with self._db.raw() as cursor:
-            found = prepared.first_record(cursor, params, model)
-        if found is None:
+        params = self._scope_params(project)
+        params["id"] = item_id
+        found = self._db.prepared(*statement).read_records(self._db, params, model)
+        if not found:
             raise NotFoundError(f"No {what} {item_id}")
-        return found
+        return found[0]
 
     # --- limits ---
 
