@@ -47,6 +47,7 @@ from sqlalchemy.pool import QueuePool
 from ctxbase.db.backends.base import WRITE_OPTION, Backend, ServerDescription, UpsertInsert
 from ctxbase.db.driver_connections import DriverConnections
 from ctxbase.db.fulltext import sqlite as sqlite_fulltext
+from ctxbase.db.fulltext.sqlite_erasure import erase_deleted_text
 from ctxbase.db.prepared import RawTransaction
 from ctxbase.db.schema import EMBEDDING_OWNER_COLUMNS
 from ctxbase.db.vectors.ann import AnnOptions
@@ -86,6 +87,8 @@ class SQLiteRawTransaction(RawTransaction):
 
     def _end(self, *, committing: bool) -> None:
         if self._write and self._connection.in_transaction:
+            if committing:
+                erase_deleted_text(self._cursor)
             self._cursor.execute("COMMIT" if committing else "ROLLBACK")
 
 
@@ -285,6 +288,8 @@ def _install_transactions(engine: Engine, busy_timeout_ms: int, *, wal: bool) ->
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # Freed pages and cells are zeroed: deleted text must not stay in the file.
+            cursor.execute("PRAGMA secure_delete=ON")
         finally:
             cursor.close()
 
@@ -292,6 +297,16 @@ def _install_transactions(engine: Engine, busy_timeout_ms: int, *, wal: bool) ->
     def begin(connection: Any) -> None:
         writes = connection.get_execution_options().get(WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+    @event.listens_for(engine, "commit")
+    def erase_deleted(connection: Any) -> None:
+        driver = connection.connection.dbapi_connection
+        if driver is not None and driver.in_transaction:
+            cursor = driver.cursor()
+            try:
+                erase_deleted_text(cursor)
+            finally:
+                cursor.close()
 
 
 def _check_foreign_keys(connection: Connection) -> None:
