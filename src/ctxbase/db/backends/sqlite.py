@@ -278,6 +278,11 @@ def _memory_engine(settings: Any) -> Engine:
     )
 
 
+#: Rows changed by a connection when its transaction began: a commit with the same count
+#: wrote nothing, so it has nothing to erase (see ``erase_deleted_text``).
+_CHANGES_AT_BEGIN = "ctxbase_changes_at_begin"
+
+
 def _install_transactions(engine: Engine, busy_timeout_ms: int, *, wal: bool) -> None:
     @event.listens_for(engine, "connect")
     def set_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
@@ -297,11 +302,14 @@ def _install_transactions(engine: Engine, busy_timeout_ms: int, *, wal: bool) ->
     def begin(connection: Any) -> None:
         writes = connection.get_execution_options().get(WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+        connection.info[_CHANGES_AT_BEGIN] = connection.connection.dbapi_connection.total_changes
 
     @event.listens_for(engine, "commit")
     def erase_deleted(connection: Any) -> None:
         driver = connection.connection.dbapi_connection
-        if driver is not None and driver.in_transaction:
+        if driver is None or not driver.in_transaction:
+            return
+        if driver.total_changes != connection.info.get(_CHANGES_AT_BEGIN):  # it wrote
             cursor = driver.cursor()
             try:
                 erase_deleted_text(cursor)

@@ -13,6 +13,7 @@ Create Date: 2026-12-07
 from collections.abc import Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from alembic import op
 
 from ctxbase.db.fulltext.sqlite_erasure import PENDING_TABLE, SEARCHABLE, erase_from_index
@@ -24,7 +25,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "sqlite":
+    if not _has_fts5_tables():
         return
     op.execute(f"CREATE TABLE {PENDING_TABLE} (name VARCHAR(100) NOT NULL PRIMARY KEY)")
     for name in SEARCHABLE:
@@ -33,7 +34,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "sqlite":
+    if not _has_fts5_tables():
         return
     for name in SEARCHABLE:
         _delete_trigger(name, noting=False)
@@ -49,6 +50,11 @@ def _delete_trigger(name: str, *, noting: bool) -> None:
         f"INSERT INTO {fts}({fts}, rowid, content) VALUES ('delete', old.rowid, old.content); "
         f"{note}END"
     )
+
+
+def _has_fts5_tables() -> bool:
+    """SQLite's FTS5 tables are there (revision 0003); PostgreSQL has GIN indexes instead."""
+    return f"{SEARCHABLE[0]}_fts" in sa.inspect(op.get_bind()).get_table_names()
 
 
 def _cursor() -> Any:
