@@ -7,7 +7,9 @@ import time
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
+import ctxbase
 from ctxbase.errors import InvalidInputError, NotFoundError, VersionConflictError
 
 
@@ -106,3 +108,40 @@ def test_bad_state_input(api: Any) -> None:
     with pytest.raises(InvalidInputError):
         api.state.put("k", {"nan": float("inf")})
     assert api.state.list().items == []
+
+
+def test_compare_and_set_waits_for_a_writer_of_the_entry(store: ctxbase.Store) -> None:
+    """A compare-and-set made while another transaction is writing the entry waits for it,
+    then succeeds against the version that writer made (it does not fail early)."""
+    store.state.put("turn", "first")
+    holding, waits_seen = threading.Event(), []
+
+    def writer_holding_the_entry() -> None:
+        with store.db.connect(write=True) as connection:
+            connection.execute(
+                text("UPDATE state_entries SET version = version + 1 WHERE key = 'turn'")
+            )
+            holding.set()
+            time.sleep(0.5)
+            if store.db.backend.name == "postgresql":
+                waits_seen.append(_row_lock_waits(store))
+
+    thread = threading.Thread(target=writer_holding_the_entry)
+    thread.start()
+    holding.wait(5)
+    written = store.state.put("turn", "second", expected_version=2)
+    thread.join()
+    assert (written.version, written.value) == (3, "second")
+    assert waits_seen in ([], [0]), "the compare-and-set queued on the row lock"
+
+
+def _row_lock_waits(store: ctxbase.Store) -> int:
+    with store.db.connect() as connection:
+        return int(
+            connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        )

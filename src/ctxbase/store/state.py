@@ -112,15 +112,11 @@ class State(Domain):
         with self._db.connect(write=True) as connection:
             project_id = self._project_id(connection, project)
             if expected_version:
+                entry = [s.project_id == project_id, s.namespace == namespace, s.key == key]
+                self._db.backend.lock_for_compare_and_set(connection, state_table, entry)
                 row = connection.execute(
                     update(state_table)
-                    .where(
-                        s.project_id == project_id,
-                        s.namespace == namespace,
-                        s.key == key,
-                        s.version == expected_version,
-                        _alive(now),
-                    )
+                    .where(*entry, s.version == expected_version, _alive(now))
                     .values(
                         value=data.value, version=s.version + 1, expires_at=expires, updated_at=now
                     )

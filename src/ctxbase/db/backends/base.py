@@ -172,6 +172,16 @@ class Backend(ABC):
         """The ``limit`` items nearest ``query`` meeting ``conditions``, best first, each
         with its score (see :func:`~ctxbase.db.vectors.base.reference_scores`) and row."""
 
+    # --- compare-and-set ---
+
+    def lock_for_compare_and_set(
+        self, connection: Connection, table: Table, where: list[ColumnElement[bool]]
+    ) -> None:
+        """Before a compare-and-set of the row ``where`` selects, wait for writers of that
+        row to finish, so a caller takes its turn instead of racing them. Nothing to do
+        where a write transaction already excludes every other writer (SQLite)."""
+        return None
+
     # --- full text ---
 
     @abstractmethod

@@ -48,6 +48,7 @@ from sqlalchemy.pool import QueuePool
 from ctxbase.db.backends.base import WRITE_OPTION, Backend, ServerDescription, UpsertInsert
 from ctxbase.db.driver_connections import DriverConnections
 from ctxbase.db.fulltext import sqlite as sqlite_fulltext
+from ctxbase.db.fulltext.sqlite_erasure import erase_deleted_text
 from ctxbase.db.prepared import RawTransaction
 from ctxbase.db.schema import EMBEDDING_OWNER_COLUMNS
 from ctxbase.db.vectors.ann import AnnOptions
@@ -87,6 +88,8 @@ class SQLiteRawTransaction(RawTransaction):
 
     def _end(self, *, committing: bool) -> None:
         if self._write and self._connection.in_transaction:
+            if committing:
+                erase_deleted_text(self._cursor)
             self._cursor.execute("COMMIT" if committing else "ROLLBACK")
 
 
@@ -308,6 +311,11 @@ def _memory_engine(settings: Any) -> Engine:
     )
 
 
+#: Rows changed by a connection when its transaction began: a commit with the same count
+#: wrote nothing, so it has nothing to erase (see ``erase_deleted_text``).
+_CHANGES_AT_BEGIN = "ctxbase_changes_at_begin"
+
+
 def _install_transactions(engine: Engine, busy_timeout_ms: int, *, wal: bool) -> None:
     @event.listens_for(engine, "connect")
     def set_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
@@ -318,6 +326,8 @@ def _install_transactions(engine: Engine, busy_timeout_ms: int, *, wal: bool) ->
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # Freed pages and cells are zeroed: deleted text must not stay in the file.
+            cursor.execute("PRAGMA secure_delete=ON")
         finally:
             cursor.close()
 
@@ -325,6 +335,19 @@ def _install_transactions(engine: Engine, busy_timeout_ms: int, *, wal: bool) ->
     def begin(connection: Any) -> None:
         writes = connection.get_execution_options().get(WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+        connection.info[_CHANGES_AT_BEGIN] = connection.connection.dbapi_connection.total_changes
+
+    @event.listens_for(engine, "commit")
+    def erase_deleted(connection: Any) -> None:
+        driver = connection.connection.dbapi_connection
+        if driver is None or not driver.in_transaction:
+            return
+        if driver.total_changes != connection.info.get(_CHANGES_AT_BEGIN):  # it wrote
+            cursor = driver.cursor()
+            try:
+                erase_deleted_text(cursor)
+            finally:
+                cursor.close()
 
 
 def _check_foreign_keys(connection: Connection) -> None:

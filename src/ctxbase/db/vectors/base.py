@@ -6,6 +6,8 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from ctxbase.db.vectors.blas import matrix_times_vector
+
 Distance = Literal["cosine", "l2", "ip"]
 DISTANCES: tuple[Distance, ...] = ("cosine", "l2", "ip")
 
@@ -25,10 +27,10 @@ def reference_scores(matrix: np.ndarray, query: np.ndarray, distance: Distance) 
     q = np.asarray(query, dtype=np.float64)
     if distance == "cosine":
         norms = np.linalg.norm(m, axis=1) * np.linalg.norm(q)
-        return (m @ q) / np.maximum(norms, 1e-12)
+        return matrix_times_vector(m, q) / np.maximum(norms, 1e-12)
     if distance == "l2":
         return 1.0 / (1.0 + np.linalg.norm(m - q, axis=1))
-    return m @ q
+    return matrix_times_vector(m, q)
 
 
 def score_from_pgvector(distance: Distance, value: float) -> float:

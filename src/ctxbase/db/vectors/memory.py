@@ -17,6 +17,7 @@ import numpy as np
 
 from ctxbase.db.vectors.ann import AnnIndex, AnnOptions
 from ctxbase.db.vectors.base import Distance
+from ctxbase.db.vectors.blas import matrix_times_vector
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def scores(
 ) -> np.ndarray:
     """:func:`reference_scores` in float32 with cached norms (same values within 1e-6)."""
     q = np.asarray(query, dtype=np.float32)
-    dots = matrix @ q
+    dots = matrix_times_vector(matrix, q)
     if distance == "cosine":
         return dots / np.maximum(norms * float(np.linalg.norm(q)), 1e-12)
     if distance == "l2":
