@@ -132,7 +132,8 @@ class Operation:
         """An example body: the declared one, else the first the body model gives."""
         if self.example is not None or self.body is None:
             return self.example
-        examples = (self.body.model_config.get("json_schema_extra") or {}).get("examples")
+        extra = self.body.model_config.get("json_schema_extra")
+        examples = extra.get("examples") if isinstance(extra, dict) else None
         return examples[0] if isinstance(examples, list) and examples else None
 
     @property
@@ -156,12 +157,16 @@ class Operation:
         positional = self.positional()
         taken = {a.name for a in positional}
         params: list[tuple[Arg, Location]] = [(a, a.location) for a in positional]
-        for model, location in ((self.body, "body"), (self.query, "query")):
+        sources: tuple[tuple[type[BaseModel] | None, Location], ...] = (
+            (self.body, "body"),
+            (self.query, "query"),
+        )
+        for model, location in sources:
             if model is None:
                 continue
             for name, info in model.model_fields.items():
                 if name not in taken:
-                    arg = Arg(name, info.annotation, location, _default_of(info))  # type: ignore[arg-type]
+                    arg = Arg(name, info.annotation, location, _default_of(info))
                     params.append((arg, location))
                     taken.add(name)
         for arg in self.extra:

@@ -20,7 +20,7 @@ def argument_error(name: str, signature: inspect.Signature, args: Any, kwargs: A
     """InvalidInputError naming what is wrong with a call of ``name``; a bare TypeError
     when the arguments do bind (the TypeError came from inside the call, not from it)."""
     unknown = sorted(set(kwargs) - set(signature.parameters))
-    problems = [
+    problems: list[dict[str, Any]] = [
         {"location": [field], "message": "unknown field", "type": "extra_forbidden"}
         for field in unknown
     ]
@@ -32,7 +32,7 @@ def argument_error(name: str, signature: inspect.Signature, args: Any, kwargs: A
     if not problems:
         return TypeError()  # marker: not an argument problem
     listed = "; ".join(
-        f"{'.'.join(p['location'])}: {p['message']}" if p["location"] else p["message"]
+        f"{'.'.join(p['location'])}: {p['message']}" if p["location"] else str(p["message"])
         for p in problems
     )
     return InvalidInputError(f"Invalid input to {name}: {listed}", details=problems)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar, cast
 
 import typer
 from rich.table import Table
@@ -17,7 +17,7 @@ from ctxbase.cli.common import open_store, out
 from ctxbase.errors import InvalidInputError
 
 if TYPE_CHECKING:  # the store loads with the first command that needs it
-    from ctxbase.records import Page
+    from ctxbase.records import Page, Role
 
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Tenants: create, list, update, deactivate.", no_args_is_help=True)
@@ -65,7 +65,7 @@ def keys_create(
     created = store.keys.create(
         actor=CLI_ACTOR,
         tenant=tenant,
-        role=role,
+        role=cast("Role", role),
         name=name,
         projects=[p.strip() for p in projects.split(",") if p.strip()] if projects else None,
         expires_in_days=parse_days(expires) if expires else None,

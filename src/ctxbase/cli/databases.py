@@ -3,13 +3,16 @@ activated (passwords stored encrypted, never shown)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.table import Table
 
 from ctxbase.cli.common import open_store, out
 from ctxbase.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from ctxbase.store.databases import Kind
 
 databases_app = typer.Typer(
     help="Registered databases: add, test, initialize, activate.", no_args_is_help=True
@@ -41,7 +44,7 @@ def databases_add(
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     record = open_store(ctx).databases.add(
         name=name,
-        kind=kind,
+        kind=cast("Kind", kind),
         host=host,
         port=port,
         database=database,

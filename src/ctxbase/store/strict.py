@@ -13,6 +13,6 @@ def enforce(cls: type, domain: str) -> None:
         if op.on == "rest":
             continue
         if "." not in op.name and op.name == domain:
-            cls.__call__ = strict(cls.__call__, op.name)  # type: ignore[operator]
+            setattr(cls, "__call__", strict(cls.__call__, op.name))  # noqa: B010
         elif op.domain == domain and "." in op.name:
             setattr(cls, op.method_name, strict(getattr(cls, op.method_name), op.name))

@@ -75,7 +75,7 @@ class Subscriptions(Domain):
     ) -> Subscription:
         """Subscribe an agent (see :class:`SubscriptionIn` for the fields)."""
         data = parse(SubscriptionIn, given(SubscriptionIn, locals()))
-        secret = self._store.secrets.encrypt(data.secret) if data.secret else None
+        sealed = self._store.secrets.encrypt(data.secret) if data.secret else None
         now = utcnow()
         with self._db.connect(write=True) as connection:
             project_id = self._project_id(connection, project)
@@ -96,7 +96,7 @@ class Subscriptions(Domain):
                     threshold=data.threshold,
                     delivery=data.delivery,
                     target=data.target,
-                    secret_encrypted=secret,
+                    secret_encrypted=sealed,
                     cursor=start,
                     is_active=True,
                     attempts=0,
