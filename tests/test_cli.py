@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -33,9 +34,16 @@ def cli_url(persistent_database_url: str) -> str:
     return persistent_database_url
 
 
+def _empty_database(url: str) -> str:
+    """``url``, with an empty SQLite file made at its path (reading never creates one)."""
+    if url.startswith("sqlite:///"):
+        sqlite3.connect(url.removeprefix("sqlite:///")).close()
+    return url
+
+
 def test_db_commands(cli_url: str) -> None:
     head = migrate.head_revision()
-    code, output = run("-d", cli_url, "db", "current")
+    code, output = run("-d", _empty_database(cli_url), "db", "current")
     assert (code, "empty" in output) == (0, True)
     code, output = run("-d", cli_url, "db", "upgrade")
     assert code == 0 and f"→ {head}" in output
@@ -69,7 +77,7 @@ def test_doctor(cli_url: str) -> None:
 
 
 def test_doctor_strict_fails_on_pending_migrations(cli_url: str) -> None:
-    assert run("-d", cli_url, "doctor")[0] == 0  # degraded: exit 0 …
+    assert run("-d", _empty_database(cli_url), "doctor")[0] == 0  # degraded: exit 0 …
     code, output = run("-d", cli_url, "doctor", "--strict")
     assert code == 1 and "ctxbase db upgrade" in output  # … unless strict
 
@@ -104,6 +112,40 @@ def test_errors_are_a_message_and_exit_1_never_a_traceback() -> None:
         assert "Traceback" not in process.stderr + process.stdout
         assert "topsecret" not in process.stderr + process.stdout
         assert "Error" in process.stderr or "error" in process.stdout
+
+
+def _ctxbase(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ctxbase", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=120,
+    )
+
+
+def test_reading_commands_never_create_a_database(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "agents.db"
+    for args in (["doctor"], ["db", "current"]):
+        process = _ctxbase("-d", f"sqlite:///{missing}", *args)
+        assert process.returncode == 1, args
+        assert "does not exist" in process.stderr and "Traceback" not in process.stderr
+    assert not missing.parent.exists()
+
+
+def test_a_port_out_of_range_is_a_usage_error() -> None:
+    process = _ctxbase("serve", "--port", "99999")
+    assert process.returncode == 2
+    assert "--port" in process.stderr and "Traceback" not in process.stderr
+
+
+def test_an_empty_password_on_stdin_registers_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'home.db'}"
+    args = ["databases", "add", "prod", "--kind", "postgresql", "--database", "app"]
+    process = _ctxbase("-d", url, *args, "--password-stdin", stdin="\n")
+    assert process.returncode == 1 and "no password" in process.stderr
+    with open_store(url) as store:
+        assert store.databases.list() == []
 
 
 _WITH_AN_EXIT_HANDLER = """

@@ -30,11 +30,17 @@ def settings_of(ctx: typer.Context) -> Settings:
     return found
 
 
-def open_database(ctx: typer.Context) -> Database:
-    """The command's database, disposed of when the command ends."""
+def open_database(ctx: typer.Context, *, existing: bool = False) -> Database:
+    """The command's database, disposed of when the command ends. ``existing``: a command
+    that only reads refuses an SQLite path with no file (opening one would create it)."""
     from ctxbase.db.database import Database
 
     config = settings_of(ctx)
+    if existing:
+        from ctxbase.db.urls import parse_database_url
+        from ctxbase.transfer.endpoints import check_sqlite_file
+
+        check_sqlite_file(parse_database_url(config.database_url), "", create=False)
     db = Database(config.database_url, settings=config)
     ctx.call_on_close(db.dispose)
     return db

@@ -42,6 +42,10 @@ def databases_add(
     import sys
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    if password_stdin and not password:
+        raise InvalidInputError(
+            "--password-stdin read no password", hint='pipe it in: printf %s "$PW" | ctxbase …'
+        )
     record = open_store(ctx).databases.add(
         name=name,
         kind=cast("Kind", kind),

@@ -51,7 +51,7 @@ def db_current(ctx: typer.Context) -> None:
     """Print the schema revision of the database and whether it is the newest."""
     from ctxbase.db import migrate
 
-    db = open_database(ctx)
+    db = open_database(ctx, existing=True)
     current = migrate.current_revision(db)
     head = migrate.head_revision()
     state = "up to date" if current == head else f"behind head {head}"
@@ -96,7 +96,7 @@ def doctor(
     """Check the database: connection, server version, pgvector, schema revision."""
     from ctxbase.db.diagnostics import check_connection
 
-    report = check_connection(open_database(ctx))
+    report = check_connection(open_database(ctx, existing=True))
     if as_json:
         out.print_json(report.model_dump_json())
     else:

@@ -20,7 +20,9 @@ commands = typer.Typer()
 def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Address to bind (CTXBASE_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to bind (CTXBASE_PORT).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port to bind (CTXBASE_PORT).")
+    ] = None,
     reload: Annotated[bool, typer.Option(help="Restart when the code changes.")] = False,
 ) -> None:
     """Run the REST server (API under /api/v1, OpenAPI at /docs)."""
