@@ -85,7 +85,7 @@ def keys_list(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
 ) -> None:
     """List keys (prefix, tenant, role, last use); never the keys themselves."""
-    store = open_store(ctx)
+    store = open_store(ctx, existing=True)
     table = Table("id", "prefix", "tenant", "role", "name", "projects", "last used", "state")
     for key in _every(lambda cursor: store.keys.list(tenant=tenant, limit=1000, cursor=cursor)):
         table.add_row(
@@ -144,7 +144,7 @@ def tenants_create(
 @tenants_app.command("list")
 def tenants_list(ctx: typer.Context) -> None:
     """List tenants with their plan, quotas and state."""
-    store = open_store(ctx)
+    store = open_store(ctx, existing=True)
     table = Table("slug", "name", "plan", "quotas", "state")
     for tenant in _every(lambda cursor: store.tenants.list(limit=1000, cursor=cursor)):
         quotas = tenant.quotas.model_dump(exclude_none=True)

@@ -37,22 +37,32 @@ def open_database(ctx: typer.Context, *, existing: bool = False) -> Database:
 
     config = settings_of(ctx)
     if existing:
-        from ctxbase.db.urls import parse_database_url
-        from ctxbase.transfer.endpoints import check_sqlite_file
-
-        check_sqlite_file(parse_database_url(config.database_url), "", create=False)
+        _refuse_missing_file(config)
     db = Database(config.database_url, settings=config)
     ctx.call_on_close(db.dispose)
     return db
 
 
-def open_store(ctx: typer.Context) -> Store:
-    """A store on the command's database, closed when the command ends."""
+def open_store(ctx: typer.Context, *, existing: bool = False) -> Store:
+    """A store on the command's database, closed when the command ends; ``existing`` as
+    for :func:`open_database`."""
     from ctxbase.store import Store
+
+    if existing:
+        _refuse_missing_file(settings_of(ctx))
 
     store = Store(settings=settings_of(ctx))
     ctx.call_on_close(store.close)
     return store
+
+
+def _refuse_missing_file(config: Settings) -> None:
+    """A command that only reads refuses an SQLite path with no file: opening it would
+    create an empty database there."""
+    from ctxbase.db.urls import parse_database_url
+    from ctxbase.transfer.endpoints import check_sqlite_file
+
+    check_sqlite_file(parse_database_url(config.database_url), "", create=False)
 
 
 def resolve_database(ctx: typer.Context, spec: str) -> str:

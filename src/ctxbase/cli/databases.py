@@ -68,7 +68,7 @@ def databases_add(
 def databases_list(ctx: typer.Context) -> None:
     """List the registered databases."""
     table = Table("name", "kind", "where", "status", "active", "pgvector")
-    for record in open_store(ctx).databases.list():
+    for record in open_store(ctx, existing=True).databases.list():
         where = (
             record.sqlite_path
             if record.sqlite_path
@@ -111,7 +111,7 @@ def databases_init(
 def databases_stats(ctx: typer.Context, name: Annotated[str, typer.Argument()]) -> None:
     """Rows and bytes per table of the database."""
     table = Table("table", "rows", "bytes")
-    for entry in open_store(ctx).databases.statistics(name):
+    for entry in open_store(ctx, existing=True).databases.statistics(name):
         table.add_row(
             entry.table, str(entry.rows), "-" if entry.bytes is None else str(entry.bytes)
         )
