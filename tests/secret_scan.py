@@ -33,7 +33,7 @@ class SecretScan:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def register(self, secret: str | None) -> None:
-        if secret and len(secret) >= _MIN_LENGTH:
+        if secret and len(secret) >= _MIN_LENGTH and secret not in _published_examples():
             with self.lock:
                 self.secrets.add(secret)
 
@@ -47,6 +47,30 @@ class SecretScan:
 
 
 SCAN = SecretScan()
+
+
+@functools.cache
+def _published_examples() -> frozenset[str]:
+    """Text values of the API's documented examples: public by design (the OpenAPI
+    document shows them), so a test that sends one as a secret leaks nothing by echoing
+    the document."""
+    from ctxbase.api import OPERATIONS
+
+    found: set[str] = set()
+
+    def walk(value: object) -> None:
+        if isinstance(value, str):
+            found.add(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for op in OPERATIONS.values():
+        walk(op.request_example)
+    return frozenset(found)
 
 
 class _LogScanner(logging.Handler):
