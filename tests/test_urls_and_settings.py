@@ -1,5 +1,6 @@
 import pytest
 
+import ctxbase
 from ctxbase.config import Settings
 from ctxbase.db.urls import mask_url, parse_database_url
 from ctxbase.errors import ConfigurationError
@@ -69,3 +70,9 @@ def test_from_values_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("CTXBASE_DATABASE_URL", "postgresql://u@h/db")
     assert Settings.from_values().database_url == "sqlite:///./ctxbase.db"
     assert Settings.from_values(pool_size=3).pool_size == 3
+
+
+def test_an_unknown_store_option_is_refused_by_name() -> None:
+    with pytest.raises(ctxbase.InvalidInputError) as error:
+        ctxbase.open("sqlite://", pool_sise=10)
+    assert "pool_sise" in str(error.value)

@@ -205,8 +205,16 @@ class Settings(BaseSettings):
 
     @classmethod
     def from_values(cls, **values: Any) -> Settings:
-        """Settings from explicit values and defaults only: the environment is not read."""
-        return _ExplicitSettings(**values)
+        """Settings from explicit values and defaults only: the environment is not read.
+        An unknown or invalid option is an InvalidInputError naming it."""
+        from pydantic import ValidationError
+
+        from ctxbase.store.base import invalid_input
+
+        try:
+            return _ExplicitSettings(**values)
+        except ValidationError as e:
+            raise invalid_input(e.errors()) from None
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
@@ -214,7 +222,10 @@ class Settings(BaseSettings):
 
 
 class _ExplicitSettings(Settings):
-    """Settings whose only source is the values given to the constructor."""
+    """Settings whose only source is the values given to the constructor; a name that is
+    not a setting is refused (the environment may hold others, an explicit call may not)."""
+
+    model_config = SettingsConfigDict(extra="forbid")
 
     @classmethod
     def settings_customise_sources(

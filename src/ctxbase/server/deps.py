@@ -111,4 +111,4 @@ def audit(request: Request, action: str, target: str | None = None, **details: A
     """Record a server administration action of the request's caller in the audit log."""
     principal = getattr(request.state, "principal", None)
     store: Store = request.app.state.store
-    store.audit.record(actor_of(principal), action, target, **details)
+    store.audit.record(actor_of(principal), action, target, details=details)

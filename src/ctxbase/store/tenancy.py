@@ -433,14 +433,22 @@ class Keys(_TenantDomain):
 class Audit(Domain):
     """``store.audit``: administrative actions, newest first."""
 
-    def record(self, actor: str, action: str, target: str | None = None, **details: Any) -> None:
+    def record(
+        self,
+        actor: str,
+        action: str,
+        target: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Record an administrative action; ``details`` is free JSON about it."""
         with self._db.connect(write=True) as connection:
             tenant_id = None
             if not self._store.scope.server_admin:
                 tenant_id = connection.execute(
                     select(t.id).where(t.slug == self._store.scope.tenant)
                 ).scalar()
-            record_audit(connection, actor, action, target, tenant_id, details)
+            record_audit(connection, actor, action, target, tenant_id, details or {})
 
     def list(
         self,
