@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -56,8 +57,8 @@ def _bad_gzip(data: bytes) -> bytes:
     return data[:middle] + bytes(b ^ 0xFF for b in data[middle : middle + 64]) + data[middle + 64 :]
 
 
-#: kind of damage -> (the kind of backup it is made from, how it is damaged, what the
-#: error says)
+#: kind of damage -> (the kind of backup it is made from, how it is damaged, a pattern of
+#: what the error says)
 DAMAGES: dict[str, tuple[str, Callable[[bytes], bytes], str]] = {
     "archive cut in half": ("archive", _cut, "Not a readable ctxbase archive"),
     "archive line not JSON": ("archive", lambda d: _edit_lines(d, _not_json), "is not JSON"),
@@ -66,7 +67,8 @@ DAMAGES: dict[str, tuple[str, Callable[[bytes], bytes], str]] = {
         lambda d: _edit_lines(d, _bad_value),
         "Bad value for memories.created_at",
     ),
-    "bad gzip": ("archive", _bad_gzip, "Not a readable ctxbase archive"),
+    # Deflate finds some damage only at the checksum, after garbage has been read as lines.
+    "bad gzip": ("archive", _bad_gzip, "Not a readable ctxbase archive|is not JSON"),
     "native backup cut in half": ("native", _cut, "damaged"),
     "empty file": ("archive", lambda _: b"", "is empty"),
 }
@@ -115,7 +117,7 @@ def test_a_damaged_backup_changes_nothing(filled: str, damage: str, tmp_path: Pa
 
     with Database(filled, settings=_options()) as db, pytest.raises(InvalidInputError) as raised:
         restore(db, damaged, settings=_options())
-    assert DAMAGES[damage][2] in raised.value.message
+    assert re.search(DAMAGES[damage][2], raised.value.message)
     assert _snapshot(filled) == before
 
     environment = {"CTXBASE_PG_BIN_DIR": str(EMBEDDED_BIN)}
