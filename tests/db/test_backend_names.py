@@ -34,6 +34,7 @@ KNOWN_EXCEPTIONS = {
     "src/ctxbase/db/migrations/versions/0001_initial_schema.py": "frozen revision",
     "src/ctxbase/db/migrations/versions/0003_full_text_search.py": "frozen revision",
     "src/ctxbase/db/migrations/versions/0005_embedding_deletions.py": "frozen revision",
+    "src/ctxbase/db/migrations/versions/0009_moving_in.py": "frozen revision",
 }
 
 

@@ -74,10 +74,32 @@ CONTEXT_OPTIONS: dict[str, Any] = {
 }
 
 
+#: References SQLite gained through ``ADD COLUMN`` (its tables cannot be rebuilt without
+#: moving the rows their full-text indexes point at). SQLite enforces them, but reflects
+#: them without their name or ``ON DELETE``, so the comparison leaves them out there.
+ADDED_IN_PLACE = frozenset(
+    {("memories", "owner_conversation_id"), ("state_entries", "owner_conversation_id")}
+)
+
+
+def _not_added_in_place(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    if (
+        type_ == "foreign_key_constraint"
+        and {(obj.table.name, column.name) for column in obj.columns} <= ADDED_IN_PLACE
+    ):
+        return False
+    return include_object(obj, name, type_, reflected, compare_to)
+
+
 def schema_differences(db: Database) -> list[Any]:
     """What separates the database's schema from the models; empty when they agree."""
     with db.connect() as connection:
-        context = MigrationContext.configure(connection, opts=CONTEXT_OPTIONS)
+        options = CONTEXT_OPTIONS
+        if db.backend.rebuilds_tables_to_alter:
+            options = {**options, "include_object": _not_added_in_place}
+        context = MigrationContext.configure(connection, opts=options)
         return list(compare_metadata(context, metadata))
 
 

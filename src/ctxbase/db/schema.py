@@ -60,6 +60,10 @@ MIGRATION_STATUSES = (
     "failed",
     "cancelled",
 )
+SEVERITIES = ("low", "medium", "high", "critical")
+CONTRADICTION_STATUSES = ("open", "resolved", "dismissed")
+CITATION_STATUSES = ("pending", "verified", "failed", "unverifiable")
+JOB_KINDS = ("migration", "reembed")
 EMBEDDING_OWNER_COLUMNS = {"message": "message_id", "context": "context_id", "memory": "memory_id"}
 
 
@@ -234,6 +238,126 @@ class Message(Base):
     finish_reason: Mapped[str | None] = mapped_column(String(64))
     meta: Mapped[dict[str, Any]] = _json("metadata")
     created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class MessageChange(Base):
+    """One edit of a message: what it was, what it became, when and by whom. Deleted with
+    its message, like a memory's changes."""
+
+    __tablename__ = "message_changes"
+    __table_args__ = (Index(None, "message_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = _id()
+    message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(16))
+    old_value: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    new_value: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    actor: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created()
+
+
+# --- conversation quality -----------------------------------------------------------------
+# Each record is owned by its conversation and deleted with it.
+
+
+def _conversation_fk() -> Mapped[uuid.UUID]:
+    return mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False)
+
+
+def _owner_fk() -> Mapped[uuid.UUID | None]:
+    """An explicit owner: the row is deleted with this conversation."""
+    return mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+
+
+class QualityMetric(Base):
+    """One point of a conversation's quality time series."""
+
+    __tablename__ = "quality_metrics"
+    __table_args__ = (Index(None, "conversation_id", "metric", "measured_at"),)
+
+    id: Mapped[uuid.UUID] = _id()
+    project_id: Mapped[uuid.UUID] = _project_fk()
+    conversation_id: Mapped[uuid.UUID] = _conversation_fk()
+    metric: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float] = mapped_column(Float)
+    details: Mapped[dict[str, Any]] = _json()
+    measured_at: Mapped[datetime] = mapped_column(default=utcnow, nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class Contradiction(Base):
+    """Two messages of a conversation that state conflicting things."""
+
+    __tablename__ = "contradictions"
+    __table_args__ = (
+        CheckConstraint(_one_of("severity", SEVERITIES), name="severity"),
+        CheckConstraint(_one_of("status", CONTRADICTION_STATUSES), name="status"),
+        Index(None, "conversation_id", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    project_id: Mapped[uuid.UUID] = _project_fk()
+    conversation_id: Mapped[uuid.UUID] = _conversation_fk()
+    first_message_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    second_message_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    description: Mapped[str] = mapped_column(Text, default="")
+    severity: Mapped[str] = mapped_column(String(16), default="medium")
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    details: Mapped[dict[str, Any]] = _json()
+    resolved_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class RepetitionLoop(Base):
+    """A pattern a conversation keeps repeating, and where."""
+
+    __tablename__ = "repetition_loops"
+    __table_args__ = (
+        CheckConstraint("occurrences >= 1", name="occurrences"),
+        Index(None, "conversation_id", "first_position"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    project_id: Mapped[uuid.UUID] = _project_fk()
+    conversation_id: Mapped[uuid.UUID] = _conversation_fk()
+    pattern: Mapped[str] = mapped_column(Text)
+    message_ids: Mapped[list[Any]] = _json(default=list)
+    occurrences: Mapped[int] = mapped_column(Integer)
+    first_position: Mapped[int] = mapped_column(Integer)
+    last_position: Mapped[int] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = _json()
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class Citation(Base):
+    """A source a message cites, and whether the citation was verified."""
+
+    __tablename__ = "citations"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", CITATION_STATUSES), name="status"),
+        Index(None, "conversation_id", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    project_id: Mapped[uuid.UUID] = _project_fk()
+    conversation_id: Mapped[uuid.UUID] = _conversation_fk()
+    message_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    source_reference: Mapped[str] = mapped_column(Text)
+    quoted_text: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    verified_at: Mapped[datetime | None]
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
 
 
 # --- context and memory -------------------------------------------------------------------
@@ -284,6 +408,8 @@ class Memory(Base):
     first_message_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("messages.id", ondelete="SET NULL"), index=True
     )
+    # Set only when asked: the memory is then deleted with this conversation.
+    owner_conversation_id: Mapped[uuid.UUID | None] = _owner_fk()
     content: Mapped[str] = mapped_column(Text)
     memory_type: Mapped[str] = mapped_column(String(32), default="semantic")
     importance: Mapped[float] = mapped_column(Float, default=0.5)
@@ -331,6 +457,8 @@ class StateEntry(Base):
     value: Mapped[Any] = mapped_column(JSONDocument, nullable=False)
     version: Mapped[int] = mapped_column(Integer, default=1)
     expires_at: Mapped[datetime | None]
+    # Set only when asked: the entry is then deleted with this conversation.
+    owner_conversation_id: Mapped[uuid.UUID | None] = _owner_fk()
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
@@ -431,12 +559,14 @@ class Subscription(Base):
     __table_args__ = (
         CheckConstraint(_one_of("delivery", DELIVERY_METHODS), name="delivery"),
         CheckConstraint("cursor >= 0", name="cursor"),
-        Index(None, "project_id", "agent_id"),
+        # One subscription per agent and name: registering again replaces it.
+        UniqueConstraint("project_id", "agent_id", "name"),
     )
 
     id: Mapped[uuid.UUID] = _id()
     project_id: Mapped[uuid.UUID] = _project_fk()
     agent_id: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200), default="")
     needs: Mapped[list[Any]] = _json(default=list)
     event_types: Mapped[list[Any]] = _json(default=list)
     threshold: Mapped[float | None] = mapped_column(Float)
@@ -518,10 +648,12 @@ class MigrationJob(Base):
     __table_args__ = (
         CheckConstraint(_one_of("status", MIGRATION_STATUSES), name="status"),
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress"),
+        CheckConstraint(_one_of("kind", JOB_KINDS), name="kind"),
         Index(None, "status"),
     )
 
     id: Mapped[uuid.UUID] = _id()
+    kind: Mapped[str] = mapped_column(String(32), default="migration")
     # Descriptions shown to users (masked); the connection details live in `*_encrypted`.
     source: Mapped[dict[str, Any]] = _json()
     target: Mapped[dict[str, Any]] = _json()

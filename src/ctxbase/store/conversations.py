@@ -256,6 +256,7 @@ class Messages(Domain):
                     "conversation_id": conversation_id,
                     "position": first + offset,
                     "created_at": now,
+                    "updated_at": now,
                 }
                 for offset, item in enumerate(items)
             ]
