@@ -23,6 +23,8 @@ for _operation in (*DATA_OPERATIONS, *ADMIN_OPERATIONS):
 #: Store sub-API exposes must be declared above (the parity test enforces it).
 LIBRARY_ONLY: dict[str, str] = {
     "check_connection": "the library's own diagnosis; over HTTP it is `health`",
+    "check_embedder": "the library's own diagnosis; over HTTP part of `health`",
+    "check_redis": "the library's own diagnosis; over HTTP part of `health`",
     "close": "releases the library's connections",
     "prune": "housekeeping of every project at once, run by the server's own loop",
     "scoped": "builds a view of the store; the server does it per request",
