@@ -33,6 +33,8 @@ MetadataFilter = Annotated[
     BeforeValidator(_json_text),
     Field(description='Keeps items whose metadata has these pairs, e.g. {"k":"v"}.'),
 ]
+#: A conversation's health score; filters on it leave out conversations without one.
+HealthScore = Annotated[int, Field(ge=0, le=100)]
 Cursor = Annotated[Text | None, Field(description="`next_cursor` of the previous page.")]
 
 
@@ -46,6 +48,8 @@ class ConversationQuery(Input):
     created_after: Timestamp | None = None
     created_before: Timestamp | None = None
     metadata: MetadataFilter = None
+    min_health: HealthScore | None = Field(None, description="Only health_score >= this.")
+    max_health: HealthScore | None = Field(None, description="Only health_score <= this.")
     limit: Limit = 50
     cursor: Cursor = None
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import TypeAdapter
+from pydantic import Field, TypeAdapter
 from sqlalchemy import BigInteger, Integer, bindparam, delete, insert, select, update
 
 from ctxbase.db.schema import Conversation as ConversationRow
@@ -25,6 +25,7 @@ from ctxbase.records import (
     Conversation,
     ConversationIn,
     ConversationPatch,
+    Input,
     Message,
     MessageIn,
     MessageRole,
@@ -54,6 +55,13 @@ m = messages_table.c
 _timestamp = TypeAdapter(Timestamp | None)
 _conversation_pages = Keyset("conversations", (uuid_part,))
 _message_pages = Keyset("messages", (count_part(INT32_MAX),))  # by position
+
+
+class HealthRange(Input):
+    """The health_score filters of a conversation list, checked like the REST query's."""
+
+    min_health: Annotated[int, Field(ge=0, le=100)] | None = None
+    max_health: Annotated[int, Field(ge=0, le=100)] | None = None
 
 
 class Conversations(Domain):
@@ -121,11 +129,16 @@ class Conversations(Domain):
         created_after: datetime | None = None,
         created_before: datetime | None = None,
         metadata: dict[str, Any] | None = None,
+        min_health: int | None = None,
+        max_health: int | None = None,
         limit: int = DEFAULT_PAGE,
         cursor: str | None = None,
     ) -> Page[Conversation]:
-        """Newest first. ``metadata`` keeps conversations whose metadata has those pairs."""
+        """Newest first. ``metadata`` keeps conversations whose metadata has those pairs;
+        ``min_health``/``max_health`` keep those whose health_score is in that range
+        (both inclusive: "below 50" is ``max_health=49``), leaving out unscored ones."""
         page_limit(limit)
+        health = parse(HealthRange, given(HealthRange, locals()))
         after, before = (
             _timestamp.validate_python(created_after),
             _timestamp.validate_python(created_before),
@@ -144,6 +157,10 @@ class Conversations(Domain):
                 query = query.where(c.created_at < before)
             if metadata:
                 query = query.where(metadata_matches(c.metadata, metadata, self._db.backend))
+            if health.min_health is not None:
+                query = query.where(c.health_score >= health.min_health)
+            if health.max_health is not None:
+                query = query.where(c.health_score <= health.max_health)
             if last is not None:
                 query = query.where(c.id < last)
             rows = connection.execute(query.order_by(c.id.desc()).limit(limit + 1))

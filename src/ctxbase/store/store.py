@@ -32,6 +32,7 @@ from ctxbase.store.health import (
 )
 from ctxbase.store.memories import Memories, prune_expired_memories
 from ctxbase.store.projects import Projects, ensure_defaults
+from ctxbase.store.quality import Quality
 from ctxbase.store.search import Search
 from ctxbase.store.state import State, prune_expired_state
 from ctxbase.store.strict import enforce
@@ -125,6 +126,7 @@ class Store:
         self.tenants = Tenants(self)
         self.keys = Keys(self)
         self.audit = Audit(self)
+        self.quality = Quality(self)
 
     def scoped(self, scope: Scope) -> Store:
         """A view of this store limited to ``scope``, sharing its connections."""
