@@ -20,6 +20,7 @@ import math
 import re
 import unicodedata
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -94,7 +95,7 @@ def detect_loops(
     roles = [options.role] if options.role else sorted({t.role for t in turns})
     found: list[DetectedLoop] = []
     for role in roles:
-        groups = _group([t for t in turns if t.role == role], options)
+        groups = _Grouping([t for t in turns if t.role == role], options).groups
         found += [_loop(g) for g in groups if len(g.members) + 1 >= options.min_occurrences]
     found.sort(key=lambda loop: loop.first_position)
     if options.save:
@@ -162,28 +163,58 @@ def text_similarity(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b)
 
 
-def _compare(first: _Turn, turn: _Turn, options: LoopDetectionIn) -> tuple[float, str] | None:
-    """(similarity, how) when ``turn`` repeats ``first``, else None."""
-    if first.vector is not None and turn.vector is not None:
-        score = float(np.dot(first.vector, turn.vector))
-        return (score, "vector") if score >= options.threshold else None
-    score = text_similarity(first.shingles, turn.shingles)
-    return (score, "text") if score >= options.text_threshold else None
+class _Grouping:
+    """Turns of one role grouped as they come. Each turn is compared with every group's
+    first turn at once: by vectors where both have one (the turns' cosine similarities
+    are one matrix product, made up front), and by text only with the groups whose first
+    turn shares a word pair with it (an index of them): the others' similarity is 0."""
 
+    def __init__(self, turns: list[_Turn], options: LoopDetectionIn) -> None:
+        self.options = options
+        self.groups: list[_Group] = []
+        self.firsts = np.zeros(len(turns), dtype=np.intp)  # per group: its first turn
+        self.has_vector = np.array([t.vector is not None for t in turns], dtype=bool)
+        dims = next((t.vector.shape[0] for t in turns if t.vector is not None), 0)
+        vectors = np.zeros((len(turns), dims), dtype=np.float32)
+        for number, turn in enumerate(turns):
+            if turn.vector is not None:
+                vectors[number] = turn.vector
+        self.cosines = vectors @ vectors.T
+        self.index: dict[str, list[int]] = defaultdict(list)  # word pair -> groups
+        for number, turn in enumerate(turns):
+            self.add(number, turn)
 
-def _group(turns: list[_Turn], options: LoopDetectionIn) -> list[_Group]:
-    groups: list[_Group] = []
-    for turn in turns:
-        best: tuple[_Group, float, str] | None = None
-        for group in groups:
-            match = _compare(group.first, turn, options)
-            if match is not None and (best is None or match[0] > best[1]):
-                best = (group, *match)
-        if best is None:
-            groups.append(_Group(turn))
-        else:
-            best[0].members.append((turn, best[1], best[2]))
-    return groups
+    def add(self, number: int, turn: _Turn) -> None:
+        matches = self._matches(number, turn)
+        if matches:
+            group, score, how = max(matches, key=lambda match: match[1])
+            self.groups[group].members.append((turn, score, how))
+            return
+        self.index_group(len(self.groups), turn)
+        self.firsts[len(self.groups)] = number
+        self.groups.append(_Group(turn))
+
+    def index_group(self, group: int, first: _Turn) -> None:
+        for pair in first.shingles or {""}:  # "": the key of texts without words
+            self.index[pair].append(group)
+
+    def _matches(self, number: int, turn: _Turn) -> list[tuple[int, float, str]]:
+        """(group, similarity, how) of each group whose first turn ``turn`` repeats."""
+        firsts = self.firsts[: len(self.groups)]
+        by_vector = self.has_vector[firsts] & self.has_vector[number]
+        found = []
+        if by_vector.any():
+            scores = self.cosines[firsts, number]
+            passing = by_vector & (scores >= self.options.threshold)
+            if passing.any():
+                found += [(int(i), float(scores[i]), "vector") for i in np.flatnonzero(passing)]
+        sharing = {i for pair in turn.shingles or {""} for i in self.index.get(pair, ())}
+        for i in sorted(sharing):
+            if not by_vector[i]:
+                score = text_similarity(self.groups[i].first.shingles, turn.shingles)
+                if score >= self.options.text_threshold:
+                    found.append((i, score, "text"))
+        return found
 
 
 def _loop(group: _Group) -> DetectedLoop:
