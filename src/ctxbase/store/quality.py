@@ -113,7 +113,12 @@ class Quality(QualityRecords):
         """Two of the conversation's messages that contradict each other."""
         data = parse(ContradictionIn, given(ContradictionIn, locals()))
         if data.first_message_id == data.second_message_id:
-            raise InvalidInputError("first_message_id and second_message_id must differ")
+            raise InvalidInputError(
+                "first_message_id and second_message_id must differ",
+                details=[
+                    {"location": ["second_message_id"], "message": "same message", "type": "value"}
+                ],
+            )
         self._check_text("description", data.description)
         self._check_json("details", data.details)
         row = data.model_dump()
