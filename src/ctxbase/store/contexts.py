@@ -265,7 +265,7 @@ class Contexts(Domain):
             .where(x.id == unit_id, x.project_id == project_id)
             .cte("ahead", recursive=True)
         )
-        ahead = ahead.union_all(
+        ahead = ahead.union(  # (union: ends even on a cycle an import could bring)
             select(x.id, x.superseded_by).join(ahead, x.id == ahead.c.superseded_by)
         )
         head = select(ahead.c.id).where(ahead.c.superseded_by.is_(None))
