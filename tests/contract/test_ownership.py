@@ -185,9 +185,7 @@ def test_a_state_write_sets_its_owner_like_its_value(api: Any) -> None:
 
 
 @pytest.mark.parametrize("kind", ["memory", "state"])
-def test_an_owner_of_another_project_reads_as_one_that_does_not_exist(
-    api: Any, kind: str
-) -> None:
+def test_an_owner_of_another_project_reads_as_one_that_does_not_exist(api: Any, kind: str) -> None:
     api.projects.create("elsewhere")
     foreign = api.conversations.create(project="elsewhere")
 
