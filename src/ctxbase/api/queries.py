@@ -74,12 +74,18 @@ class MemoryQuery(Input):
     user_id: Annotated[Text, Field(max_length=200)] | None = None
     memory_type: Annotated[Text, Field(max_length=32)] | None = None
     conversation_id: uuid.UUID | None = None
+    owner_conversation_id: uuid.UUID | None = Field(
+        None, description="Only memories this conversation owns."
+    )
     limit: Limit = 50
     cursor: Cursor = None
 
 
 class StateQuery(Input):
     namespace: Text = ""
+    owner_conversation_id: uuid.UUID | None = Field(
+        None, description="Only entries this conversation owns."
+    )
     limit: Limit = 50
     cursor: Cursor = None
 
