@@ -6,10 +6,10 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
-import ctxbase
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
 
+import ctxbase
 from ctxbase.integrations.langgraph import CtxbaseSaver
 
 

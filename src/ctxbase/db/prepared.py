@@ -182,7 +182,8 @@ class RawTransaction:
     and a read of one statement needs no transaction; reads on PostgreSQL run in
     autocommit too, saving the BEGIN and COMMIT round trips. Connections come from the
     database's driver connections (see ``driver_connections``) when it has them and,
-    unless :attr:`writes_on_driver_connections`, only for reads.
+    unless :attr:`writes_on_driver_connections`, only for reads. A write of one statement
+    may run in autocommit as well (``one_statement``): it is atomic by itself.
 
     A class rather than a generator: entering and leaving it is a measurable part of an
     SQLite point read.
@@ -194,10 +195,13 @@ class RawTransaction:
     _connection: Any  # a driver connection, or the pool's proxy of one
     _cursor: Any
     _source: DriverConnections | None  # None: SQLAlchemy's pool
+    #: Whether the block runs in a transaction of its own making: a write, unless it is
+    #: one statement committing on its own (autocommit), like a read.
+    _write: bool
 
-    def __init__(self, db: Database, *, write: bool) -> None:
+    def __init__(self, db: Database, *, write: bool, one_statement: bool = False) -> None:
         self._db = db
-        self._write = write
+        self._write = write and not one_statement
         source = db.driver_connections
         self._source = (
             source

@@ -13,9 +13,10 @@ cursors, as the store's message appends and reads do; the rest uses Core.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import random
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -31,10 +32,25 @@ from langgraph.checkpoint.base import (
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.sql import ClauseElement
 
 from ctxbase.db import migrate
+from ctxbase.db.prepared import PreparedStatement
 from ctxbase.db.schema import LangGraphCheckpoint, LangGraphWrite, new_id, table
 from ctxbase.errors import ConflictError, InvalidInputError
 from ctxbase.integrations.langgraph._opening import DEFAULT_PROJECT, Opened, project_id
@@ -85,6 +101,7 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
         self.project = project
         self._db = store.db
         self._project_id = project_id(store, project)
+        self._statements: dict[str, PreparedStatement] = {}
 
     @classmethod
     def from_url(
@@ -116,17 +133,26 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
         }
         if checkpoint_id:
             params["checkpoint_id"] = checkpoint_id
-            statement = self._db.prepared("langgraph.checkpoint", _select_checkpoint)
-        else:
-            statement = self._db.prepared("langgraph.checkpoint.latest", _select_latest)
-        pending = self._db.prepared("langgraph.writes.of", _select_writes)
+        latest = not checkpoint_id
+        statement = self._statement(
+            f"langgraph.tuple.{'latest' if latest else 'by_id'}",
+            lambda: _select_tuple(latest=latest),
+        )
         with self._db.raw() as cursor:
-            row = statement.first(cursor, params)
-            if row is None:
-                return None
-            params["checkpoint_id"] = row["checkpoint_id"]
-            found = pending.rows(cursor, params)
-        return self._tuple(row, self._pending(found))
+            rows = statement.rows(cursor, params)
+        if not rows:
+            return None
+        head = rows[0]
+        head["thread_id"], head["checkpoint_ns"] = thread_id, namespace
+        head["checkpoint_type"], head["checkpoint"] = head["value_type"], head["value"]
+        return self._tuple(head, self._pending(rows[1:]))
+
+    def _statement(self, name: str, build: Callable[[], ClauseElement]) -> PreparedStatement:
+        """The prepared statement ``name``, kept by the saver once compiled."""
+        statement = self._statements.get(name)
+        if statement is None:
+            statement = self._statements[name] = self._db.prepared(name, build)
+        return statement
 
     def list(
         self,
@@ -149,7 +175,7 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
         filter: dict[str, Any] | None,
         before: RunnableConfig | None,
         limit: int | None,
-    ) -> Iterator[list[CheckpointTuple]]:
+    ) -> Iterator[builtins.list[CheckpointTuple]]:
         """``list``'s checkpoints a page at a time; no connection is held between pages
         (the caller may use the store meanwhile)."""
         conditions = self._list_conditions(config, filter, before)
@@ -162,7 +188,10 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
             if last is not None:
                 query = query.where(_after(last))
             with self._db.read() as connection:
-                rows = connection.execute(query.order_by(*order).limit(size)).mappings().all()
+                rows = [
+                    dict(row)
+                    for row in connection.execute(query.order_by(*order).limit(size)).mappings()
+                ]
                 found = self._writes_of(connection, rows)
             yield [self._tuple(row, found.get(_key(row), [])) for row in rows]
             if len(rows) < size:
@@ -175,8 +204,8 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
         config: RunnableConfig | None,
         filter: dict[str, Any] | None,
         before: RunnableConfig | None,
-    ) -> list[Any]:
-        conditions: list[Any] = [cp.project_id == self._project_id]
+    ) -> builtins.list[Any]:
+        conditions: builtins.list[Any] = [cp.project_id == self._project_id]
         if config is not None:
             conditions.append(cp.thread_id == _thread(config))
             namespace = config["configurable"].get("checkpoint_ns")
@@ -192,10 +221,10 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
 
     def _writes_of(
         self, connection: Connection, rows: Sequence[Mapping[str, Any]]
-    ) -> dict[Key, list[PendingWrite]]:
+    ) -> dict[Key, builtins.list[PendingWrite]]:
         """The pending writes of the checkpoints ``rows``, in ``writes_sort_key`` order."""
         wanted = {_key(row) for row in rows}
-        found: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+        found: dict[Key, builtins.list[dict[str, Any]]] = defaultdict(list)
         threads = sorted({key[0] for key in wanted})
         ids = sorted({key[2] for key in wanted})
         for chunk in _chunks(ids):
@@ -214,14 +243,16 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
                     found[key].append(dict(write))
         return {key: self._pending(rows) for key, rows in found.items()}
 
-    def _pending(self, rows: Sequence[Mapping[str, Any]]) -> list[PendingWrite]:
+    def _pending(self, rows: Sequence[Mapping[str, Any]]) -> builtins.list[PendingWrite]:
         loads = self.serde.loads_typed
         return [
             (row["task_id"], row["channel"], loads((row["value_type"], row["value"])))
             for row in rows
         ]
 
-    def _tuple(self, row: Mapping[str, Any], pending: list[PendingWrite]) -> CheckpointTuple:
+    def _tuple(
+        self, row: Mapping[str, Any], pending: builtins.list[PendingWrite]
+    ) -> CheckpointTuple:
         thread_id, namespace = row["thread_id"], row["checkpoint_ns"]
         parent = row["parent_checkpoint_id"]
         return CheckpointTuple(
@@ -259,8 +290,8 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
             "checkpoint": value,
             "metadata": kept,
         }
-        statement = self._db.prepared("langgraph.checkpoint.put", self._upsert_checkpoint)
-        with self._db.raw(write=True) as cursor:
+        statement = self._statement("langgraph.checkpoint.put", self._upsert_checkpoint)
+        with self._db.raw(write=True, one_statement=True) as cursor:
             statement.rows(cursor, params)
         return _config(thread_id, namespace, checkpoint["id"])
 
@@ -300,9 +331,9 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
                 }
             )
         if all(channel in WRITES_IDX_MAP for channel, _ in writes):
-            statement = self._db.prepared("langgraph.writes.replace", self._replace_writes)
+            statement = self._statement("langgraph.writes.replace", self._replace_writes)
         else:
-            statement = self._db.prepared("langgraph.writes.add", self._add_writes)
+            statement = self._statement("langgraph.writes.add", self._add_writes)
         with self._db.raw(write=True) as cursor:
             statement.many(cursor, rows)
 
@@ -347,7 +378,7 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
         if not wanted:
             return
         with self._db.connect(write=True) as connection:
-            doomed: list[Key] = []
+            doomed: builtins.list[Key] = []
             for chunk in _chunks(wanted):
                 rows = connection.execute(
                     select(cp.thread_id, cp.checkpoint_ns, cp.checkpoint_id).where(
@@ -362,9 +393,7 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
         with the same history). A target that already has checkpoints is a conflict."""
         source, target = str(source_thread_id), str(target_thread_id)
         with self._db.connect(write=True) as connection:
-            exists = select(cp.id).where(
-                cp.project_id == self._project_id, cp.thread_id == target
-            )
+            exists = select(cp.id).where(cp.project_id == self._project_id, cp.thread_id == target)
             if connection.execute(exists.limit(1)).first() is not None:
                 raise ConflictError(f"Thread {target!r} already has checkpoints")
             for records in (checkpoints, writes):
@@ -407,7 +436,7 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
             for thread_id in threads:
                 self._keep_latest(connection, thread_id)
 
-    def _refuse_delta_threads(self, connection: Connection, threads: list[str]) -> None:
+    def _refuse_delta_threads(self, connection: Connection, threads: builtins.list[str]) -> None:
         delta = set()
         for chunk in _chunks(threads):
             rows = connection.execute(
@@ -447,7 +476,7 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
                     .values(parent_checkpoint_id=None)
                 )
 
-    def _delete_threads(self, connection: Connection, threads: list[str]) -> None:
+    def _delete_threads(self, connection: Connection, threads: builtins.list[str]) -> None:
         for chunk in _chunks(threads):
             for records in (checkpoints, writes):
                 connection.execute(
@@ -458,7 +487,7 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
 
     def _delete_checkpoints(self, connection: Connection, keys: Sequence[Key]) -> None:
         """Delete these checkpoints and their pending writes."""
-        by_namespace: dict[tuple[str, str], list[str]] = defaultdict(list)
+        by_namespace: dict[tuple[str, str], builtins.list[str]] = defaultdict(list)
         for thread_id, namespace, checkpoint_id in keys:
             by_namespace[(thread_id, namespace)].append(checkpoint_id)
         for (thread_id, namespace), ids in by_namespace.items():
@@ -542,35 +571,54 @@ _CHECKPOINT_KEY = ["project_id", "thread_id", "checkpoint_ns", "checkpoint_id"]
 _WRITE_KEY = [*_CHECKPOINT_KEY, "task_id", "idx"]
 
 
-def _where_thread() -> list[Any]:
-    return [
+def _select_tuple(*, latest: bool) -> ClauseElement:
+    """A checkpoint of a thread's namespace (its latest, or ``:checkpoint_id``) and its
+    pending writes in one statement: the checkpoint's row first, then one row per write
+    in ``writes_sort_key`` order (columns a part does not have are NULL)."""
+    where_thread = [
         cp.project_id == bindparam("project_id"),
         cp.thread_id == bindparam("thread_id"),
         cp.checkpoint_ns == bindparam("checkpoint_ns"),
     ]
-
-
-def _select_checkpoint() -> ClauseElement:
-    return select(checkpoints).where(
-        *_where_thread(), cp.checkpoint_id == bindparam("checkpoint_id")
+    target: Any = bindparam("checkpoint_id", type_=cp.checkpoint_id.type)
+    if latest:
+        target = select(func.max(cp.checkpoint_id)).where(*where_thread).scalar_subquery()
+    head = select(
+        literal_column("0").label("part"),
+        cp.checkpoint_id,
+        cp.parent_checkpoint_id,
+        cp.checkpoint_type.label("value_type"),
+        cp.checkpoint.label("value"),
+        cp["metadata"],
+        _null(wr.task_id),
+        _null(wr.channel),
+        _null(wr.task_path),
+        _null(wr.idx),
+    ).where(*where_thread, cp.checkpoint_id == target)
+    writes_of = select(
+        literal_column("1"),
+        wr.checkpoint_id,
+        _null(cp.parent_checkpoint_id),
+        wr.value_type,
+        wr.value,
+        _null(cp["metadata"]),
+        wr.task_id,
+        wr.channel,
+        wr.task_path,
+        wr.idx,
+    ).where(
+        wr.project_id == bindparam("project_id"),
+        wr.thread_id == bindparam("thread_id"),
+        wr.checkpoint_ns == bindparam("checkpoint_ns"),
+        wr.checkpoint_id == target,
     )
+    both = union_all(head, writes_of).subquery()
+    return select(both).order_by(both.c.part, both.c.task_path, both.c.task_id, both.c.idx)
 
 
-def _select_latest() -> ClauseElement:
-    return select(checkpoints).where(*_where_thread()).order_by(cp.checkpoint_id.desc()).limit(1)
-
-
-def _select_writes() -> ClauseElement:
-    return (
-        select(wr.task_id, wr.channel, wr.value_type, wr.value)
-        .where(
-            wr.project_id == bindparam("project_id"),
-            wr.thread_id == bindparam("thread_id"),
-            wr.checkpoint_ns == bindparam("checkpoint_ns"),
-            wr.checkpoint_id == bindparam("checkpoint_id"),
-        )
-        .order_by(wr.task_path, wr.task_id, wr.idx)
-    )
+def _null(column: Any) -> Any:
+    """NULL typed as ``column``, named after it."""
+    return cast(null(), column.type).label(column.name)
 
 
 def _after(row: Mapping[str, Any]) -> Any:

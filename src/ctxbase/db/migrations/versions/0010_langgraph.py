@@ -31,7 +31,9 @@ JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 IDENTIFIER = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
 
 
-def _key(table: str, column: str, target: str, target_column: str = "id") -> sa.ForeignKeyConstraint:
+def _key(
+    table: str, column: str, target: str, target_column: str = "id"
+) -> sa.ForeignKeyConstraint:
     return sa.ForeignKeyConstraint(
         [column],
         [f"{target}.{target_column}"],
