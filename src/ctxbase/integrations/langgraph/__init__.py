@@ -2,8 +2,11 @@
 
     from ctxbase.integrations.langgraph import CtxbaseSaver, CtxbaseStore
 
-    with CtxbaseSaver.from_url("sqlite:///./agent.db") as checkpointer:
-        graph = builder.compile(checkpointer=checkpointer)
+    with (
+        CtxbaseSaver.from_url("sqlite:///./agent.db") as checkpointer,
+        CtxbaseStore.from_url("sqlite:///./agent.db") as store,
+    ):
+        graph = builder.compile(checkpointer=checkpointer, store=store)
 
 Needs the ``langgraph`` extra: ``pip install 'ctxbase[langgraph]'``.
 """
@@ -18,5 +21,6 @@ except ImportError as e:  # pragma: no cover - depends on the installation
     ) from e
 
 from ctxbase.integrations.langgraph.checkpoint import CtxbaseSaver
+from ctxbase.integrations.langgraph.store import AsyncCtxbaseStore, CtxbaseStore
 
-__all__ = ["CtxbaseSaver"]
+__all__ = ["AsyncCtxbaseStore", "CtxbaseSaver", "CtxbaseStore"]
