@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import pytest
+from langgraph.config import get_store
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 from typer.testing import CliRunner
@@ -20,7 +21,7 @@ from typer.testing import CliRunner
 from ctxbase.cli import app
 from ctxbase.db.database import Database
 from ctxbase.errors import ConflictError
-from ctxbase.integrations.langgraph import CtxbaseSaver
+from ctxbase.integrations.langgraph import CtxbaseSaver, CtxbaseStore
 from ctxbase.transfer import data_tables
 from ctxbase.transfer.archive import export_archive, import_archive
 from ctxbase.transfer.tables import plan_tables
@@ -44,7 +45,11 @@ class Post(TypedDict):
 
 
 def write(state: Post) -> dict[str, str]:
-    return {"text": f"A post about {state['topic']}"}
+    text = f"A post about {state['topic']}"
+    store = get_store()
+    if store is not None:  # the long-term memory, when the graph has one
+        store.put(("posts", state["topic"]), "draft", {"text": text})
+    return {"text": text}
 
 
 def review(state: Post) -> dict[str, str]:
@@ -55,7 +60,7 @@ def publish(state: Post) -> dict[str, str]:
     return {"text": f"{state['text']} ({state['verdict']})"}
 
 
-def build(checkpointer: CtxbaseSaver) -> Any:
+def build(checkpointer: CtxbaseSaver, store: CtxbaseStore | None = None) -> Any:
     graph = StateGraph(Post)
     graph.add_node("write", write)
     graph.add_node("review", review)
@@ -64,7 +69,7 @@ def build(checkpointer: CtxbaseSaver) -> Any:
     graph.add_edge("write", "review")
     graph.add_edge("review", "publish")
     graph.add_edge("publish", END)
-    return graph.compile(checkpointer=checkpointer)
+    return graph.compile(checkpointer=checkpointer, store=store)
 
 
 def history(graph: Any) -> list[tuple[Any, ...]]:
@@ -95,12 +100,16 @@ def test_a_paused_graph_moves_to_postgres_and_resumes(
     tmp_path: Path, postgres: PostgresServer
 ) -> None:
     source = f"sqlite:///{tmp_path / 'agent.db'}"
-    with CtxbaseSaver.from_url(source, embedder="hash:64") as saver:
-        graph = build(saver)
+    with (
+        CtxbaseSaver.from_url(source, embedder="hash:64") as saver,
+        CtxbaseStore.from_url(source, embedder="hash:64") as memory,
+    ):
+        graph = build(saver, memory)
         paused = graph.invoke({"topic": "tea", "text": "", "verdict": ""}, CONFIG)
         assert paused["__interrupt__"][0].value == {"draft": "A post about tea"}
         before = history(graph)
         assert graph.get_state(CONFIG).next == ("review",)
+        memory.put(("posts",), "reminder", {"text": "publish on Monday"}, ttl=60)
 
     with postgres.database() as target:
         result = CliRunner().invoke(app, ["migrate", "--from", source, "--to", target, "--json"])
@@ -109,10 +118,18 @@ def test_a_paused_graph_moves_to_postgres_and_resumes(
         assert report["status"] == "completed" and report["verification"]["passed"]
         assert report["progress"]["rows"]["langgraph_checkpoints"] == len(before)
         assert_same_data(source, target, LANGGRAPH_TABLES)
+        for name in LANGGRAPH_TABLES:
+            assert report["progress"]["rows"][name] > 0, name
 
-        with CtxbaseSaver.from_url(target, embedder="hash:64") as saver:
-            graph = build(saver)
+        with (
+            CtxbaseSaver.from_url(target, embedder="hash:64") as saver,
+            CtxbaseStore.from_url(target, embedder="hash:64") as memory,
+        ):
+            graph = build(saver, memory)
             assert history(graph) == before
+            found = memory.search(("posts",), query="post about tea")
+            assert [(i.namespace, i.key) for i in found][:1] == [(("posts", "tea"), "draft")]
+            assert memory.get(("posts",), "reminder") is not None
             # resumed there, from the interrupt, by the async path
             done = asyncio.run(graph.ainvoke(Command(resume="approved"), CONFIG))
             assert done["text"] == "A post about tea (approved)"
