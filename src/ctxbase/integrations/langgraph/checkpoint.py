@@ -54,6 +54,7 @@ from ctxbase.db.prepared import PreparedStatement
 from ctxbase.db.schema import LangGraphCheckpoint, LangGraphWrite, new_id, table
 from ctxbase.errors import ConflictError, InvalidInputError
 from ctxbase.integrations.langgraph._opening import DEFAULT_PROJECT, Opened, project_id
+from ctxbase.store.aio import AsyncStore
 from ctxbase.store.filters import metadata_matches
 from ctxbase.store.store import Store
 
@@ -77,7 +78,8 @@ Key = tuple[str, str, str]  # thread, namespace, checkpoint id
 class CtxbaseSaver(BaseCheckpointSaver[str]):
     """A LangGraph checkpointer keeping threads in a ctxbase store (SQLite or PostgreSQL).
 
-    ``CtxbaseSaver(store)`` works in the store's ``project`` (default ``"default"``);
+    ``CtxbaseSaver(store)`` (a ``Store`` or an ``AsyncStore``) works in the store's
+    ``project`` (default ``"default"``);
     ``CtxbaseSaver.from_url(url)`` opens a store and closes it after its ``with`` or
     ``async with`` block. Every method has its async twin (``aput``, ``aget_tuple``, …),
     run in a worker thread as the store's async facade does. ``serde`` serializes
@@ -91,12 +93,13 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
 
     def __init__(
         self,
-        store: Store,
+        store: Store | AsyncStore,
         *,
         project: str = DEFAULT_PROJECT,
         serde: SerializerProtocol | None = None,
     ) -> None:
         super().__init__(serde=serde)
+        store = store.sync if isinstance(store, AsyncStore) else store
         self.store = store
         self.project = project
         self._db = store.db
