@@ -67,7 +67,6 @@ class Workload:
         self.count, self.threads = count, threads
         self.thread_ids = [f"thread-{uuid.uuid4().hex[:8]}-{t}" for t in range(threads)]
         self.checkpoints = [self._checkpoint(i) for i in range(count)]
-        self.run_id = str(uuid.uuid4())
 
     def _checkpoint(self, i: int) -> Checkpoint:
         messages = [
@@ -95,7 +94,7 @@ class Workload:
             configurable = {"thread_id": self.thread(i), "checkpoint_ns": ""}
             if i >= self.threads:
                 configurable["checkpoint_id"] = self.checkpoints[i - self.threads]["id"]
-            metadata = {"source": "loop", "step": i, "parents": {}, "run_id": self.run_id}
+            metadata = {"source": "loop", "step": i, "parents": {}}
             return saver.put(
                 {"configurable": configurable},
                 checkpoint,

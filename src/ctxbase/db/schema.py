@@ -714,7 +714,14 @@ class LangGraphCheckpoint(Base):
             "checkpoint_id",
             name="uq_langgraph_checkpoints_key",
         ),
-        Index(None, "project_id", "run_id"),
+        # Only checkpoints of tagged runs (LangGraph's server tags every run) are indexed.
+        Index(
+            None,
+            "project_id",
+            "run_id",
+            sqlite_where=text("run_id IS NOT NULL"),
+            postgresql_where=text("run_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _id()

@@ -385,7 +385,9 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
             for chunk in _chunks(wanted):
                 rows = connection.execute(
                     select(cp.thread_id, cp.checkpoint_ns, cp.checkpoint_id).where(
-                        cp.project_id == self._project_id, cp.run_id.in_(chunk)
+                        cp.project_id == self._project_id,
+                        cp.run_id.is_not(None),  # the partial index's condition
+                        cp.run_id.in_(chunk),
                     )
                 )
                 doomed += [(row[0], row[1], row[2]) for row in rows]

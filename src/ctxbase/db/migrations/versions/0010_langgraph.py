@@ -73,6 +73,8 @@ def upgrade() -> None:
         op.f("ix_langgraph_checkpoints_project_id_run_id"),
         "langgraph_checkpoints",
         ["project_id", "run_id"],
+        sqlite_where=sa.text("run_id IS NOT NULL"),
+        postgresql_where=sa.text("run_id IS NOT NULL"),
     )
     op.create_table(
         "langgraph_writes",
