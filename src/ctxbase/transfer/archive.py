@@ -43,6 +43,7 @@ from sqlalchemy import (
     LargeBinary,
     Table,
     Uuid,
+    func,
     select,
 )
 

@@ -198,10 +198,11 @@ class Items(Domain):
         )
         statement = statement.on_conflict_do_update(
             index_elements=["project_id", "namespace", "key"],
-            set_={
+            set_={  # a write sets the whole entry (as the state API's): never owned
                 "value": statement.excluded.value,
                 "version": s.version + 1,
                 "expires_at": statement.excluded.expires_at,
+                "owner_conversation_id": None,
                 "updated_at": now,
             },
         )
