@@ -136,11 +136,9 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
         }
         if checkpoint_id:
             params["checkpoint_id"] = checkpoint_id
-        latest = not checkpoint_id
-        statement = self._statement(
-            f"langgraph.tuple.{'latest' if latest else 'by_id'}",
-            lambda: _select_tuple(latest=latest),
-        )
+            statement = self._statement("langgraph.tuple.by_id", _select_tuple_by_id)
+        else:
+            statement = self._statement("langgraph.tuple.latest", _select_latest_tuple)
         with self._db.raw() as cursor:
             rows = statement.rows(cursor, params)
         if not rows:
@@ -619,6 +617,14 @@ def _select_tuple(*, latest: bool) -> ClauseElement:
     )
     both = union_all(head, writes_of).subquery()
     return select(both).order_by(both.c.part, both.c.task_path, both.c.task_id, both.c.idx)
+
+
+def _select_tuple_by_id() -> ClauseElement:
+    return _select_tuple(latest=False)
+
+
+def _select_latest_tuple() -> ClauseElement:
+    return _select_tuple(latest=True)
 
 
 def _null(column: Any) -> Any:
