@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import pytest
 from cryptography.fernet import Fernet
+from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.base import Checkpoint, empty_checkpoint
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
+from langgraph.graph import END, START, StateGraph
 from sqlalchemy import select
 
 import ctxbase
@@ -200,3 +203,39 @@ def test_concurrent_writers_of_one_thread(store: ctxbase.Store) -> None:
     found = saver.get_tuple(config("busy"))
     assert found is not None and found.pending_writes is not None
     assert len(found.pending_writes) == 4  # each task's idx 0, written once
+
+
+def _extend(state: list[int] | None, writes: list[list[int]]) -> list[int]:
+    items = list(state or [])
+    for write in writes:
+        items.extend(write)
+    return items
+
+
+class Counted(TypedDict):
+    items: Annotated[list[int], DeltaChannel(_extend, snapshot_frequency=3)]
+    n: int
+
+
+def test_delta_channels_rebuild_as_in_memory(store: ctxbase.Store) -> None:
+    """A DeltaChannel keeps only what each step added; its value is rebuilt from the
+    ancestors' writes, the same from this saver as from LangGraph's in-memory one."""
+
+    def step(state: Counted) -> dict[str, Any]:
+        return {"items": [state["n"]], "n": state["n"] + 1}
+
+    builder = StateGraph(Counted)
+    builder.add_node("step", step)
+    builder.add_edge(START, "step")
+    builder.add_conditional_edges("step", lambda s: END if s["n"] >= 7 else "step")
+    results = []
+    saver = CtxbaseSaver(store)
+    for checkpointer in (InMemorySaver(), saver):
+        graph = builder.compile(checkpointer=checkpointer)
+        graph.invoke({"items": [], "n": 0}, config("d"))
+        graph.invoke({"items": [100], "n": 0}, config("d"))
+        history = [s.values for s in graph.get_state_history(config("d"))]
+        results.append((graph.get_state(config("d")).values, history))
+    assert results[0] == results[1]
+    with pytest.raises(NotImplementedError, match="DeltaChannel"):
+        saver.prune(["d"])
