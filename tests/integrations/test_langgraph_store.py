@@ -25,6 +25,7 @@ import ctxbase
 from ctxbase.db.schema import LangGraphItemMemory, Memory, StateEntry, table
 from ctxbase.errors import InvalidInputError
 from ctxbase.integrations.langgraph import AsyncCtxbaseStore, CtxbaseStore
+from ctxbase.integrations.langgraph import _items as items_module
 from ctxbase.integrations.langgraph._paths import decode, encode
 
 USERS = ("users", "ada lovelace")
@@ -210,6 +211,20 @@ def test_fields_index_each_text_and_an_item_ranks_by_its_best(store: ctxbase.Sto
     assert {item.key for item in found[:2]} == {"a", "c"}
     assert found[0].score is not None and found[0].score >= found[1].score
     assert [i.key for i in langgraph.search(DOCS, query="espresso", limit=1)] == ["b"]
+
+
+def test_searches_page_through_many_items(
+    store: ctxbase.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(items_module, "PAGE", 3)
+    langgraph = CtxbaseStore(store, index=False)
+    # one batch: one timestamp for all, so the pages are told apart by namespace and key
+    langgraph.batch([PutOp(("many", str(i % 3)), f"k{i}", {"i": i}) for i in range(20)])
+    odd = langgraph.search(("many",), filter={"i": {"$gte": 5}}, limit=100)
+    assert sorted(item.value["i"] for item in odd) == list(range(5, 20))
+    everything = [(i.namespace, i.key) for i in langgraph.search(("many",), limit=100)]
+    assert len(everything) == len(set(everything)) == 20
+    assert len(langgraph.search(("many",), limit=4, offset=17)) == 3
 
 
 def test_time_to_live(store: ctxbase.Store) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
 from ctxbase.db.schema import (
     LangGraphItemMemory,
@@ -115,16 +115,31 @@ class Items(Domain):
     def scan(self, namespace: str) -> Iterator[list[dict[str, Any]]]:
         """Pages of the items in ``namespace`` and under it, last updated first; no
         connection is held between pages."""
-        query = _read(s.project_id == self.project_id, below(namespace), _alive(utcnow()))
-        query = query.order_by(s.updated_at.desc(), s.namespace, s.key)
-        offset = 0
+        conditions = [s.project_id == self.project_id, below(namespace), _alive(utcnow())]
+        order = (s.updated_at.desc(), s.namespace, s.key)
+        last: dict[str, Any] | None = None
         while True:
+            query = _read(*conditions)
+            if last is not None:  # keyset: after the last row read, in this order
+                query = query.where(
+                    or_(
+                        s.updated_at < last["updated_at"],
+                        and_(
+                            s.updated_at == last["updated_at"],
+                            or_(
+                                s.namespace > last["namespace"],
+                                and_(s.namespace == last["namespace"], s.key > last["key"]),
+                            ),
+                        ),
+                    )
+                )
             with self._db.read() as connection:
-                page = connection.execute(query.limit(PAGE).offset(offset)).mappings().all()
-            yield [dict(row) for row in page]
+                rows = connection.execute(query.order_by(*order).limit(PAGE)).mappings()
+                page = [dict(row) for row in rows]
+            yield page
             if len(page) < PAGE:
                 return
-            offset += PAGE
+            last = page[-1]
 
     def by_memory(self, memory_ids: Sequence[uuid.UUID], namespace: str) -> dict[Any, Any]:
         """The unexpired items in or under ``namespace`` that these memories index, by
