@@ -37,23 +37,21 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
-    delete,
     func,
-    insert,
     literal_column,
     null,
     or_,
     select,
     union_all,
-    update,
 )
 from sqlalchemy.sql import ClauseElement
 
 from ctxbase.db import migrate
 from ctxbase.db.prepared import PreparedStatement
 from ctxbase.db.schema import LangGraphCheckpoint, LangGraphWrite, new_id, table
-from ctxbase.errors import ConflictError, InvalidInputError
+from ctxbase.errors import InvalidInputError
 from ctxbase.integrations.langgraph._opening import DEFAULT_PROJECT, Opened, project_id
+from ctxbase.integrations.langgraph._threads import PRUNE_STRATEGIES, Key, Threads, chunks
 from ctxbase.store.aio import AsyncStore
 from ctxbase.store.filters import metadata_matches
 from ctxbase.store.store import Store
@@ -65,14 +63,6 @@ wr = writes.c
 
 #: Checkpoints read per query by ``list`` (no connection is held between pages).
 PAGE = 100
-#: Ids per ``IN (...)`` list.
-CHUNK = 500
-PRUNE_STRATEGIES = ("keep_latest", "delete")
-#: Metadata keys of threads that use a DeltaChannel, whose latest value is rebuilt from
-#: older checkpoints: ``keep_latest`` cannot prune them.
-DELTA_MARKERS = ("counters_since_delta_snapshot", "delta_writes_versioned")
-
-Key = tuple[str, str, str]  # thread, namespace, checkpoint id
 
 
 class CtxbaseSaver(BaseCheckpointSaver[str]):
@@ -105,6 +95,7 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
         self._db = store.db
         self._project_id = project_id(store, project)
         self._statements: dict[str, PreparedStatement] = {}
+        self._threads = Threads(self._project_id)
 
     @classmethod
     def from_url(
@@ -228,7 +219,7 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
         found: dict[Key, builtins.list[dict[str, Any]]] = defaultdict(list)
         threads = sorted({key[0] for key in wanted})
         ids = sorted({key[2] for key in wanted})
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             query = (
                 select(writes)
                 .where(
@@ -370,7 +361,7 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint and write of the thread, in every namespace."""
         with self._db.connect(write=True) as connection:
-            self._delete_threads(connection, [str(thread_id)])
+            self._threads.delete(connection, [str(thread_id)])
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints the runs wrote (their ``run_id`` metadata), with their
@@ -379,43 +370,13 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
         if not wanted:
             return
         with self._db.connect(write=True) as connection:
-            doomed: builtins.list[Key] = []
-            for chunk in _chunks(wanted):
-                rows = connection.execute(
-                    select(cp.thread_id, cp.checkpoint_ns, cp.checkpoint_id).where(
-                        cp.project_id == self._project_id,
-                        cp.run_id.is_not(None),  # the partial index's condition
-                        cp.run_id.in_(chunk),
-                    )
-                )
-                doomed += [(row[0], row[1], row[2]) for row in rows]
-            self._delete_checkpoints(connection, doomed)
+            self._threads.delete_for_runs(connection, wanted)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint and write of one thread to a new one, ids kept (a fork
         with the same history). A target that already has checkpoints is a conflict."""
-        source, target = str(source_thread_id), str(target_thread_id)
         with self._db.connect(write=True) as connection:
-            exists = select(cp.id).where(cp.project_id == self._project_id, cp.thread_id == target)
-            if connection.execute(exists.limit(1)).first() is not None:
-                raise ConflictError(f"Thread {target!r} already has checkpoints")
-            for records in (checkpoints, writes):
-                self._copy_rows(connection, records, source, target)
-
-    def _copy_rows(self, connection: Connection, records: Any, source: str, target: str) -> None:
-        last = None
-        while True:
-            query = select(records).where(
-                records.c.project_id == self._project_id, records.c.thread_id == source
-            )
-            if last is not None:
-                query = query.where(records.c.id > last)
-            rows = connection.execute(query.order_by(records.c.id).limit(CHUNK)).mappings().all()
-            if not rows:
-                return
-            copies = [{**row, "id": new_id(), "thread_id": target} for row in rows]
-            connection.execute(insert(records), copies)
-            last = rows[-1]["id"]
+            self._threads.copy(connection, str(source_thread_id), str(target_thread_id))
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """``"keep_latest"``: keep each namespace's latest checkpoint (the one
@@ -432,79 +393,7 @@ class CtxbaseSaver(BaseCheckpointSaver[str]):
         if not threads:
             return
         with self._db.connect(write=True) as connection:
-            if strategy == "delete":
-                self._delete_threads(connection, threads)
-                return
-            self._refuse_delta_threads(connection, threads)
-            for thread_id in threads:
-                self._keep_latest(connection, thread_id)
-
-    def _refuse_delta_threads(self, connection: Connection, threads: builtins.list[str]) -> None:
-        delta = set()
-        for chunk in _chunks(threads):
-            rows = connection.execute(
-                select(cp.thread_id, cp["metadata"]).where(
-                    cp.project_id == self._project_id, cp.thread_id.in_(chunk)
-                )
-            )
-            delta |= {t for t, meta in rows if any(m in meta for m in DELTA_MARKERS)}
-        if delta:
-            raise NotImplementedError(
-                "keep_latest can't prune threads that use a DeltaChannel: "
-                + ", ".join(sorted(delta))
-            )
-
-    def _keep_latest(self, connection: Connection, thread_id: str) -> None:
-        rows = connection.execute(
-            select(cp.checkpoint_ns, cp.checkpoint_id, cp.parent_checkpoint_id).where(
-                cp.project_id == self._project_id, cp.thread_id == thread_id
-            )
-        ).all()
-        latest: dict[str, tuple[str, str | None]] = {}
-        for namespace, checkpoint_id, parent in rows:
-            if namespace not in latest or checkpoint_id > latest[namespace][0]:
-                latest[namespace] = (checkpoint_id, parent)
-        doomed = [
-            (thread_id, namespace, checkpoint_id)
-            for namespace, checkpoint_id, _ in rows
-            if latest[namespace][0] != checkpoint_id
-        ]
-        self._delete_checkpoints(connection, doomed)
-        gone = {(namespace, checkpoint_id) for _, namespace, checkpoint_id in doomed}
-        for namespace, (checkpoint_id, parent) in latest.items():
-            if parent is not None and (namespace, parent) in gone:
-                connection.execute(
-                    update(checkpoints)
-                    .where(*_is_checkpoint(self._project_id, (thread_id, namespace, checkpoint_id)))
-                    .values(parent_checkpoint_id=None)
-                )
-
-    def _delete_threads(self, connection: Connection, threads: builtins.list[str]) -> None:
-        for chunk in _chunks(threads):
-            for records in (checkpoints, writes):
-                connection.execute(
-                    delete(records).where(
-                        records.c.project_id == self._project_id, records.c.thread_id.in_(chunk)
-                    )
-                )
-
-    def _delete_checkpoints(self, connection: Connection, keys: Sequence[Key]) -> None:
-        """Delete these checkpoints and their pending writes."""
-        by_namespace: dict[tuple[str, str], builtins.list[str]] = defaultdict(list)
-        for thread_id, namespace, checkpoint_id in keys:
-            by_namespace[(thread_id, namespace)].append(checkpoint_id)
-        for (thread_id, namespace), ids in by_namespace.items():
-            for chunk in _chunks(ids):
-                for records in (checkpoints, writes):
-                    c = records.c
-                    connection.execute(
-                        delete(records).where(
-                            c.project_id == self._project_id,
-                            c.thread_id == thread_id,
-                            c.checkpoint_ns == namespace,
-                            c.checkpoint_id.in_(chunk),
-                        )
-                    )
+            self._threads.prune(connection, threads, strategy)
 
     # --- versions ---
 
@@ -648,16 +537,6 @@ def _after(row: Mapping[str, Any]) -> Any:
     )
 
 
-def _is_checkpoint(project: Any, key: Key) -> list[Any]:
-    thread_id, namespace, checkpoint_id = key
-    return [
-        cp.project_id == project,
-        cp.thread_id == thread_id,
-        cp.checkpoint_ns == namespace,
-        cp.checkpoint_id == checkpoint_id,
-    ]
-
-
 def _thread(config: RunnableConfig) -> str:
     try:
         return str(config["configurable"]["thread_id"])
@@ -683,11 +562,6 @@ def _config(thread_id: str, namespace: str, checkpoint_id: str) -> RunnableConfi
 
 def _key(row: Mapping[str, Any]) -> Key:
     return (row["thread_id"], row["checkpoint_ns"], row["checkpoint_id"])
-
-
-def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(values), CHUNK):
-        yield values[start : start + CHUNK]
 
 
 __all__ = ["CtxbaseSaver"]
