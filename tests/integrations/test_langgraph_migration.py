@@ -18,6 +18,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 from typer.testing import CliRunner
 
+from ctxbase import transfer
 from ctxbase.cli import app
 from ctxbase.db.database import Database
 from ctxbase.errors import ConflictError
@@ -27,7 +28,7 @@ from ctxbase.transfer.archive import export_archive, import_archive
 from ctxbase.transfer.tables import plan_tables
 from tests.conftest import open_store
 from tests.postgres import PostgresServer
-from tests.transfer.data import assert_same_data
+from tests.transfer.data import assert_same_data, settings
 
 LANGGRAPH_TABLES = [
     "langgraph_checkpoints",
@@ -136,6 +137,15 @@ def test_a_paused_graph_moves_to_postgres_and_resumes(
             after = history(graph)
             assert after[-len(before) :] == before
             assert after[0][3] == () and len(after) > len(before)
+
+        # and back, verified: the server's checksums of its rows equal SQLite's
+        back = f"sqlite:///{tmp_path / 'back.db'}"
+        returned = transfer.migrate(target, back, settings=settings())
+        assert returned.status == "completed" and returned.verification is not None
+        assert returned.verification.passed
+        assert_same_data(target, back, LANGGRAPH_TABLES)
+    with CtxbaseSaver.from_url(back, embedder="hash:64") as saver:
+        assert history(build(saver)) == after
 
 
 def test_threads_travel_in_an_archive(tmp_path: Path) -> None:
