@@ -334,6 +334,7 @@ def test_bad_input_is_refused(store: ctxbase.Store) -> None:
 def test_from_url_closes_what_it_opened(tmp_path: Any) -> None:
     url = f"sqlite:///{tmp_path / 'agent.db'}"
     with CtxbaseStore.from_url(url, embedder="hash:64") as langgraph:
+        langgraph.setup()  # for code written for LangGraph's stores: a no-op here
         langgraph.put(DOCS, "a", {"text": "kept"})
     with CtxbaseStore.from_url(url, embedder="hash:64") as langgraph:
         assert langgraph.get(DOCS, "a") is not None

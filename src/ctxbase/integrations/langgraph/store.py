@@ -30,6 +30,7 @@ from langgraph.store.base import (
     validate_op_namespace,
 )
 
+from ctxbase.db import migrate
 from ctxbase.errors import InvalidInputError
 from ctxbase.integrations.langgraph import _paths
 from ctxbase.integrations.langgraph._items import Items, Put, prefix_key
@@ -106,6 +107,11 @@ class CtxbaseStore(BaseStore):
             lambda store: cls(store, project=project, index=index, ttl=ttl, namespace=namespace),
             options,
         )
+
+    def setup(self) -> None:
+        """Bring the store's schema to its newest revision (opening a store already does,
+        unless ``auto_migrate=False``). Safe to call any number of times."""
+        migrate.ensure_schema(self.store.db)
 
     # --- the batch -----------------------------------------------------------------------
 
