@@ -25,6 +25,7 @@ from ctxbase.store.event_writer import EventWriter
 from ctxbase.store.events import Events
 from ctxbase.store.memories import Memories, prune_expired_memories
 from ctxbase.store.projects import Projects, ensure_defaults
+from ctxbase.store.recall import Recall, Stats
 from ctxbase.store.search import Search
 from ctxbase.store.state import State, prune_expired_state
 from ctxbase.store.strict import enforce
@@ -46,6 +47,8 @@ for _domain, _cls in {
     "audit": Audit,
     "embeddings": Embeddings,
     "databases": DatabaseConfigs,
+    "recall": Recall,
+    "stats": Stats,
 }.items():
     enforce(_cls, _domain)  # unknown arguments are refused by name
 
@@ -118,6 +121,8 @@ class Store:
         self.tenants = Tenants(self)
         self.keys = Keys(self)
         self.audit = Audit(self)
+        self.recall = Recall(self)
+        self.stats = Stats(self)
 
     def scoped(self, scope: Scope) -> Store:
         """A view of this store limited to ``scope``, sharing its connections."""
