@@ -59,8 +59,7 @@ class RecallItem(BaseModel):
     kind: SearchKind
     id: uuid.UUID = Field(description="The source record's id.")
     source: str = Field(
-        description="How the text names the source: `memory:<id>`, `context:<id>`, "
-        "`message:<id>`."
+        description="How the text names the source: `memory:<id>`, `context:<id>`, `message:<id>`."
     )
     reason: Literal["search", "recent"] = Field(
         description="Found by the search, or one of the conversation's latest messages."

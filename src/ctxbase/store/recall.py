@@ -8,9 +8,10 @@ records), and fills the budget in this order:
 
 1. the conversation's latest messages, newest first, up to half the budget when the
    search found anything (the whole budget otherwise);
-2. the search hits in rank order with what is left. An item too long for what remains is
-   cut to fit when at least :data:`MIN_PIECE_TOKENS` remain, else skipped for a shorter
-   one further down.
+2. the search hits in rank order with what is left, none taking more than half the
+   budget when there are several. An item too long for its room is cut to fit when at
+   least :data:`MIN_PIECE_TOKENS` of it remain, else skipped for a shorter one further
+   down.
 
 The answer lists the items in the order of its prompt-ready ``text``: memories, context
 units and messages found by the search (each by score), then the recent messages in
@@ -225,16 +226,16 @@ class _Budget:
         title = 0 if section in self.opened else estimate_tokens(f"\n{_header(*section)}\n")
         return title + estimate_tokens(candidate.line(text))
 
-    def take(self, candidate: _Candidate, *, cut_to: int | None = None) -> bool:
-        """Add ``candidate`` if it fits, whole or (``cut_to`` tokens left at least) cut."""
-        if self.cost(candidate) <= self.left:
+    def take(self, candidate: _Candidate, *, share: int | None = None, cut: bool = True) -> bool:
+        """Add ``candidate`` whole if it fits in what is left and in ``share`` tokens,
+        else cut to fit (``cut``) when :data:`MIN_PIECE_TOKENS` of its text would stay."""
+        limit = self.left if share is None else min(self.left, share)
+        if self.cost(candidate) <= limit:
             return self._add(candidate)
-        if cut_to is None or self.left < cut_to:
-            return False
-        room = self.left - self.cost(candidate, "")
-        while room >= min(cut_to, MIN_PIECE_TOKENS):
+        room = limit - self.cost(candidate, "")
+        while cut and room >= MIN_PIECE_TOKENS:
             text = cut_to_tokens(candidate.text, room)
-            if text and self.cost(candidate, text) <= self.left:
+            if text and self.cost(candidate, text) <= limit:
                 return self._add(replace(candidate, text=text, truncated=True))
             room -= 1
         return False
@@ -250,13 +251,14 @@ def _fill(
     budget: int, recent: list[_Candidate], hits: list[_Candidate]
 ) -> tuple[list[_Candidate], int]:
     """The candidates kept within ``budget``, and how many were left out."""
-    fill = _Budget(budget // 2 if hits and recent else budget)
-    for index, candidate in enumerate(recent):  # newest first; no gap in the thread
-        if not fill.take(candidate, cut_to=MIN_PIECE_TOKENS if index == 0 else None):
+    half = budget // 2
+    fill = _Budget(half if hits and recent else budget)
+    for index, candidate in enumerate(recent):  # newest first, without a gap in the thread
+        if not fill.take(candidate, cut=index == 0):
             break
-    fill.left += budget - (budget // 2 if hits and recent else budget)
-    for candidate in hits:
-        fill.take(candidate, cut_to=MIN_PIECE_TOKENS)
+    fill.left += budget - half if hits and recent else 0
+    for candidate in hits:  # one long hit may not crowd out all the others
+        fill.take(candidate, share=half if len(hits) > 1 else None)
     return fill.chosen, len(recent) + len(hits) - len(fill.chosen)
 
 
@@ -273,10 +275,10 @@ def _render(chosen: list[_Candidate]) -> tuple[list[RecallItem], str]:
         blocks.append(f"{title}\n" + "".join(c.line() for c in section))
         items.extend(
             RecallItem(
-                kind=c.kind,  # type: ignore[arg-type]
+                kind=c.kind,
                 id=c.id,
                 source=c.source,
-                reason=c.reason,  # type: ignore[arg-type]
+                reason=c.reason,
                 score=c.score,
                 text=c.text,
                 tokens=estimate_tokens(c.line()),
@@ -305,7 +307,7 @@ class Stats(Domain):
                         .where(rows.c.project_id == project_id, *conditions)
                     ).scalar_one()
                 )
-                for name, rows, conditions in _COUNTED(now)
+                for name, rows, conditions in _counted(now)
             }
             tokens = connection.execute(
                 select(
@@ -328,7 +330,7 @@ class Stats(Domain):
         )
 
 
-def _COUNTED(now: datetime) -> list[tuple[str, Any, list[Any]]]:  # noqa: N802
+def _counted(now: datetime) -> list[tuple[str, Any, list[Any]]]:
     contexts, memories, state = table(ContextRow), table(MemoryRow), table(StateRow)
     return [
         ("conversations", table(ConversationRow), []),
