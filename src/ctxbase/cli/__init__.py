@@ -18,6 +18,7 @@ import typer
 from rich.logging import RichHandler
 
 from ctxbase.cli import admin, databases, db, maintenance, serve, transfer
+from ctxbase.cli import mcp as mcp_cli
 from ctxbase.cli.common import err
 from ctxbase.cli.serve import _first_admin_key as _first_admin_key  # (where tests find it)
 from ctxbase.config import Settings
@@ -37,6 +38,7 @@ app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.tenants_app, name="tenants")
 app.add_typer(admin.secrets_app, name="secrets")
 app.add_typer(databases.databases_app, name="databases")
+app.add_typer(mcp_cli.commands)
 
 DatabaseUrlOption = Annotated[
     str | None,
