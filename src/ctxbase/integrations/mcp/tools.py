@@ -142,7 +142,7 @@ class Tool:
         if output is None:
             return None
         if isinstance(value, list):  # a list result travels as {"items": [...]}
-            value = {"items": value}
+            value = output(items=value)
         return TypeAdapter(output).dump_python(value, mode="json")
 
     def text(self, structured: Any) -> str:
