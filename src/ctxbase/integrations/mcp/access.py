@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 from ctxbase.api import Operation
 from ctxbase.errors import NotFoundError, PermissionDeniedError, QuotaExceededError
-from ctxbase.server.access import Gate, scope_of
 from ctxbase.store.tenancy import Principal
 
 if TYPE_CHECKING:
@@ -51,6 +50,8 @@ class Caller:
     ) -> Caller:
         if principal is None:
             return cls(store, project)
+        from ctxbase.server.access import scope_of  # the server's, not needed by stdio
+
         scope = scope_of(principal)
         view = store if scope == store.scope else store.scoped(scope)
         return cls(view, project, principal, usage)
@@ -67,6 +68,8 @@ class Caller:
             return
         if op.rule == "public":
             return
+        from ctxbase.server.access import Gate
+
         Gate._check_role(op.rule, principal)  # the REST rule table, one for both
         scopes = getattr(principal, "scopes", None)
         if scopes is not None and not granted(op.scope, scopes):
