@@ -69,10 +69,8 @@ async def cycle(client: Client) -> dict[str, Any]:
     assert [item["source"] for item in recalled.structured_content["items"]] == [source]
     assert recalled.structured_content["tokens"] <= 200
 
-    updated = await client.call_tool(
-        "update_memory",
-        {"memory_id": memory["id"], "content": "The user drinks green tea now", "expected_version": 1},
-    )
+    change = {"memory_id": memory["id"], "content": "The user drinks green tea now"}
+    updated = await client.call_tool("update_memory", {**change, "expected_version": 1})
     assert not updated.is_error, updated
     assert updated.structured_content["content"] == "The user drinks green tea now"
     assert updated.structured_content["version"] == 2

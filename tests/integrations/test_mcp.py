@@ -205,7 +205,7 @@ def test_a_key_limited_to_a_project_cannot_reach_another(served: dict[str, Any])
             for name in ("memory_history", "forget"):
                 found = await client.call_tool(name, {"memory_id": str(secret.id)})
                 assert error_of(found)["code"] == "not_found"
-            with pytest.raises(Exception, match="No resource|No memory"):
+            with pytest.raises(Exception, match=r"No resource|No memory"):
                 await client.read_resource(f"ctxbase://memories/{secret.id}")
         async with http_client(url, keys["both"], headers={"X-Ctxbase-Project": "beta"}) as client:
             stats = await client.call_tool("stats", {})

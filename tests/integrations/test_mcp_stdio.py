@@ -62,7 +62,9 @@ def test_stdio_acts_as_the_configured_key(persistent_database_url: str) -> None:
         assert len(store.memories.list().items) == 1
 
 
-def _mcp_command(database_url: str, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+def _mcp_command(
+    database_url: str, *args: str, **settings: str
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         **stdio_parameters(database_url, **settings).env,  # type: ignore[dict-item]
