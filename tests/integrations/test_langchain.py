@@ -61,10 +61,8 @@ def test_a_history_reads_back_every_message_as_it_was_written(store: ctxbase.Sto
     assert (chat.title, chat.agent_id, chat.message_count) == ("math", "tutor", len(MESSAGES))
     assert (chat.input_tokens, chat.output_tokens) == (12, 9)
     stored = store.messages.list(chat.id).items
-    assert [m.role for m in stored] == ["system", "user", "assistant", "tool", "assistant"] + [
-        "user",
-        "system",
-    ]
+    roles = ["system", "user", "assistant", "tool", "assistant", "user", "system"]
+    assert [m.role for m in stored] == roles
     assert stored[2].finish_reason == "tool_calls"
     assert stored[5].content.startswith('[{"type": "text"')  # non-text content, as JSON
 
