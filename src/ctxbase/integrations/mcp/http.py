@@ -50,28 +50,30 @@ class McpEndpoint:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.server = build_server(_caller_of, notes=settings.mcp_tool_notes)
-        self.manager = StreamableHTTPSessionManager(
-            app=self.server,
-            stateless=True,
-            json_response=True,
-            security_settings=_security(settings),
-            max_request_body_size=settings.max_request_bytes,
-        )
-        self._running = False
+        self.manager: StreamableHTTPSessionManager | None = None
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Serve while the application runs (entered by its lifespan)."""
-        async with self.manager.run():
-            self._running = True
+        """Serve while the application runs (its lifespan enters this, once per start:
+        the SDK's manager runs once, so each start has its own)."""
+        manager = StreamableHTTPSessionManager(
+            app=self.server,
+            stateless=True,
+            json_response=True,
+            security_settings=_security(self.settings),
+            max_request_body_size=self.settings.max_request_bytes,
+        )
+        async with manager.run():
+            self.manager = manager
             try:
                 yield
             finally:
-                self._running = False
+                self.manager = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._running:
-            error = DatabaseUnavailableError("The MCP endpoint is not running yet")
+        manager = self.manager
+        if manager is None:
+            error = DatabaseUnavailableError("The MCP endpoint is not running (yet)")
             await ctxbase_error_response(error)(scope, receive, send)
             return
         try:
@@ -79,7 +81,7 @@ class McpEndpoint:
         except CtxbaseError as error:
             await ctxbase_error_response(error)(scope, receive, send)
             return
-        await self.manager.handle_request(scope, receive, send)
+        await manager.handle_request(scope, receive, send)
 
     def _authenticate(self, request: Request) -> Caller:
         state = request.app.state
