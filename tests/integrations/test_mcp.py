@@ -237,5 +237,13 @@ def test_the_endpoint_refuses_missing_bad_and_out_of_project_keys(served: dict[s
         assert elsewhere.json()["error"]["code"] == "not_found"
         several = http.post("/mcp", json=ping, headers={"X-API-Key": keys["both"]})
         assert several.status_code == 404  # limited to alpha and beta, not `default`
-        fine = http.post("/mcp", json=ping, headers={"X-API-Key": keys["admin"]})
+        admin = {"X-API-Key": keys["admin"]}
+        fine = http.post("/mcp", json=ping, headers=admin)
         assert fine.status_code == 200, fine.text
+        for body in (b"{not json", b"[]", b'{"jsonrpc": "2.0", "id": 2, "method": "nope"}'):
+            odd = http.post(
+                "/mcp", content=body, headers={**admin, "Content-Type": "application/json"}
+            )
+            assert 200 <= odd.status_code < 500, (body, odd.status_code, odd.text)
+        rebinding = http.post("/mcp", json=ping, headers={**admin, "Origin": "http://evil.example"})
+        assert rebinding.status_code == 403  # a web page cannot reach a local server
