@@ -84,7 +84,7 @@ def build_server(resolve: Resolver, *, notes: Mapping[str, str] | None = None) -
         try:
             caller.check(tool.op)
             try:
-                arguments = tool.input_model().model_validate(params.arguments or {})
+                arguments = tool.input_model.model_validate(params.arguments or {})
             except ValidationError as error:
                 raise invalid_input(error.errors()) from None
             given = arguments.model_dump(exclude_unset=True)

@@ -22,6 +22,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import mcp_types as types
@@ -87,6 +88,7 @@ class Tool:
 
     # --- derived from the declaration ---
 
+    @cached_property
     def input_model(self) -> type[BaseModel]:
         fields: dict[str, Any] = {}
         for name, (annotation, info) in _parameters(self.op).items():
@@ -95,6 +97,7 @@ class Tool:
         model_name = "".join(part.title() for part in self.name.split("_")) + "Input"
         return create_model(model_name, __config__=ConfigDict(extra="forbid"), **fields)
 
+    @cached_property
     def output_type(self) -> Any:
         if self.output is not None:
             return self.output
@@ -113,12 +116,12 @@ class Tool:
         return " ".join(part.strip() for part in parts if part.strip())
 
     def describe(self, notes: Mapping[str, str]) -> types.Tool:
-        output = self.output_type()
+        output = self.output_type
         return types.Tool(
             name=self.name,
             title=self.title,
             description=self.description(notes),
-            input_schema=self.input_model().model_json_schema(),
+            input_schema=self.input_model.model_json_schema(),
             output_schema=None
             if output is None
             else TypeAdapter(output).json_schema(mode="serialization"),
@@ -138,7 +141,7 @@ class Tool:
         if self.adds:
             caller.check_quota()
         value = self.run(caller, arguments) if self.run else invoke(caller, self.op, arguments)
-        output = self.output_type()
+        output = self.output_type
         if output is None:
             return None
         if isinstance(value, list):  # a list result travels as {"items": [...]}
