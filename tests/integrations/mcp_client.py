@@ -63,7 +63,8 @@ async def cycle(client: Client) -> dict[str, Any]:
     assert memory["version"] == 1
     source = f"memory:{memory['id']}"
 
-    recalled = await client.call_tool("recall", {"query": "espresso morning", "max_tokens": 200})
+    asked = {"query": "espresso morning", "max_tokens": 200, "kinds": ["memory"]}
+    recalled = await client.call_tool("recall", asked)
     assert not recalled.is_error, recalled
     assert source in recalled.content[0].text  # the prompt-ready text
     assert [item["source"] for item in recalled.structured_content["items"]] == [source]
@@ -89,7 +90,7 @@ async def cycle(client: Client) -> dict[str, Any]:
 
     forgotten = await client.call_tool("forget", {"memory_id": memory["id"]})
     assert forgotten.structured_content == {"forgotten": memory["id"]}
-    again = await client.call_tool("recall", {"query": "green tea espresso"})
+    again = await client.call_tool("recall", {"query": "green tea espresso", "kinds": ["memory"]})
     assert again.structured_content["items"] == []
     gone = await client.call_tool("memory_history", {"memory_id": memory["id"]})
     assert error_of(gone)["code"] == "not_found"

@@ -11,11 +11,13 @@ import anyio
 import httpx
 import pytest
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 
 import ctxbase
 from ctxbase.api import OPERATIONS
 from ctxbase.integrations.mcp import TOOLS, Caller, build_server
 from ctxbase.server import create_app
+from ctxbase.store.base import Scope
 from tests.integrations.mcp_client import cycle, error_of, http_client
 from tests.live import live_server
 
@@ -72,11 +74,29 @@ def test_operators_append_their_own_text_to_descriptions() -> None:
 def test_the_cycle_runs_in_process_with_the_library_view(store: ctxbase.Store) -> None:
     server = build_server(lambda ctx: Caller.of(store, None, "default"))
 
+    unit = store.contexts.add("docs/a b.md", "a unit with a path for a name")
+
     async def run() -> None:
         async with Client(server) as client:
             tools = await client.list_tools()
             assert {tool.name for tool in tools.tools} == {tool.name for tool in TOOLS}
             await cycle(client)
+            templates = await client.list_resource_templates()
+            assert {t.uri_template for t in templates.resource_templates} == {
+                "ctxbase://conversations/{conversation_id}",
+                "ctxbase://memories/{memory_id}",
+                "ctxbase://contexts/{context_id}",
+                "ctxbase://contexts/by-name/{name}",
+            }
+            listed = await client.list_resources()
+            assert [r.uri for r in listed.resources] == [f"ctxbase://contexts/{unit.id}"]
+            by_name = await client.read_resource("ctxbase://contexts/by-name/docs/a b.md")
+            assert f'"id":"{unit.id}"' in by_name.contents[0].text
+            for uri in ("ctxbase://contexts/by-name/none", "ctxbase://nothing/1", "http://x"):
+                with pytest.raises(MCPError):
+                    await client.read_resource(uri)
+            with pytest.raises(MCPError, match="Unknown tool"):
+                await client.call_tool("no_such_tool", {})
 
     anyio.run(run)
     assert store.memories.list().items == []
@@ -247,3 +267,24 @@ def test_the_endpoint_refuses_missing_bad_and_out_of_project_keys(served: dict[s
             assert 200 <= odd.status_code < 500, (body, odd.status_code, odd.text)
         rebinding = http.post("/mcp", json=ping, headers={**admin, "Origin": "http://evil.example"})
         assert rebinding.status_code == 403  # a web page cannot reach a local server
+
+
+@pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
+def test_writes_through_mcp_respect_the_tenants_quotas(store: ctxbase.Store) -> None:
+    store.tenants.create("tiny", quotas={"items": 2})
+    store.scoped(Scope(tenant="tiny", server_admin=False)).projects.create("one")
+    key = store.keys.create(tenant="tiny", role="writer", projects=["one"]).key
+    app = create_app(store=store, settings=store.settings.model_copy(update={"auth": "required"}))
+
+    async def run() -> None:
+        async with http_client(url, key) as client:
+            for text in ("a", "b"):
+                added = await client.call_tool("remember", {"content": text})
+                assert not added.is_error, added
+                app.state.usage.forget()
+            over = await client.call_tool("remember", {"content": "c"})
+            assert error_of(over)["code"] == "quota_exceeded"
+            assert not (await client.call_tool("recall", {"query": "a"})).is_error
+
+    with live_server(app) as url:
+        anyio.run(run)
