@@ -26,6 +26,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", f"{_P}/memories"): {"content": "m"},
     ("PUT", f"{_P}/state/{{path}}"): {"value": 1},
     ("POST", f"{_P}/search"): {"query": "q"},
+    ("POST", f"{_P}/recall"): {"query": "q"},
     ("POST", f"{_P}/events"): {"event_type": "e"},
     ("POST", f"{_P}/subscriptions"): {"agent_id": "a"},
     ("POST", f"{_P}/subscriptions/{{subscription_id}}/ack"): {"sequence": 0},

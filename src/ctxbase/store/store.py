@@ -33,6 +33,7 @@ from ctxbase.store.health import (
 from ctxbase.store.memories import Memories, prune_expired_memories
 from ctxbase.store.projects import Projects, ensure_defaults
 from ctxbase.store.quality import Quality
+from ctxbase.store.recall import Recall, Stats
 from ctxbase.store.search import Search
 from ctxbase.store.state import State, prune_expired_state
 from ctxbase.store.strict import enforce
@@ -54,6 +55,8 @@ for _domain, _cls in {
     "audit": Audit,
     "embeddings": Embeddings,
     "databases": DatabaseConfigs,
+    "recall": Recall,
+    "stats": Stats,
 }.items():
     enforce(_cls, _domain)  # unknown arguments are refused by name
 
@@ -126,6 +129,8 @@ class Store:
         self.tenants = Tenants(self)
         self.keys = Keys(self)
         self.audit = Audit(self)
+        self.recall = Recall(self)
+        self.stats = Stats(self)
         self.quality = Quality(self)
 
     def scoped(self, scope: Scope) -> Store:
