@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from ctxbase.api.admin import ADMIN_OPERATIONS
 from ctxbase.api.data import DATA_OPERATIONS
+from ctxbase.api.imports import IMPORT_OPERATIONS
 from ctxbase.api.spec import API_PREFIX, Arg, Operation, Rule, Wire
 
 OPERATIONS: dict[str, Operation] = {}
-for _operation in (*DATA_OPERATIONS, *ADMIN_OPERATIONS):
+for _operation in (*DATA_OPERATIONS, *IMPORT_OPERATIONS, *ADMIN_OPERATIONS):
     if _operation.name in OPERATIONS:
         raise RuntimeError(f"operation {_operation.name!r} is declared twice")
     OPERATIONS[_operation.name] = _operation
