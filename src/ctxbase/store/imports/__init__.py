@@ -68,6 +68,8 @@ class Imports(Domain):
             },
         )
         started = time.monotonic()
+        with self._db.read() as connection:
+            self._project_id(connection, project)  # before reading any row
         ids = Ids(options.id_namespace or IMPORT_NAMESPACE)
         limits = Limits(self._settings.max_content_bytes, self._settings.max_metadata_bytes)
         written: Counter[str] = Counter()

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, bindparam, select
 
 from ctxbase.db.backends.base import Backend
 from ctxbase.db.schema import (
@@ -53,6 +53,13 @@ def chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
     items = list(values)
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def among(column: Any, values: list[Any]) -> Any:
+    """``column IN (values)`` with the values inline: PostgreSQL hashes a list of
+    constants, where its generic plan for a prepared list of parameters compares each
+    row with every one (see ``store.embedding.vectors``)."""
+    return column.in_(bindparam("among", values, expanding=True, literal_execute=True))
 
 
 @dataclass
@@ -150,7 +157,7 @@ class BatchChecks:
             wanted = [p.id for p in pending if p.kind == kind]
             for part in chunks(wanted):
                 found = self.c.execute(
-                    select(rows.c.id, rows.c.project_id).where(rows.c.id.in_(part))
+                    select(rows.c.id, rows.c.project_id).where(among(rows.c.id, part))
                 )
                 taken.update({r.id: r.project_id == self.project_id for r in found})
         stored_keys = self._stored_state_keys([p for p in pending if p.kind == "state"])
@@ -184,7 +191,9 @@ class BatchChecks:
         s = state_table.c
         for part in chunks({key for _namespace, key in keys}):
             found = self.c.execute(
-                select(s.namespace, s.key).where(s.project_id == self.project_id, s.key.in_(part))
+                select(s.namespace, s.key).where(
+                    s.project_id == self.project_id, among(s.key, part)
+                )
             )
             stored |= {(r.namespace, r.key) for r in found} & keys
         return stored
@@ -205,7 +214,7 @@ class BatchChecks:
         for part in chunks(named):
             found = self.c.execute(
                 select(c.id, c.message_count)
-                .where(c.project_id == self.project_id, c.id.in_(part))
+                .where(c.project_id == self.project_id, among(c.id, part))
                 .with_for_update()
             )
             for row in found:
@@ -241,7 +250,7 @@ class BatchChecks:
         for part in chunks(named):
             found = self.c.execute(
                 select(m.id, m.conversation_id).where(
-                    m.project_id == self.project_id, m.id.in_(part)
+                    m.project_id == self.project_id, among(m.id, part)
                 )
             )
             stored.update({r.id: r.conversation_id for r in found})
@@ -299,7 +308,7 @@ class BatchChecks:
                 )
             target = self._superseded_unit(item, state, targets, done)
             if target is not None:
-                target_name = done.get(target) or targets[target][0]
+                target_name = done.get(target) or targets.get(target, (item.row.name,))[0]
                 if names[target_name].latest == target:
                     names[target_name].latest = None
                 self.out.superseded[target] = item.id  # type: ignore[assignment]
@@ -346,7 +355,7 @@ class BatchChecks:
         for part in chunks(ids):
             rows = self.c.execute(
                 select(x.id, x.name, x.superseded_by).where(
-                    x.project_id == self.project_id, x.id.in_(part)
+                    x.project_id == self.project_id, among(x.id, part)
                 )
             )
             found.update({r.id: (r.name, r.superseded_by) for r in rows})
@@ -358,7 +367,7 @@ class BatchChecks:
         for part in chunks(names):
             rows = self.c.execute(
                 select(x.id, x.name, x.version, x.superseded_by).where(
-                    x.project_id == self.project_id, x.name.in_(part)
+                    x.project_id == self.project_id, among(x.name, part)
                 )
             )
             for row in rows:

@@ -129,7 +129,7 @@ def _object(line: Line) -> Mapping[str, Any]:
             raise _not_an_object(line, "not UTF-8 text") from None
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw, parse_constant=_no_constant)
+            raw = json.loads(raw.strip(), parse_constant=_no_constant)
         except json.JSONDecodeError as error:
             raise _not_an_object(line, f"not JSON: {error.msg} at column {error.colno}") from None
         except (ValueError, RecursionError) as error:

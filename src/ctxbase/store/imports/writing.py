@@ -18,7 +18,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import Connection, Table, bindparam, insert, update
 
 from ctxbase.db.schema import MemoryChange, new_id, table
-from ctxbase.store.embedding import Vectors, text_hash
+from ctxbase.store.embedding import Vectors, embeddings_table, text_hash
 from ctxbase.store.imports.checking import (
     Checked,
     contexts_table,
@@ -95,16 +95,25 @@ class BatchWrites:
                 continue
             items = [(cast(uuid.UUID, p.id), p.row.content) for p in rows]
             stored = self.embeddings.rows(kind, self.project_id, items, vectors.of(kind, rows))
-            if stored:
-                self.embeddings.insert_prepared(self.cursor, stored)
+            self._insert(embeddings_table, stored)  # new items: no vector to collide with
             embedded += len(stored)
         return embedded
 
     def _insert(self, target: Table, rows: list[dict[str, Any]]) -> None:
-        """Insert ``rows``, each with a value for every column of ``target``."""
-        if rows:
-            statement = self.db.prepared(f"imports.{target.name}", lambda: insert(target))
-            statement.many(self.cursor, rows)
+        """Insert ``rows``, each with a value for every column of ``target``: with
+        ``COPY`` where the backend loads in bulk, else one prepared INSERT run per row."""
+        if not rows:
+            return
+        if self.db.backend.bulk_loads:
+            from ctxbase.transfer.postgres import PostgresCopyWriter
+
+            columns = list(target.columns)
+            copy = PostgresCopyWriter(self.c, target, columns, from_sqlite=False)
+            keys = [column.key for column in columns]
+            copy.write(self.c, copy.encode_rows([[row[k] for k in keys] for row in rows]))
+            return
+        statement = self.db.prepared(f"imports.{target.name}", lambda: insert(target))
+        statement.many(self.cursor, rows)
 
     def _stamps(self, row: Any) -> dict[str, datetime]:
         created = row.created_at or self.now
@@ -166,6 +175,7 @@ class BatchWrites:
                     message_count=bindparam("b_count"),
                     input_tokens=c.input_tokens + bindparam("b_input"),
                     output_tokens=c.output_tokens + bindparam("b_output"),
+                    updated_at=c.updated_at,  # not the column's onupdate: times stay
                 ),
                 stored,
             )
@@ -197,7 +207,7 @@ class BatchWrites:
             self.c.execute(
                 update(contexts_table)
                 .where(x.id == bindparam("b_id"))
-                .values(superseded_by=bindparam("b_new")),
+                .values(superseded_by=bindparam("b_new"), updated_at=x.updated_at),
                 links,
             )
 
