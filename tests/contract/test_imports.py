@@ -7,6 +7,7 @@ tests/transfer/test_rows_import.py.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -141,7 +142,8 @@ def test_batches_before_a_broken_one_stay_written_and_a_rerun_continues(
 
 def test_ids_that_are_not_uuids_map_the_same_way_every_time(api: Any, store: ctxbase.Store) -> None:
     first = api.imports.rows(chat_rows())
-    again = api.imports.rows(chat_rows(), existing="skip")
+    document = "\n".join(json.dumps(row) for row in chat_rows())  # JSON Lines as one text
+    again = api.imports.rows(document, existing="skip")
     assert again.ids == first.ids and sum(again.skipped.values()) == 8
     assert again.written == {}
     assert mapped_id("message", 1) == uuid.uuid5(IMPORT_NAMESPACE, "message:1")

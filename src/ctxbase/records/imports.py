@@ -172,12 +172,21 @@ RowInput = Annotated[dict[str, Any] | str, BeforeValidator(_plain)]
 ExistingRows = Literal["error", "skip"]
 
 
+def _lines_of(value: Any) -> Any:
+    """A whole JSON Lines document given as one text: its lines, blank ones included (so
+    that errors count lines as the document does)."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value.splitlines() if isinstance(value, str) else value
+
+
 class RowsImport(Input):
     """Rows to import into the project, in order (see ``docs/moving-in.md``)."""
 
-    rows: list[RowInput] = Field(
+    rows: Annotated[list[RowInput], BeforeValidator(_lines_of)] = Field(
         description="One JSON object per row (or a line of JSON text holding one), each with "
-        "its `kind`: conversation, message, context, memory, state or event."
+        "its `kind`: conversation, message, context, memory, state or event. A whole JSON "
+        "Lines document may also be given as one string."
     )
     batch_size: Annotated[int, Field(ge=1, le=MAX_IMPORT_BATCH)] = Field(
         1000, description="Rows per transaction: each batch is written all or nothing."

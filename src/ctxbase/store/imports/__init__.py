@@ -171,6 +171,11 @@ def _after(error: CtxbaseError | RowProblems, batch: list[Line], batches: int) -
     continuing = _CONTINUE if batches else None
     if isinstance(error, RowProblems):
         return rows_error(error.problems, said, error.hint or continuing)
-    copy = type(error)(error.message + said, details=error.details, hint=error.hint or continuing)
+    try:
+        copy = type(error)(
+            error.message + said, details=error.details, hint=error.hint or continuing
+        )
+    except TypeError:  # an error class of its own making: as it is
+        return error
     copy.__cause__ = error.__cause__
     return copy
