@@ -240,26 +240,37 @@ def test_positions_and_sequences_given_must_continue_without_gaps(api: Any) -> N
 
 def test_context_versions_supersede_in_order_or_as_named(api: Any) -> None:
     api.contexts.add("old_name.py", "a = 1")
-    renamed = {"kind": "context", "id": "r", "name": "new_name.py", "content": "a = 2"}
     stored = api.contexts.get_latest("old_name.py")
     report = api.imports.rows(
-        [{**renamed, "supersedes": str(stored.id)},
+        [{"kind": "context", "id": "r", "name": "new_name.py", "content": "a = 2",
+          "supersedes": str(stored.id)},
          {"kind": "context", "id": "r2", "name": "new_name.py", "content": "a = 3"},
-         {"kind": "context", "id": "n", "name": "notes.md", "content": "x", "supersedes": None}]
+         {"kind": "context", "id": "n", "name": "notes.md", "content": "x"}]
     )  # fmt: skip
     assert report.written == {"context": 3}
+    # A rename: the lineage goes on under the new name, its numbers growing.
     assert api.contexts.get(stored.id).superseded_by == mapped_id("context", "r")
     with pytest.raises(NotFoundError):
         api.contexts.get_latest("old_name.py")
     latest = api.contexts.get_latest("new_name.py")
-    assert (latest.id, latest.version) == (mapped_id("context", "r2"), 2)
+    assert (latest.id, latest.version) == (mapped_id("context", "r2"), 3)
     with pytest.raises(ConflictError, match="superseded already"):
-        api.imports.rows([{**renamed, "id": "r3", "supersedes": str(stored.id)}])
-    with pytest.raises(ConflictError, match="has a latest version already"):
-        api.imports.rows([{"kind": "context", "name": "notes.md", "content": "y",
-                           "supersedes": None}])  # fmt: skip
-    with pytest.raises(ConflictError, match="not above the highest version"):
-        api.imports.rows([{"kind": "context", "name": "notes.md", "content": "y", "version": 1}])
+        api.imports.rows(
+            [{"kind": "context", "name": "other.py", "content": "b", "supersedes": str(stored.id)}]
+        )
+    # A merge: notes.md's latest and the named unit of another name, both superseded.
+    api.imports.rows(
+        [{"kind": "context", "id": "m", "name": "notes.md", "content": "x + a",
+          "supersedes": "r2"}]
+    )  # fmt: skip
+    merged = api.contexts.get_latest("notes.md")
+    assert (merged.id, merged.version) == (mapped_id("context", "m"), 4)
+    assert api.contexts.get(mapped_id("context", "n")).superseded_by == merged.id
+    assert api.contexts.get(mapped_id("context", "r2")).superseded_by == merged.id
+    with pytest.raises(ConflictError, match="not above 4"):
+        api.imports.rows([{"kind": "context", "name": "notes.md", "content": "y", "version": 4}])
+    with pytest.raises(InvalidInputError, match="supersedes: gone names no context unit"):
+        api.imports.rows([{"kind": "context", "name": "z", "content": "z", "supersedes": "gone"}])
 
 
 def test_owned_rows_go_with_their_conversation(api: Any) -> None:

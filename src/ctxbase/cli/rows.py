@@ -2,7 +2,8 @@
 imported into a project with their ids, timestamps and links (``docs/moving-in.md``).
 
 The file is read a batch at a time: each batch is one call of ``store.imports.rows`` (one
-transaction), and the progress bar moves on as each commits. A failing batch writes
+transaction), and the progress bar (``cli.progress``, as for the other transfers) moves
+on as each commits. A failing batch writes
 nothing; the ones before it stay written, and the same command with ``--skip-existing``
 continues after them.
 """
@@ -19,7 +20,8 @@ from typing import IO, Any
 import typer
 from rich.table import Table
 
-from ctxbase.cli.common import err, open_store, out, progress_bars
+from ctxbase.cli.common import err, open_store, out
+from ctxbase.cli.progress import TransferProgress
 from ctxbase.errors import CtxbaseError, InvalidInputError
 
 _CONTINUE = "fix it and run the same command again with --skip-existing to continue"
@@ -34,6 +36,7 @@ def import_rows(
     skip_existing: bool,
     map_file: Path | None,
     id_namespace: str | None,
+    quiet: bool,
 ) -> None:
     """Import the rows of ``path`` into ``project``, printing what was written."""
     namespace = _namespace(id_namespace)
@@ -48,8 +51,8 @@ def import_rows(
     ids: dict[str, dict[str, uuid.UUID]] = {}
     embedded = batches = 0
     seconds = 0.0
-    with path.open("rb") as handle, progress_bars("{task.description:<8}") as progress:
-        task = progress.add_task("rows", total=total or 1)
+    with path.open("rb") as handle, TransferProgress(quiet=quiet) as shown:
+        shown.phase("importing", {"rows": total})
         for first_line, lines, count in _batches(handle, batch_size):
             try:
                 report = store.imports.rows(
@@ -70,9 +73,7 @@ def import_rows(
             embedded += report.embedded
             batches += report.batches
             seconds += report.seconds
-            progress.advance(task, count)
-        if not total:
-            progress.advance(task, 1)
+            shown.rows("rows", count)
     _save_map(map_file, ids)
     _print_summary(path, project, written, skipped, embedded, batches, seconds)
     if map_file is not None:

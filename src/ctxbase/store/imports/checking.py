@@ -288,80 +288,64 @@ class BatchChecks:
     # --- context versions ---
 
     def _contexts(self) -> None:
+        """Versions and links as ``contexts.add`` makes them: a unit supersedes its name's
+        latest version and, with ``supersedes``, a latest unit of another name too (a
+        rename or a merge); its version is one above every version it supersedes and
+        every version stored under its name."""
         units = self.out.of_kind("context")
         if not units:
             return
-        in_batch = {p.id: p for p in units}
-        explicit = {p.refs["supersedes"] for p in units if p.refs["supersedes"] is not None}
-        targets = self._stored_units(explicit - set(in_batch))
-        names = self._names({p.row.name for p in units} | {t[0] for t in targets.values()})
-        done: dict[uuid.UUID, str] = {}  # units of the batch checked so far -> name
+        in_batch = {p.id for p in units}
+        named = {p.refs["supersedes"] for p in units} - in_batch - {None}
+        known = self._stored_units(named)  # id -> (name, version, superseded_by)
+        names = self._names({p.row.name for p in units} | {u[0] for u in known.values()}, known)
         for item in units:
             state = names[item.row.name]
-            version = item.row.version if item.row.version is not None else state.highest + 1
-            if version <= state.highest:
+            replaced = [state.latest] if state.latest is not None else []
+            target = item.refs["supersedes"]
+            if target is not None and target != state.latest:
+                if target not in known:
+                    self._missing(item, "supersedes", "context unit of the earlier lines")
+                elif known[target][2] is not None or target in self.out.superseded:
+                    said = f"{item.original('supersedes')} is superseded already"
+                    self._conflict(item, "supersedes", said)
+                else:
+                    replaced.append(target)
+            floor = max([state.highest, *(known[unit][1] for unit in replaced)])
+            version = item.row.version if item.row.version is not None else floor + 1
+            if version <= floor:
                 self._conflict(
                     item,
                     "version",
-                    f"{version} is not above the highest version of {item.original('name')!r} "
-                    f"({state.highest}): a name's versions come in increasing order",
+                    f"{version} is not above {floor}, the highest version of "
+                    f"{item.original('name')!r} and of the units it supersedes",
                 )
-            target = self._superseded_unit(item, state, targets, done)
-            if target is not None:
-                target_name = done.get(target) or targets.get(target, (item.row.name,))[0]
-                if names[target_name].latest == target:
-                    names[target_name].latest = None
-                self.out.superseded[target] = item.id  # type: ignore[assignment]
-                if target not in done:
-                    self.out.stored_superseded.append(target)
+            for unit in replaced:
+                names[known[unit][0]].latest = None
+                self.out.superseded[unit] = item.id  # type: ignore[assignment]
+                if unit not in in_batch:
+                    self.out.stored_superseded.append(unit)
             self.out.versions[item.parsed.number] = version
             state.highest, state.latest = max(state.highest, version), item.id
-            done[item.id] = item.row.name  # type: ignore[index]
+            known[item.id] = (item.row.name, version, None)  # type: ignore[index]
 
-    def _superseded_unit(
-        self,
-        item: Pending,
-        state: NameState,
-        targets: dict[uuid.UUID, tuple[str, uuid.UUID | None]],
-        done: dict[uuid.UUID, str],
-    ) -> uuid.UUID | None:
-        """The unit ``item`` supersedes: the one it names, else its name's latest."""
-        if "supersedes" not in item.row.model_fields_set:
-            return state.latest
-        target = item.refs["supersedes"]
-        if target is not None and target not in done and target not in targets:
-            self._missing(item, "supersedes", "context unit of the earlier lines")
-            return None
-        if target is not None and (
-            target in self.out.superseded or (target in targets and targets[target][1])
-        ):
-            self._conflict(
-                item, "supersedes", f"{item.original('supersedes')} is superseded already"
-            )
-            return None
-        if state.latest is not None and state.latest != target:
-            self._conflict(
-                item,
-                "supersedes",
-                f"{item.original('name')!r} has a latest version already: leave supersedes out "
-                "to supersede it",
-            )
-            return None
-        return target
-
-    def _stored_units(self, ids: set[Any]) -> dict[uuid.UUID, tuple[str, uuid.UUID | None]]:
+    def _stored_units(self, ids: set[Any]) -> dict[uuid.UUID, tuple[str, int, Any]]:
         x = contexts_table.c
-        found: dict[uuid.UUID, tuple[str, uuid.UUID | None]] = {}
+        found: dict[uuid.UUID, tuple[str, int, Any]] = {}
         for part in chunks(ids):
             rows = self.c.execute(
-                select(x.id, x.name, x.superseded_by).where(
+                select(x.id, x.name, x.version, x.superseded_by).where(
                     x.project_id == self.project_id, among(x.id, part)
                 )
             )
-            found.update({r.id: (r.name, r.superseded_by) for r in rows})
+            found.update({r.id: (r.name, r.version, r.superseded_by) for r in rows})
         return found
 
-    def _names(self, names: set[str]) -> dict[str, NameState]:
+    def _names(
+        self, names: set[str], known: dict[uuid.UUID, tuple[str, int, Any]]
+    ) -> dict[str, NameState]:
+        """Each name's highest version and latest unit in the project; its units are
+        added to ``known``."""
         x = contexts_table.c
         states = {name: NameState() for name in names}
         for part in chunks(names):
@@ -375,6 +359,7 @@ class BatchChecks:
                 state.highest = max(state.highest, row.version)
                 if row.superseded_by is None:
                     state.latest = row.id
+                known[row.id] = (row.name, row.version, row.superseded_by)
         return states
 
     # --- event sequences ---
