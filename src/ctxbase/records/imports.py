@@ -101,11 +101,13 @@ class ContextRow(_IdentifiedRow):
     source_type: Annotated[Text, Field(min_length=1, max_length=64)] = "note"
     metadata: JSONObject = Field(default_factory=dict)
     version: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = Field(
-        None, description="Default: one more than the name's highest version so far."
+        None,
+        description="Default: one more than the versions it supersedes and those of its name.",
     )
     supersedes: OriginalId | None = Field(
         None,
-        description="The unit this version replaces (default: the latest of its name); null: none.",
+        description="A latest unit of another name this one replaces too (a rename or a "
+        "merge); the latest version of its own name is always superseded.",
     )
 
 
