@@ -30,6 +30,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", f"{_P}/events"): {"event_type": "e"},
     ("POST", f"{_P}/subscriptions"): {"agent_id": "a"},
     ("POST", f"{_P}/subscriptions/{{subscription_id}}/ack"): {"sequence": 0},
+    ("POST", f"{_P}/import"): {"rows": []},
     ("POST", "/api/v1/projects"): {"slug": "new-project"},
     ("POST", "/api/v1/keys"): {"role": "reader"},
     ("POST", "/api/v1/tenants"): {"slug": "new-tenant"},
