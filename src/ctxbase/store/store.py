@@ -23,6 +23,7 @@ from ctxbase.store.databases import DatabaseConfigs
 from ctxbase.store.embedding import _UNSET, Embeddings
 from ctxbase.store.event_writer import EventWriter
 from ctxbase.store.events import Events
+from ctxbase.store.jobs import Jobs
 from ctxbase.store.memories import Memories, prune_expired_memories
 from ctxbase.store.projects import Projects, ensure_defaults
 from ctxbase.store.search import Search
@@ -46,6 +47,7 @@ for _domain, _cls in {
     "audit": Audit,
     "embeddings": Embeddings,
     "databases": DatabaseConfigs,
+    "jobs": Jobs,
 }.items():
     enforce(_cls, _domain)  # unknown arguments are refused by name
 
@@ -57,8 +59,8 @@ class Store:
     ``auto_migrate=False``; a Store is safe to share between threads.
 
     Sub-APIs: ``projects``, ``conversations``, ``messages``, ``contexts``, ``memories``,
-    ``state``, ``embeddings``, ``events``, ``subscriptions``, ``databases``. Each method takes
-    ``project=`` (default ``"default"``).
+    ``state``, ``embeddings``, ``events``, ``subscriptions``, ``databases``, ``jobs``. Each
+    method acting in a project takes ``project=`` (default ``"default"``).
 
     ``embedder`` overrides the ``embedder`` setting with a provider object (anything with
     ``name``, ``dimensions`` and ``embed(texts)``), or ``None`` for no vectors.
@@ -118,6 +120,7 @@ class Store:
         self.tenants = Tenants(self)
         self.keys = Keys(self)
         self.audit = Audit(self)
+        self.jobs = Jobs(self)
 
     def scoped(self, scope: Scope) -> Store:
         """A view of this store limited to ``scope``, sharing its connections."""
