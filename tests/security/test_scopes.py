@@ -62,7 +62,9 @@ def test_every_operation_has_a_known_scope() -> None:
     assert len(ROUTED) >= 60
     for op in ROUTED:
         domain, _, kind = op.scope.partition(":")
-        assert domain == op.domain and op.scope in known_scopes() and kind in ("read", "write"), op.name
+        assert domain == op.domain and op.scope in known_scopes() and kind in ("read", "write"), (
+            op.name
+        )
         assert kind == ("read" if op.rule == "read" or op.method == "GET" else "write"), op.name
 
 
