@@ -24,8 +24,16 @@ from ctxbase.db.database import Database
 from ctxbase.db.diagnostics import HOME_COPY
 from ctxbase.db.schema import MigrationJob, table, utcnow
 from ctxbase.errors import NotFoundError, PermissionDeniedError
-from ctxbase.records import Page
-from ctxbase.store.base import DEFAULT_PAGE, Domain, Keyset, as_uuid, page_limit, uuid_part
+from ctxbase.records import Input, Page
+from ctxbase.store.base import (
+    DEFAULT_PAGE,
+    Domain,
+    Keyset,
+    as_uuid,
+    page_limit,
+    parse,
+    uuid_part,
+)
 from ctxbase.transfer.jobs import ERROR_LOG_LIMIT, to_report
 from ctxbase.transfer.report import JobKind, JobStatus, MigrationReport
 
@@ -35,6 +43,11 @@ _pages = Keyset("jobs", (uuid_part,))  # by id, newest first
 UNFINISHED = ("pending", "running")
 
 __all__ = ["HOME_COPY", "Jobs", "load_job", "record_job", "save_job"]
+
+
+class _Filters(Input):
+    kind: JobKind | None = None
+    status: JobStatus | None = None
 
 
 class Jobs(Domain):
@@ -51,6 +64,7 @@ class Jobs(Domain):
         """Jobs, newest first; ``kind`` (migration, reembed) and ``status`` narrow it."""
         self._require_server_admin()
         page_limit(limit)
+        parse(_Filters, {"kind": kind, "status": status})
         within = (kind or "", status or "")
         query = select(jobs_table).order_by(j.id.desc()).limit(limit + 1)
         if kind is not None:

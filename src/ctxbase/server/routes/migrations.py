@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -53,14 +54,27 @@ def _configs_at(home: Store, ref: DatabaseRef, url: str) -> list[uuid.UUID]:
     or those whose database the URL names."""
     if ref.config is not None:
         return [home.databases.get(ref.config).id]
+    wanted = _identity(url)
     found = []
     for config in home.databases.list():
         try:
-            if home.databases.url(config.id) == url:
+            if wanted is not None and _identity(home.databases.url(config.id)) == wanted:
                 found.append(config.id)
         except CtxbaseError:  # a configuration this server cannot open: not this one
             continue
     return found
+
+
+def _identity(url: str) -> tuple[Any, ...] | None:
+    """Which database a URL names, whatever its spelling (None: one in memory)."""
+    parsed = parse_database_url(url)
+    if parsed.in_memory:
+        return None
+    if parsed.sqlite_path is not None:
+        return ("sqlite", str(Path(parsed.sqlite_path).resolve()))
+    u = parsed.url
+    host = u.host or u.query.get("host") or "localhost"
+    return ("postgresql", str(host), u.port or 5432, u.database)
 
 
 @declared(router, "migrations.start")
