@@ -45,7 +45,27 @@ def seed_every_list(store: ctxbase.Store) -> dict[str, Parents]:
     store.keys.create(role="reader", name="first")
     store.keys.create(role="reader", name="second")
     store.projects.create(slug="other", name="Other")
+    for kind in ("migration", "reembed"):
+        _record_job(store, kind)
     return {project: _seed_project(store, project) for project in PROJECTS}
+
+
+def _record_job(store: ctxbase.Store, kind: str) -> None:
+    from ctxbase.store.jobs import record_job
+    from ctxbase.transfer.report import MigrationReport, Progress
+
+    report = MigrationReport(
+        id=new_id(),
+        kind=kind,  # type: ignore[arg-type]
+        status="completed",
+        source={},
+        target={},
+        tables=[],
+        options={},
+        progress=Progress(percent=100.0),
+        created_at=utcnow(),
+    )
+    record_job(store.db, report, {"home_copy": True})
 
 
 def _seed_project(store: ctxbase.Store, project: str) -> Parents:
