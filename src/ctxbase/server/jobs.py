@@ -146,12 +146,14 @@ class JobRunner:
 
         def run() -> None:
             try:
-                job.update(prepared.run())
+                final = prepared.run()
             except Exception as error:  # run() reports its own failures; this is a bug
                 log.exception("Migration job %s failed", report.id)
-                job.update(_failed(job.report, error))
+                final = _failed(job.report, error)
             finally:
+                # Before the end is reported: whoever sees it ended sees the status back.
                 _restore_configs(home, target_configs)
+            job.update(final)
 
         self._start(job, run, f"ctxbase-migration-{report.id}")
         return job
