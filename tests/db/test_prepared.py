@@ -97,7 +97,7 @@ def test_failed_write_leaves_connections_clean(store: ctxbase.Store) -> None:
     """A write that fails inside the block is rolled back; the next ones succeed."""
     (message,) = _appended(store, 1)
     insert_message = store.db.prepared("test.insert", lambda: insert(messages))
-    row = {**message.model_dump(), "position": 99}
+    row = {"updated_at": message.created_at, **message.model_dump(), "position": 99}
     for _ in range(3):
         with pytest.raises(ConflictError), store.db.raw(write=True) as cursor:
             insert_message.many(cursor, [row])  # the same id again: a unique violation

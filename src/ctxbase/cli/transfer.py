@@ -16,6 +16,7 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from ctxbase.cli.common import err, open_database, out, progress_bars, resolve_database, settings_of
+from ctxbase.cli.progress import QuietOption, TransferProgress
 from ctxbase.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -164,13 +165,21 @@ def export_command(
     with_embeddings: Annotated[
         bool, typer.Option("--with-embeddings", help="Include the vectors.")
     ] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Write the store to a portable, versioned, compressed JSON Lines archive."""
     from ctxbase.transfer.archive import export_archive
 
-    report = export_archive(
-        _existing_database(ctx), output, project=project, with_embeddings=with_embeddings
-    )
+    db = _existing_database(ctx)
+    with TransferProgress(quiet=quiet) as shown:
+        report = export_archive(
+            db,
+            output,
+            project=project,
+            with_embeddings=with_embeddings,
+            progress=shown.rows,
+            on_phase=shown.phase,
+        )
     out.print(f"Exported {sum(report.rows.values())} row(s) to {report.path}")
 
 
@@ -178,11 +187,14 @@ def export_command(
 def import_command(
     ctx: typer.Context,
     archive: Annotated[Path, typer.Argument(help="Archive written by `ctxbase export`.")],
+    quiet: QuietOption = False,
 ) -> None:
     """Read an export archive into the database (all or nothing)."""
     from ctxbase.transfer.archive import import_archive
 
-    report = import_archive(open_database(ctx), archive)
+    db = open_database(ctx)
+    with TransferProgress(quiet=quiet) as shown:
+        report = import_archive(db, archive, progress=shown.rows, on_phase=shown.phase)
     out.print(f"Imported {sum(report.rows.values())} row(s) from {archive}")
     if report.skipped_columns or report.skipped_tables:
         skipped = ", ".join(report.skipped_tables + report.skipped_columns)
@@ -193,11 +205,16 @@ def import_command(
 def backup_command(
     ctx: typer.Context,
     output: Annotated[Path, typer.Option("--output", "-o", help="Backup file to write.")],
+    quiet: QuietOption = False,
 ) -> None:
     """Back the database up (SQLite online backup; pg_dump, else an export archive)."""
     from ctxbase.transfer.backup import backup
 
-    report = backup(_existing_database(ctx), output, settings=settings_of(ctx))
+    db = _existing_database(ctx)
+    with TransferProgress(quiet=quiet) as shown:
+        report = backup(
+            db, output, settings=settings_of(ctx), progress=shown.rows, on_phase=shown.phase
+        )
     out.print(f"Backup of {report.bytes} bytes written to {report.path} ({report.method})")
     if report.note:
         err.print(report.note)
@@ -219,6 +236,7 @@ def restore_command(
     ctx: typer.Context,
     backup_file: Annotated[Path, typer.Argument(help="A file written by `ctxbase backup`.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Replace the database's contents with a backup. CURRENT DATA IS LOST."""
     from ctxbase.transfer.backup import restore
@@ -228,5 +246,8 @@ def restore_command(
         raise InvalidInputError(f"No such backup file: {backup_file}")
     if not yes:
         typer.confirm(f"Replace all ctxbase data in {db.url.masked()}?", abort=True)
-    report = restore(db, backup_file, settings=settings_of(ctx))
+    with TransferProgress(quiet=quiet) as shown:
+        report = restore(
+            db, backup_file, settings=settings_of(ctx), progress=shown.rows, on_phase=shown.phase
+        )
     out.print(f"Restored {db.url.masked()} from {report.path} ({report.method})")

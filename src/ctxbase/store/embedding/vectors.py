@@ -14,6 +14,7 @@ from sqlalchemy import select
 from ctxbase.db.database import Database
 from ctxbase.db.schema import ContextUnit, Embedding, Memory, Message, table
 from ctxbase.embeddings import Embedder
+from ctxbase.store.embedding.outcomes import ProviderOutcomes
 
 embeddings_table = table(Embedding)
 e = embeddings_table.c
@@ -40,6 +41,7 @@ class VectorCache:
         self._db = db
         self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        self.outcomes = ProviderOutcomes()
 
     def embed(
         self, texts: list[str], embedder: Embedder, *, remembered_only: bool = False
@@ -51,7 +53,12 @@ class VectorCache:
         known = self._known(embedder.name, set(hashes), use_table=not remembered_only)
         missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in known}
         if missing:
-            matrix = embedder.embed(list(missing.values()))
+            try:
+                matrix = embedder.embed(list(missing.values()))
+            except Exception as error:  # told to /health, then handled by the caller
+                self.outcomes.failed(embedder.name, error)
+                raise
+            self.outcomes.succeeded(embedder.name)
             for digest, vector in zip(missing, matrix, strict=True):
                 known[digest] = np.ascontiguousarray(vector, dtype=np.float32)
             self._remember(embedder.name, {h: known[h] for h in missing})
