@@ -37,8 +37,7 @@ from tests.live import live_server
 API = "/api/v1"
 ROUTED = [op for op in OPERATIONS.values() if op.on != "library" and op.rule != "public"]
 STREAMS = {op.name for op in ROUTED if op.name.endswith(".stream")}
-#: Bodies the accepting key can act on (the declared examples name records that do not
-#: exist here, or rights this key does not hold).
+#: Bodies where the declared example will not do.
 BODIES: dict[str, Any] = {
     "keys.create": {"role": "reader", "scopes": ["keys:write"]},
     "embeddings.start_reembed": {"model": "hash:32"},
@@ -79,6 +78,7 @@ class World:
 def _seed(store: ctxbase.Store, tmp_path: Path) -> dict[str, str]:
     conversation = store.conversations.create(title="t")
     message = store.messages.append(conversation.id, role="user", content="hi")
+    reply = store.messages.append(conversation.id, role="assistant", content="hello")
     context = store.contexts.add("c", "content")
     memory = store.memories.add("remember")
     store.state.put("k", 1)
@@ -102,6 +102,7 @@ def _seed(store: ctxbase.Store, tmp_path: Path) -> dict[str, str]:
         "tenant": "default",
         "conversation_id": str(conversation.id),
         "message_id": str(message.id),
+        "reply_id": str(reply.id),
         "context_id": str(context.id),
         "name": context.name,
         "memory_id": str(memory.id),
@@ -112,7 +113,9 @@ def _seed(store: ctxbase.Store, tmp_path: Path) -> dict[str, str]:
     }
 
 
-def _throwaway(store: ctxbase.Store, op: Operation, tmp_path: Path) -> dict[str, str]:
+def _throwaway(
+    store: ctxbase.Store, op: Operation, tmp_path: Path, ids: dict[str, str]
+) -> dict[str, str]:
     """Records for the operations that delete one, so each deletes its own."""
     n = uuid.uuid4().hex[:8]
     if op.name == "conversations.delete":
@@ -136,7 +139,49 @@ def _throwaway(store: ctxbase.Store, op: Operation, tmp_path: Path) -> dict[str,
         return {"config_id": str(spare.id)}
     if op.name == "databases.activate":
         return {"config_id": str(uuid.uuid4())}  # never switch the served database here
+    if op.name in _QUALITY_RECORDS:
+        return {"record_id": str(_QUALITY_RECORDS[op.name](store, ids).id)}
     return {}
+
+
+def _pair(ids: dict[str, str]) -> dict[str, str]:
+    return {"first_message_id": ids["message_id"], "second_message_id": ids["reply_id"]}
+
+
+_QUALITY_RECORDS: dict[str, Any] = {
+    "quality.delete_metric": lambda store, ids: store.quality.add_metric(
+        ids["conversation_id"], metric="m", value=1.0
+    ),
+    **{
+        name: lambda store, ids: store.quality.add_contradiction(
+            ids["conversation_id"], description="d", **_pair(ids)
+        )
+        for name in ("quality.update_contradiction", "quality.delete_contradiction")
+    },
+    "quality.delete_loop": lambda store, ids: store.quality.add_loop(
+        ids["conversation_id"], pattern="p", message_ids=[ids["message_id"]]
+    ),
+    **{
+        name: lambda store, ids: store.quality.add_citation(
+            ids["conversation_id"], message_id=ids["message_id"], source_reference="s"
+        )
+        for name in ("quality.update_citation", "quality.delete_citation")
+    },
+}
+
+
+def _body(op: Operation, values: dict[str, str]) -> Any:
+    """A body the accepting key can act on: the declared example unless it names records
+    that do not exist here or rights this key does not hold."""
+    linked = {
+        "quality.add_contradiction": {"description": "d", **_pair(values)},
+        "quality.add_loop": {"pattern": "p", "message_ids": [values["message_id"]]},
+        "quality.add_citation": {"message_id": values["message_id"], "source_reference": "s"},
+    }
+    if op.name in linked:
+        return linked[op.name]
+    body = BODIES.get(op.name, op.request_example)
+    return {} if body is None and op.method in ("POST", "PUT", "PATCH") else body
 
 
 def _path(op: Operation, values: dict[str, str]) -> str:
@@ -158,12 +203,9 @@ def world(store: ctxbase.Store, tmp_path: Path) -> Iterator[World]:
 
 def _call(world: World, op: Operation, key: str, values: dict[str, str]) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"}
-    body = BODIES.get(op.name, op.request_example)
-    if op.method in ("POST", "PUT", "PATCH") and body is None:
-        body = {}
     request = {"headers": headers, "timeout": 30}
     if op.method in ("POST", "PUT", "PATCH"):
-        request["json"] = body
+        request["json"] = _body(op, values)
     if op.name in STREAMS:  # read the status, leave the stream
         with httpx.stream(op.method, world.url + _path(op, values), **request) as response:
             if response.status_code != 200:
@@ -178,7 +220,7 @@ def test_every_route_refuses_a_key_lacking_its_scope_and_accepts_one_holding_it(
     store = world.store
     wrong, statuses = [], {}
     for op in ROUTED:
-        values = {**world.ids, **_throwaway(store, op, tmp_path)}
+        values = {**world.ids, **_throwaway(store, op, tmp_path, world.ids)}
         others = sorted(known_scopes() - {op.scope})
         lacking = store.keys.create(role="admin", scopes=others, name=f"no {op.scope}").key
         holding = store.keys.create(role="admin", scopes=[op.scope], name=op.scope).key
