@@ -71,11 +71,25 @@ def _record_job(store: ctxbase.Store, kind: str) -> None:
 def _seed_project(store: ctxbase.Store, project: str) -> Parents:
     conversation = store.conversations.create(title="first", project=project)
     store.conversations.create(title="second", project=project)
-    store.messages.append_many(
+    one, two = store.messages.append_many(
         conversation.id,
         [{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}],
         project=project,
     )
+    quality = store.quality
+    for name in ("a", "b"):
+        quality.add_metric(conversation.id, metric=name, value=1.0, project=project)
+        quality.add_contradiction(
+            conversation.id,
+            first_message_id=one.id,
+            second_message_id=two.id,
+            description=name,
+            project=project,
+        )
+        quality.add_loop(conversation.id, pattern=name, message_ids=[one.id], project=project)
+        quality.add_citation(
+            conversation.id, message_id=one.id, source_reference=name, project=project
+        )
     for name in ("a", "b"):
         store.contexts.add(name, f"note {name}", project=project)
         store.memories.add(f"memory {name}", project=project)
