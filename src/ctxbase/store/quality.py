@@ -87,9 +87,9 @@ class Quality(QualityRecords):
         project: str = DEFAULT_PROJECT,
     ) -> Page[QualityMetric]:
         """Points by time measured, of one ``metric`` if given."""
-        query = parse(MetricQuery, given(MetricQuery, locals()))
+        query = parse(MetricQuery, given(MetricQuery, {**locals(), "cursor": None}))
         equal = {"metric": query.metric}
-        return self._list(METRICS, conversation_id, project, query, equal)
+        return self._list(METRICS, conversation_id, project, query, equal, cursor)
 
     def delete_metric(
         self, conversation_id: ID, metric_id: ID, *, project: str = DEFAULT_PROJECT
@@ -138,9 +138,9 @@ class Quality(QualityRecords):
         cursor: str | None = None,
         project: str = DEFAULT_PROJECT,
     ) -> Page[Contradiction]:
-        query = parse(ContradictionQuery, given(ContradictionQuery, locals()))
+        query = parse(ContradictionQuery, given(ContradictionQuery, {**locals(), "cursor": None}))
         equal = {"status": query.status, "severity": query.severity}
-        return self._list(CONTRADICTIONS, conversation_id, project, query, equal)
+        return self._list(CONTRADICTIONS, conversation_id, project, query, equal, cursor)
 
     def update_contradiction(
         self,
@@ -211,8 +211,8 @@ class Quality(QualityRecords):
         cursor: str | None = None,
         project: str = DEFAULT_PROJECT,
     ) -> Page[RepetitionLoop]:
-        query = parse(LoopQuery, given(LoopQuery, locals()))
-        return self._list(LOOPS, conversation_id, project, query, {})
+        query = parse(LoopQuery, given(LoopQuery, {**locals(), "cursor": None}))
+        return self._list(LOOPS, conversation_id, project, query, {}, cursor)
 
     def delete_loop(
         self, conversation_id: ID, loop_id: ID, *, project: str = DEFAULT_PROJECT
@@ -278,9 +278,9 @@ class Quality(QualityRecords):
         cursor: str | None = None,
         project: str = DEFAULT_PROJECT,
     ) -> Page[Citation]:
-        query = parse(CitationQuery, given(CitationQuery, locals()))
+        query = parse(CitationQuery, given(CitationQuery, {**locals(), "cursor": None}))
         equal = {"status": query.status, "message_id": query.message_id}
-        return self._list(CITATIONS, conversation_id, project, query, equal)
+        return self._list(CITATIONS, conversation_id, project, query, equal, cursor)
 
     def update_citation(
         self,
