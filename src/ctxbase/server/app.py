@@ -15,6 +15,7 @@ from ctxbase.events.worker import DeliveryWorker
 from ctxbase.server import activation
 from ctxbase.server.access import AuthenticateFirst, Gate, check_auth_mode, warn_if_open
 from ctxbase.server.api_docs import install_api_docs
+from ctxbase.server.console import install_console
 from ctxbase.server.deps import authorize
 from ctxbase.server.errors import install_error_handlers
 from ctxbase.server.limits import BodySizeLimit
@@ -120,6 +121,7 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(generated.router(), prefix=API_PREFIX)
     install_api_docs(app, api_prefix=API_PREFIX)
+    install_console(app)
     return app
 
 
