@@ -57,6 +57,8 @@ async def page(
 ) -> Response:
     """A full page in the console's frame."""
     projects = await visible_projects(v)
+    if project is None and v.session.project in {p.slug for p in projects}:
+        project = v.session.project  # keep the project's links on other pages
     admin = [(label, path) for label, path, op in ADMIN_NAV if v.can(op)]
     frame = {
         "v": v,
