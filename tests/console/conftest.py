@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from ctxbase.server.app import create_app
-from tests.conftest import open_store
+from tests.conftest import IN_CI, open_store
 from tests.console.sites import Site, seed
 from tests.live import live_server
 from tests.postgres import PostgresServer
@@ -40,7 +40,10 @@ CONSOLE_BACKENDS = ["sqlite-file", "postgres"]
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs chromium (apt-get)")
+        missing = f"{CHROMIUM} is missing: `make test` installs chromium (apt-get)"
+        if IN_CI:
+            pytest.fail(missing)
+        pytest.skip(missing)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -57,7 +60,7 @@ def site(
 ) -> Iterator[Site]:
     """A live console over a seeded store on each backend (one per module)."""
     with ExitStack() as stack:
-        url = _database(request, tmp_path_factory, stack, request.param)
+        url = database(request, tmp_path_factory, stack, request.param)
         store = stack.enter_context(open_store(url, auth="required", embed_worker_interval=0))
         keys = {
             role: store.keys.create(role=role, name=f"console {role}").key
@@ -68,17 +71,38 @@ def site(
         yield Site(base, store, keys, ids, request.param)
 
 
-def _database(
+def database(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     stack: ExitStack,
     backend: str,
 ) -> str:
+    """The URL of a database of ``backend`` at schema head, for as long as ``stack``."""
     if backend == "sqlite-file":
         return f"sqlite:///{tmp_path_factory.mktemp('console') / 'ctxbase.db'}"
     server: PostgresServer = request.getfixturevalue("postgres")
     template = request.getfixturevalue("postgres_template")
     return str(stack.enter_context(server.database(template=template)))
+
+
+@pytest.fixture(scope="module")
+def signed_in(browser: Any, site: Site) -> Iterator[dict[str, Any]]:
+    """A browser context signed in per role, made on first use and shared by the module's
+    tests (signing in costs two page loads): ``signed_in["writer"]``."""
+    from tests.console.browsing import Browsing
+
+    opened: dict[str, Browsing] = {}
+
+    class Roles(dict[str, Any]):
+        def __missing__(self, role: str) -> Browsing:
+            b = opened[role] = Browsing(browser, site)
+            b.sign_in(role)
+            self[role] = b
+            return b
+
+    yield Roles()
+    for b in opened.values():
+        b.close()
 
 
 @pytest.fixture(scope="session")

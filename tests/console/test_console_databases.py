@@ -124,7 +124,8 @@ def test_configure_migrate_and_activate_postgresql(
         b.page.wait_for_selector(".flash.ok")
         assert "serving" in b.page.inner_text("h1")
         b.goto("/")
-        assert "postgresql" in b.page.inner_text("main").lower()
+        b.page.wait_for_selector("#health .cards")
+        assert "postgresql" in b.page.inner_text("#health").lower()
         b.goto("/p/default/conversations")
         assert "Long one" in b.page.inner_text("main")
 

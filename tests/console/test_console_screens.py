@@ -23,6 +23,7 @@ def _pages(site: Site) -> list[tuple[str, str]]:
     ids = site.ids
     return [
         ("dashboard", "/"),
+        ("health", "/health"),
         ("conversations", "/p/default/conversations"),
         ("conversation", f"/p/default/conversations/{ids['conversation']}"),
         ("memories", "/p/default/memories"),
@@ -47,19 +48,25 @@ def _pages(site: Site) -> list[tuple[str, str]]:
 def test_every_page_fits_and_is_accessible(
     browser: Any, site: Site, screenshots: Path, width: int
 ) -> None:
+    """axe-core runs at one width: its rules read the markup, which is the same at both
+    (the layout changes by CSS only), and each run costs a second."""
     subscription = site.store.subscriptions.list().items[0]
     pages = [*_pages(site), ("subscription", f"/p/default/subscriptions/{subscription.id}")]
     with Browsing(browser, site, width=width) as b:
         b.goto("/login")
         b.check()
-        b.accessible()
+        if width == WIDTHS[0]:
+            b.accessible()
         b.screenshot(screenshots, "login")
         b.sign_in("admin")
         for name, path in pages:
             response = b.goto(path)
             assert response.status == 200, (path, response.status)
+            if name == "dashboard":
+                b.page.wait_for_selector("#health .cards")  # loaded beside the page
             b.check()
-            b.accessible()
+            if width == WIDTHS[0]:
+                b.accessible()
             b.screenshot(screenshots, name)
 
 

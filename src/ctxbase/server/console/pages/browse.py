@@ -29,7 +29,7 @@ router = APIRouter(prefix="/p/{project}")
 
 async def count_of(v: Visitor, project: str, kind: str) -> int:
     """How many ``kind`` items ``project`` holds (see :mod:`..counts`)."""
-    counts = await run_in_threadpool(project_counts, v.store(), project)
+    counts = await run_in_threadpool(project_counts, v.store(), project, (kind,))
     return counts[kind]
 
 

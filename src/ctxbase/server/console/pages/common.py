@@ -53,10 +53,13 @@ async def page(
     project: str | None = None,
     section: str | None = None,
     status: int = 200,
+    projects: list[Project] | None = None,
     **context: Any,
 ) -> Response:
-    """A full page in the console's frame."""
-    projects = await visible_projects(v)
+    """A full page in the console's frame (``projects``: the visible ones, when the
+    handler has read them already)."""
+    if projects is None:
+        projects = await visible_projects(v)
     if project is None and v.session.project in {p.slug for p in projects}:
         project = v.session.project  # keep the project's links on other pages
     admin = [(label, path) for label, path, op in ADMIN_NAV if v.can(op)]

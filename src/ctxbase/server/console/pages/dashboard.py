@@ -14,7 +14,13 @@ from ctxbase.errors import CtxbaseError, NotFoundError
 from ctxbase.records import Event, Project
 from ctxbase.server.console.counts import project_counts
 from ctxbase.server.console.guard import Visitor
-from ctxbase.server.console.pages.common import VisitorDep, page, redirect, visible_projects
+from ctxbase.server.console.pages.common import (
+    VisitorDep,
+    fragment,
+    page,
+    redirect,
+    visible_projects,
+)
 from ctxbase.store import Store
 
 router = APIRouter()
@@ -25,29 +31,41 @@ RECENT_EVENTS = 10
 
 @router.get("/")
 async def dashboard(v: VisitorDep) -> Response:
+    """What the project holds, recent events, jobs and the pool; the health checks load
+    beside it (:func:`health`), so the page never waits for them."""
     projects = await visible_projects(v)
     current = _current_project(v, projects)
-    health, embeddings, events, jobs = await asyncio.gather(
-        v.api.health(),
-        _optional(v, "embeddings.status", v.api.embeddings.status()),
+    events, jobs, counts = await asyncio.gather(
         _recent_events(v, current),
         _jobs(v),
+        run_in_threadpool(_counts, v.store(), projects[:COUNTED_PROJECTS]),
     )
-    counts = await run_in_threadpool(_counts, v.store(), projects[:COUNTED_PROJECTS])
     return await page(
         v,
         "dashboard.html",
         title="Dashboard",
         section="dashboard",
         project=current,
-        health=health,
-        embeddings=embeddings,
+        projects=projects,
         counts=counts,
         more_projects=max(0, len(projects) - COUNTED_PROJECTS),
         events=events,
         pool=_pool(v),
         jobs=jobs,
     )
+
+
+@router.get("/health")
+async def health(v: VisitorDep) -> Response:
+    """The health cards and the embedding backlog: the server's ``/health`` report (which
+    checks the schema's revision, so it takes a while) and ``/embeddings``."""
+    report, embeddings = await asyncio.gather(
+        v.api.health(), _optional(v, "embeddings.status", v.api.embeddings.status())
+    )
+    context = {"health": report, "embeddings": embeddings, "pool": _pool(v)}
+    if v.request.headers.get("hx-request"):
+        return fragment(v, "_health.html", **context)
+    return await page(v, "health.html", title="Health", section="dashboard", **context)
 
 
 @router.get("/go")
