@@ -35,9 +35,7 @@ from ctxbase.store.base import project_id_expression
 KINDS = ("conversations", "messages", "contexts", "memories", "state", "events", "subscriptions")
 
 
-def project_counts(
-    store: Store, project: str, kinds: Iterable[str] = KINDS
-) -> dict[str, int]:
+def project_counts(store: Store, project: str, kinds: Iterable[str] = KINDS) -> dict[str, int]:
     """Items of each of ``kinds`` in ``project`` as ``store``'s scope sees it;
     NotFoundError when the project is not visible."""
     scope = store.scope
@@ -59,8 +57,10 @@ def _count(kind: str, project_id: Any) -> Any:
     memories, state = table(Memory), table(StateEntry)
 
     def rows(items: Any, *conditions: Any) -> Any:
-        return select(func.count()).select_from(items).where(
-            items.c.project_id == project_id, *conditions
+        return (
+            select(func.count())
+            .select_from(items)
+            .where(items.c.project_id == project_id, *conditions)
         )
 
     if kind == "conversations":
