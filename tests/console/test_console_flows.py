@@ -227,3 +227,42 @@ def test_every_control_of_a_page_is_reachable_by_keyboard(browser: Any, site: Si
         assert b.page.evaluate("document.activeElement.textContent") == "Skip to content"
         b.page.keyboard.press("Enter")
         assert b.page.evaluate("location.hash") == "#main"
+
+
+def test_an_event_appended_from_the_form_reaches_the_tail(signed_in: Any, site: Site) -> None:
+    b = signed_in["writer"]
+    b.goto("/p/default/events")
+    b.page.wait_for_selector("#tail[data-live=true]")
+    b.page.click("text=Append an event")
+    b.page.fill("#event_type", "note.added")
+    b.page.fill("#event-data", '{"from": "the console form"}')
+    b.page.click("#append-event button[type=submit]")
+    b.page.wait_for_selector("#append-result .flash.ok")  # htmx: the page stays
+    sequence = site.store.events.last_sequence()
+    b.page.wait_for_selector(f"#tail li[data-sequence='{sequence}']")
+    assert "the console form" in b.page.locator("#tail li").first.inner_text()
+    b.check()
+
+
+def test_conversations_are_filtered_by_metadata(signed_in: Any, site: Site) -> None:
+    b = signed_in["reader"]
+    b.goto("/p/default/conversations")
+    b.page.fill("#f-meta", '{"topic": "billing"}')
+    b.page.click("form[role=search] button[type=submit]")
+    b.page.wait_for_url(re.compile(r".*metadata=.*"))
+    assert "Billing drift" in b.page.inner_text("table.rows")
+    b.page.fill("#f-meta", '{"topic": "weather"}')
+    b.page.click("form[role=search] button[type=submit]")
+    b.page.wait_for_selector("text=No conversations match.")
+    b.check()
+
+
+def test_reembedding_is_followed_to_its_end(signed_in: Any, site: Site) -> None:
+    """Last in the module: the store's active model changes."""
+    b = signed_in["admin"]
+    b.goto("/admin/embeddings")
+    b.page.fill("#model", "hash:32")
+    b.page.click("form[action$='/reembed'] button[type=submit]")
+    b.page.wait_for_selector("#reembed-status:has-text('completed')", timeout=60_000)
+    assert "hash:32" in b.page.inner_text("#reembed")
+    b.check()

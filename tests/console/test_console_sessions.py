@@ -229,3 +229,18 @@ def test_unknown_pages_and_records_answer_404_pages(keyed: Any) -> None:
         assert client.get("/console/p/default/memories/not-an-id").status_code == 404
         missing = client.get("/console/p/no-such-project/memories")
         assert missing.status_code == 404 and "No project" in missing.text
+
+
+def test_a_key_limited_to_projects_sees_only_those(keyed: Any) -> None:
+    store, _keys = keyed
+    if "alpha" not in {p.slug for p in store.projects.list().items}:
+        store.projects.create("alpha")
+    limited = store.keys.create(role="writer", projects=["alpha"], name="alpha only")
+    with _client(store) as client:
+        sign_in(client, limited.key)
+        dashboard = client.get("/console/")
+        assert dashboard.status_code == 200
+        assert 'value="alpha"' in dashboard.text and 'value="default"' not in dashboard.text
+        assert client.get("/console/p/alpha/memories").status_code == 200
+        assert client.get("/console/p/default/memories").status_code == 404
+        assert client.get("/console/admin/databases").status_code == 403

@@ -59,8 +59,8 @@ def _pretty(value: Any) -> str:
 
 
 def _summary(name: str) -> str:
-    """An operation's one-line summary, from its declaration."""
-    return OPERATIONS[name].summary
+    """An operation's one-line summary, from its declaration (as plain text)."""
+    return OPERATIONS[name].summary.replace("`", "")
 
 
 def _environment() -> Environment:

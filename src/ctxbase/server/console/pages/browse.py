@@ -4,6 +4,7 @@ history, edit and delete."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,12 +51,30 @@ def query_string(**values: Any) -> str:
 
 @router.get("/conversations")
 async def conversations(
-    v: VisitorDep, project: str, agent_id: str = "", cursor: str | None = None
+    v: VisitorDep,
+    project: str,
+    agent_id: str = "",
+    created_after: str = "",
+    created_before: str = "",
+    metadata: str = "",
+    cursor: str | None = None,
 ) -> Response:
     opened(v, project)
+    filters = {
+        "agent_id": agent_id,
+        "created_after": created_after,
+        "created_before": created_before,
+        "metadata": metadata,
+    }
     listed, total = await asyncio.gather(
         v.api.conversations.list(
-            agent_id=agent_id or None, limit=PAGE, cursor=cursor, project=project
+            agent_id=agent_id or None,
+            created_after=utc(created_after or None),
+            created_before=utc(created_before or None),
+            metadata=json_text(metadata),
+            limit=PAGE,
+            cursor=cursor,
+            project=project,
         ),
         count_of(v, project, "conversations"),
     )
@@ -69,8 +88,8 @@ async def conversations(
         next_cursor=listed.next_cursor,
         cursor=cursor,
         total=total,
-        agent_id=agent_id,
-        here=f"{v.base}/p/{project}/conversations{query_string(agent_id=agent_id)}",
+        filters=filters,
+        here=f"{v.base}/p/{project}/conversations{query_string(**filters)}",
     )
 
 
@@ -205,6 +224,19 @@ async def deleted_(call: Any) -> bool:
     """True once ``call`` (a deletion, which answers nothing) is done."""
     await call
     return True
+
+
+def json_text(text: str) -> dict[str, Any] | None:
+    """A JSON object typed in a filter field; InvalidInputError if it is not one."""
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidInputError('metadata must be a JSON object, e.g. {"k": "v"}') from None
+    if not isinstance(value, dict):
+        raise InvalidInputError('metadata must be a JSON object, e.g. {"k": "v"}')
+    return value
 
 
 def utc(text: str | None) -> datetime | None:

@@ -41,7 +41,7 @@
     var source = new EventSource(list.getAttribute("data-tail") + "?after=" + encodeURIComponent(after));
     source.addEventListener("open", function () {
       list.setAttribute("data-live", "true");
-      if (status) status.textContent = "Live: new events appear below as they are appended.";
+      if (status) status.textContent = "Live: new events appear at the top as they are appended.";
     });
     source.addEventListener("error", function () {
       list.setAttribute("data-live", "false");
