@@ -29,7 +29,6 @@ from ctxbase.api import OPERATIONS
 from ctxbase.client import AsyncClient
 from ctxbase.errors import (
     AuthenticationError,
-    CtxbaseError,
     NotFoundError,
     PermissionDeniedError,
     QuotaExceededError,
@@ -257,8 +256,3 @@ def parse_uuid(value: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise NotFoundError(f"Not an id: {value[:60]!r}") from None
-
-
-def error_text(error: CtxbaseError) -> str:
-    """What a person reads of an API error: its message and hint, no stack."""
-    return str(error)

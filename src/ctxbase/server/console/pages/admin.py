@@ -13,15 +13,16 @@ from starlette.responses import Response
 
 from ctxbase.errors import CtxbaseError, NotFoundError
 from ctxbase.server.console.guard import Visitor
-from ctxbase.server.console.pages.browse import deleted_, query_string
 from ctxbase.server.console.pages.common import (
     PAGE,
     VisitorDep,
     act,
     field,
+    finished,
     json_field,
     number_field,
     page,
+    query_string,
     redirect,
 )
 from ctxbase.server.console.render import ENV
@@ -107,7 +108,7 @@ async def create_project(v: VisitorDep) -> Response:
 async def delete_project(v: VisitorDep, project: str) -> Response:
     await act(
         v,
-        lambda: deleted_(v.api.projects.delete(project)),
+        lambda: finished(v.api.projects.delete(project)),
         f"Project {project} deleted with everything it held.",
     )
     return redirect(f"{v.base}/admin/projects")
@@ -161,7 +162,7 @@ def _slugs(text: str | None) -> list[str] | None:
 @router.post("/keys/{key_id}/revoke")
 async def revoke_key(v: VisitorDep, key_id: str) -> Response:
     await act(
-        v, lambda: deleted_(v.api.keys.revoke(key_id)), "Key revoked: it stops working at once."
+        v, lambda: finished(v.api.keys.revoke(key_id)), "Key revoked: it stops working at once."
     )
     return redirect(f"{v.base}/admin/keys")
 

@@ -4,46 +4,28 @@ history, edit and delete."""
 from __future__ import annotations
 
 import asyncio
-import json
-from datetime import UTC, datetime
-from typing import Any
 
 from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ctxbase.errors import InvalidInputError
-from ctxbase.server.console.counts import project_counts
-from ctxbase.server.console.guard import Visitor, parse_uuid
+from ctxbase.server.console.guard import parse_uuid
 from ctxbase.server.console.pages.common import (
     PAGE,
     VisitorDep,
     act,
+    count_of,
     field,
+    finished,
+    json_text,
     number_field,
+    opened,
     page,
+    query_string,
     redirect,
+    utc,
 )
 
 router = APIRouter(prefix="/p/{project}")
-
-
-async def count_of(v: Visitor, project: str, kind: str) -> int:
-    """How many ``kind`` items ``project`` holds (see :mod:`..counts`)."""
-    counts = await run_in_threadpool(project_counts, v.store(), project, (kind,))
-    return counts[kind]
-
-
-def opened(v: Visitor, project: str) -> None:
-    v.session.project = project
-
-
-def query_string(**values: Any) -> str:
-    """``?a=1&b=2`` of the values given (empty ones left out), for pager links."""
-    from urllib.parse import urlencode
-
-    kept = {k: v for k, v in values.items() if v not in (None, "")}
-    return f"?{urlencode(kept)}" if kept else ""
 
 
 # --- conversations ------------------------------------------------------------------------
@@ -122,7 +104,7 @@ async def delete_conversation(v: VisitorDep, project: str, conversation_id: str)
     cid = parse_uuid(conversation_id)
     deleted = await act(
         v,
-        lambda: deleted_(v.api.conversations.delete(cid, project=project)),
+        lambda: finished(v.api.conversations.delete(cid, project=project)),
         "Conversation deleted, with its messages.",
     )
     if deleted is None:
@@ -212,39 +194,9 @@ async def delete_memory(v: VisitorDep, project: str, memory_id: str) -> Response
     mid = parse_uuid(memory_id)
     deleted = await act(
         v,
-        lambda: deleted_(v.api.memories.delete(mid, project=project)),
+        lambda: finished(v.api.memories.delete(mid, project=project)),
         "Memory deleted, with its history and embeddings.",
     )
     if deleted is None:
         return redirect(f"{v.base}/p/{project}/memories/{mid}")
     return redirect(f"{v.base}/p/{project}/memories")
-
-
-async def deleted_(call: Any) -> bool:
-    """True once ``call`` (a deletion, which answers nothing) is done."""
-    await call
-    return True
-
-
-def json_text(text: str) -> dict[str, Any] | None:
-    """A JSON object typed in a filter field; InvalidInputError if it is not one."""
-    if not text.strip():
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        raise InvalidInputError('metadata must be a JSON object, e.g. {"k": "v"}') from None
-    if not isinstance(value, dict):
-        raise InvalidInputError('metadata must be a JSON object, e.g. {"k": "v"}')
-    return value
-
-
-def utc(text: str | None) -> datetime | None:
-    """A ``datetime-local`` field's value, read as UTC."""
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInputError(f"Not a date and time: {text[:40]!r}") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
 
 from fastapi import Depends
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from ctxbase.errors import CtxbaseError, InvalidInputError
 from ctxbase.records import Project
+from ctxbase.server.console.counts import project_counts
 from ctxbase.server.console.guard import Visitor, visitor
 from ctxbase.server.console.render import render
 
@@ -125,3 +129,49 @@ def number_field(v: Visitor, name: str, kind: type[T] = float) -> T | None:  # t
         return kind(text)  # type: ignore[call-arg]
     except ValueError:
         raise InvalidInputError(f"{name} must be a number, not {text[:40]!r}") from None
+
+
+async def count_of(v: Visitor, project: str, kind: str) -> int:
+    """How many ``kind`` items ``project`` holds (see :mod:`..counts`)."""
+    counts = await run_in_threadpool(project_counts, v.store(), project, (kind,))
+    return counts[kind]
+
+
+def opened(v: Visitor, project: str) -> None:
+    v.session.project = project
+
+
+def query_string(**values: Any) -> str:
+    """``?a=1&b=2`` of the values given (empty ones left out), for pager links."""
+    kept = {k: v for k, v in values.items() if v not in (None, "")}
+    return f"?{urlencode(kept)}" if kept else ""
+
+
+async def finished(call: Any) -> bool:
+    """True once ``call`` (a deletion, which answers nothing) is done."""
+    await call
+    return True
+
+
+def json_text(text: str) -> dict[str, Any] | None:
+    """A JSON object typed in a filter field; InvalidInputError if it is not one."""
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidInputError('metadata must be a JSON object, e.g. {"k": "v"}') from None
+    if not isinstance(value, dict):
+        raise InvalidInputError('metadata must be a JSON object, e.g. {"k": "v"}')
+    return value
+
+
+def utc(text: str | None) -> datetime | None:
+    """A ``datetime-local`` field's value, read as UTC."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInputError(f"Not a date and time: {text[:40]!r}") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -10,11 +10,11 @@ from starlette.responses import Response
 
 from ctxbase.errors import CtxbaseError
 from ctxbase.server.console.guard import Visitor, parse_uuid
-from ctxbase.server.console.pages.browse import deleted_
 from ctxbase.server.console.pages.common import (
     VisitorDep,
     act,
     field,
+    finished,
     fragment,
     number_field,
     page,
@@ -135,7 +135,7 @@ async def delete(v: VisitorDep, config_id: str) -> Response:
     ref = parse_uuid(config_id)
     deleted = await act(
         v,
-        lambda: deleted_(v.api.databases.delete(ref)),
+        lambda: finished(v.api.databases.delete(ref)),
         "Configuration forgotten (the database itself is untouched).",
     )
     if deleted is None:

@@ -13,16 +13,19 @@ from starlette.responses import Response
 from ctxbase.errors import NotFoundError
 from ctxbase.records import Subscription
 from ctxbase.server.console.guard import parse_uuid
-from ctxbase.server.console.pages.browse import count_of, deleted_, opened, query_string
 from ctxbase.server.console.pages.common import (
     PAGE,
     VisitorDep,
     act,
+    count_of,
     field,
+    finished,
     fragment,
     json_field,
     number_field,
+    opened,
     page,
+    query_string,
     redirect,
 )
 from ctxbase.server.routes.events import stream_events
@@ -167,7 +170,7 @@ async def delete_subscription(v: VisitorDep, project: str, subscription_id: str)
     sid = parse_uuid(subscription_id)
     deleted = await act(
         v,
-        lambda: deleted_(v.api.subscriptions.delete(sid, project=project)),
+        lambda: finished(v.api.subscriptions.delete(sid, project=project)),
         "Subscription deleted.",
     )
     if deleted is None:

@@ -11,15 +11,18 @@ from starlette.responses import Response
 
 from ctxbase.records import ContextUnit
 from ctxbase.server.console.guard import parse_uuid
-from ctxbase.server.console.pages.browse import count_of, deleted_, opened, query_string
 from ctxbase.server.console.pages.common import (
     PAGE,
     VisitorDep,
     act,
+    count_of,
     field,
+    finished,
     json_field,
     number_field,
+    opened,
     page,
+    query_string,
     redirect,
 )
 
@@ -110,7 +113,7 @@ async def delete_context(v: VisitorDep, project: str, context_id: str) -> Respon
     cid = parse_uuid(context_id)
     deleted = await act(
         v,
-        lambda: deleted_(v.api.contexts.delete(cid, project=project)),
+        lambda: finished(v.api.contexts.delete(cid, project=project)),
         "Context unit deleted, every version of it.",
     )
     if deleted is None:
@@ -178,7 +181,7 @@ async def delete_state(v: VisitorDep, project: str) -> Response:
     namespace = (field(v, "namespace") or "").strip("/")
     await act(
         v,
-        lambda: deleted_(
+        lambda: finished(
             v.api.state.delete(
                 field(v, "key") or "",
                 namespace=namespace,

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
+from markupsafe import escape
 from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 
@@ -108,7 +109,7 @@ async def _panels(v: Visitor, job_id: Any) -> AsyncIterator[dict[str, str]]:
             try:
                 job = await api.migrations.get(job_id)
             except CtxbaseError as error:
-                yield {"event": "panel", "data": f"<p>{_escape(str(error))}</p>"}
+                yield {"event": "panel", "data": f"<p>{escape(str(error))}</p>"}
                 return
             html = _panel(v, job)
             if html != last:
@@ -124,9 +125,3 @@ async def _panels(v: Visitor, job_id: Any) -> AsyncIterator[dict[str, str]]:
 
 def _panel(v: Visitor, job: MigrationReport) -> str:
     return ENV.get_template("_migration_panel.html").render(base=v.base, v=v, job=job)
-
-
-def _escape(text: str) -> str:
-    from markupsafe import escape
-
-    return str(escape(text))

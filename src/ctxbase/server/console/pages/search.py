@@ -14,8 +14,7 @@ from starlette.responses import Response
 from ctxbase.errors import CtxbaseError, InvalidInputError
 from ctxbase.records import SEARCH_KINDS, SearchFilters
 from ctxbase.records.search import DistanceName, SearchMode
-from ctxbase.server.console.pages.browse import opened, utc
-from ctxbase.server.console.pages.common import VisitorDep, page
+from ctxbase.server.console.pages.common import VisitorDep, opened, page, utc
 
 router = APIRouter(prefix="/p/{project}")
 MODES = get_args(SearchMode)
