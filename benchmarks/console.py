@@ -76,9 +76,7 @@ class Timed:
                 self.times.append((wall, time.process_time() - started_cpu))
 
 
-def measure(
-    client: TestClient, timed: Timed, path: str, runs: int
-) -> tuple[float, float, float]:
+def measure(client: TestClient, timed: Timed, path: str, runs: int) -> tuple[float, float, float]:
     """Median and 90th percentile wall time, and median CPU time, of ``path`` (ms)."""
     for _ in range(3):  # warm up: templates, prepared statements, caches
         assert client.get(path).status_code == 200, path
