@@ -62,7 +62,8 @@ SECURITY_HEADERS = [
 
 
 class SecurityHeaders:
-    """Adds the console's security headers to every response; pages are not cached."""
+    """Adds the console's security headers to every response (pages are not cached), and
+    answers an unexpected failure with an error page (logged, never shown)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -72,9 +73,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         static = scope["path"].startswith(f"{scope.get('root_path', '')}/static/")
+        started = False
 
         async def with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", []))
                 headers.extend(SECURITY_HEADERS)
                 if not static:
@@ -82,7 +86,15 @@ class SecurityHeaders:
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, with_headers)
+        try:
+            await self.app(scope, receive, with_headers)
+        except Exception:
+            log.exception("Console page %s failed", scope["path"])
+            if started:
+                raise
+            request = Request(scope)
+            page = _error_page(request, 500, "Error", "Something went wrong; the log says what.")
+            await page(scope, receive, with_headers)
 
 
 def create_console(parent: FastAPI) -> FastAPI:
@@ -150,11 +162,6 @@ def _install_error_pages(console: FastAPI) -> None:
         return _error_page(
             request, error.status_code, _TITLES.get(error.status_code, "Error"), message
         )
-
-    @console.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> Response:
-        log.exception("Console page %s failed", request.url.path)
-        return _error_page(request, 500, "Error", "Something went wrong; the log says what.")
 
 
 _TITLES = {
