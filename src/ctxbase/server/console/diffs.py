@@ -29,17 +29,25 @@ def word_diff(old: str | None, new: str | None) -> list[Segment]:
     if len(old) + len(new) > _WORD_DIFF_LIMIT:
         return [Segment("del", old), Segment("add", new)] if old != new else [Segment("same", old)]
     before, after = _TOKEN.findall(old), _TOKEN.findall(new)
-    matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
+    opcodes = difflib.SequenceMatcher(a=before, b=after, autojunk=False).get_opcodes()
     segments: list[Segment] = []
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            segments.append(Segment("same", "".join(before[i1:i2])))
-            continue
-        if i2 > i1:
-            segments.append(Segment("del", "".join(before[i1:i2])))
-        if j2 > j1:
-            segments.append(Segment("add", "".join(after[j1:j2])))
-    return segments
+    deleted, added = "", ""
+    for index, (tag, i1, i2, j1, j2) in enumerate(opcodes):
+        kept = "".join(before[i1:i2])
+        between_changes = 0 < index < len(opcodes) - 1 and (deleted or added)
+        if tag == "equal" and not (between_changes and kept.isspace()):
+            segments.extend(_changes(deleted, added))
+            deleted, added = "", ""
+            segments.append(Segment("same", kept))
+        elif tag == "equal":  # a space between two changes: one change, read as a phrase
+            deleted, added = deleted + kept, added + kept
+        else:
+            deleted, added = deleted + kept, added + "".join(after[j1:j2])
+    return [*segments, *_changes(deleted, added)]
+
+
+def _changes(deleted: str, added: str) -> list[Segment]:
+    return [Segment(kind, text) for kind, text in (("del", deleted), ("add", added)) if text]
 
 
 def line_diff(old: str | None, new: str | None, context: int = 3) -> list[Segment]:
