@@ -146,7 +146,7 @@ async def create_key(v: VisitorDep) -> Response:
             projects=_slugs(field(v, "projects")),
             expires_in_days=number_field(v, "expires_in_days", int),
         ),
-        "Key created.",
+        "",  # the page that shows the key says so
     )
     if created is None:
         return redirect(f"{v.base}/admin/keys")

@@ -100,7 +100,8 @@ async def act(v: Visitor, call: Callable[[], Awaitable[T]], done: str) -> T | No
             raise
         v.flash("error", str(error))
         return None
-    v.flash("ok", done)
+    if done:
+        v.flash("ok", done)
     return result
 
 
