@@ -126,7 +126,7 @@ def _ctxbase(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
 
 def test_reading_commands_never_create_a_database(tmp_path: Path) -> None:
     missing = tmp_path / "typo" / "agents.db"
-    for args in (["doctor"], ["db", "current"], ["keys", "list"], ["databases", "list"]):
+    for args in (["doctor"], ["db", "current"], ["keys", "list"], ["databases", "list"], ["stats"]):
         process = _ctxbase("-d", f"sqlite:///{missing}", *args)
         assert process.returncode == 1, args
         assert "does not exist" in process.stderr and "Traceback" not in process.stderr

@@ -86,6 +86,7 @@ def targets(hostile_store: ctxbase.Store) -> dict[str, str]:
         "config_id": str(config.id),
         "key_id": str(key.key_id),
         "job_id": "00000000-0000-0000-0000-000000000000",
+        "record_id": str(store.quality.add_metric(chat.id, metric="m", value=1).id),
         "path": "ns/k",
         "name": "unit",
     }

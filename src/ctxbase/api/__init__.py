@@ -11,10 +11,20 @@ from __future__ import annotations
 
 from ctxbase.api.admin import ADMIN_OPERATIONS
 from ctxbase.api.data import DATA_OPERATIONS
+from ctxbase.api.imports import IMPORT_OPERATIONS
+from ctxbase.api.quality import QUALITY_OPERATIONS
+from ctxbase.api.recall import RECALL_OPERATIONS
 from ctxbase.api.spec import API_PREFIX, Arg, Operation, Rule, Wire
 
 OPERATIONS: dict[str, Operation] = {}
-for _operation in (*DATA_OPERATIONS, *ADMIN_OPERATIONS):
+_ALL = (
+    *DATA_OPERATIONS,
+    *QUALITY_OPERATIONS,
+    *IMPORT_OPERATIONS,
+    *ADMIN_OPERATIONS,
+    *RECALL_OPERATIONS,
+)
+for _operation in _ALL:
     if _operation.name in OPERATIONS:
         raise RuntimeError(f"operation {_operation.name!r} is declared twice")
     OPERATIONS[_operation.name] = _operation
@@ -23,6 +33,8 @@ for _operation in (*DATA_OPERATIONS, *ADMIN_OPERATIONS):
 #: Store sub-API exposes must be declared above (the parity test enforces it).
 LIBRARY_ONLY: dict[str, str] = {
     "check_connection": "the library's own diagnosis; over HTTP it is `health`",
+    "check_embedder": "the library's own diagnosis; over HTTP part of `health`",
+    "check_redis": "the library's own diagnosis; over HTTP part of `health`",
     "close": "releases the library's connections",
     "prune": "housekeeping of every project at once, run by the server's own loop",
     "scoped": "builds a view of the store; the server does it per request",

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, model_validator
 from ctxbase.db.diagnostics import PgvectorReport, ProblemReport
 from ctxbase.records import Input, Text
 from ctxbase.store.databases import DatabaseConfigRecord, TableStatistics
+from ctxbase.store.health import EmbedderReport, RedisReport
 from ctxbase.transfer.report import MigrationReport
 
 #: Rows per batch of a migration unless asked otherwise.
@@ -38,10 +39,16 @@ class DatabaseHealth(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "degraded", "error"]
+    status: Literal["ok", "degraded", "error"] = Field(
+        description="The database's status; `degraded` also when the embedder or Redis is down."
+    )
     version: str
     database: DatabaseHealth
     pgvector: PgvectorReport | None
+    embedder: EmbedderReport
+    redis: RedisReport | None = Field(
+        description="Only when Redis is configured or a subscription delivers by Redis."
+    )
     problems: list[ProblemReport]
 
 

@@ -33,6 +33,8 @@ MetadataFilter = Annotated[
     BeforeValidator(_json_text),
     Field(description='Keeps items whose metadata has these pairs, e.g. {"k":"v"}.'),
 ]
+#: A conversation's health score; filters on it leave out conversations without one.
+HealthScore = Annotated[int, Field(ge=0, le=100)]
 Cursor = Annotated[Text | None, Field(description="`next_cursor` of the previous page.")]
 
 
@@ -46,6 +48,8 @@ class ConversationQuery(Input):
     created_after: Timestamp | None = None
     created_before: Timestamp | None = None
     metadata: MetadataFilter = None
+    min_health: HealthScore | None = Field(None, description="Only health_score >= this.")
+    max_health: HealthScore | None = Field(None, description="Only health_score <= this.")
     limit: Limit = 50
     cursor: Cursor = None
 
@@ -70,12 +74,18 @@ class MemoryQuery(Input):
     user_id: Annotated[Text, Field(max_length=200)] | None = None
     memory_type: Annotated[Text, Field(max_length=32)] | None = None
     conversation_id: uuid.UUID | None = None
+    owner_conversation_id: uuid.UUID | None = Field(
+        None, description="Only memories this conversation owns."
+    )
     limit: Limit = 50
     cursor: Cursor = None
 
 
 class StateQuery(Input):
     namespace: Text = ""
+    owner_conversation_id: uuid.UUID | None = Field(
+        None, description="Only entries this conversation owns."
+    )
     limit: Limit = 50
     cursor: Cursor = None
 

@@ -17,8 +17,10 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.logging import RichHandler
 
+import ctxbase
 from ctxbase.cli import admin, databases, db, maintenance, serve, transfer
-from ctxbase.cli.common import err
+from ctxbase.cli import mcp as mcp_cli
+from ctxbase.cli.common import DatabaseUrlOption, accept_database_url, err
 from ctxbase.cli.serve import _first_admin_key as _first_admin_key  # (where tests find it)
 from ctxbase.config import Settings
 from ctxbase.errors import CtxbaseError
@@ -37,20 +39,31 @@ app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.tenants_app, name="tenants")
 app.add_typer(admin.secrets_app, name="secrets")
 app.add_typer(databases.databases_app, name="databases")
+app.add_typer(mcp_cli.commands)
+accept_database_url(app)  # before or after the command's name: `ctxbase db upgrade -d URL`
 
-DatabaseUrlOption = Annotated[
-    str | None,
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"ctxbase {ctxbase.__version__}")
+        raise typer.Exit()
+
+
+VersionOption = Annotated[
+    bool,
     typer.Option(
-        "--database-url",
-        "-d",
-        help="Database URL; default from CTXBASE_DATABASE_URL or sqlite:///./ctxbase.db.",
-        show_default=False,
+        "--version",
+        is_eager=True,
+        callback=_print_version,
+        help="Print the version of ctxbase and exit.",
     ),
 ]
 
 
 @app.callback()
-def _root(ctx: typer.Context, database_url: DatabaseUrlOption = None) -> None:
+def _root(
+    ctx: typer.Context, database_url: DatabaseUrlOption = None, version: VersionOption = False
+) -> None:
     logging.basicConfig(
         level=logging.WARNING,
         format="%(message)s",

@@ -7,7 +7,11 @@ them, never here: a command starts without loading what it does not need.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,6 +25,53 @@ if TYPE_CHECKING:
 
 out = Console()
 err = Console(stderr=True)
+
+
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        "-d",
+        help="Database URL; default from CTXBASE_DATABASE_URL or sqlite:///./ctxbase.db.",
+        show_default=False,
+    ),
+]
+
+
+def accept_database_url(app: typer.Typer) -> None:
+    """Give every command under ``app`` that reads the settings (it takes the context) the
+    root's ``--database-url/-d`` too, so that it may come after the command's name."""
+    for info in app.registered_commands:
+        if info.callback is not None and _context_parameter(info.callback):
+            info.callback = _with_database_url(info.callback)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            accept_database_url(group.typer_instance)
+
+
+def _context_parameter(callback: Callable[..., Any]) -> str | None:
+    hints = typing.get_type_hints(callback)
+    return next((name for name, hint in hints.items() if hint is typer.Context), None)
+
+
+def _with_database_url(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """``callback`` with a ``--database-url/-d`` option that replaces the root's settings."""
+    context = _context_parameter(callback)
+    signature = inspect.signature(callback, eval_str=True)
+    option = inspect.Parameter(
+        "database_url", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=DatabaseUrlOption
+    )
+
+    @functools.wraps(callback)
+    def command(*args: Any, database_url: str | None = None, **kwargs: Any) -> Any:
+        if database_url:
+            kwargs[context or "ctx"].find_root().obj = Settings(database_url=database_url)
+        return callback(*args, **kwargs)
+
+    parameters = [*signature.parameters.values(), option]
+    command.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in parameters}
+    return command
 
 
 def settings_of(ctx: typer.Context) -> Settings:

@@ -1,16 +1,20 @@
-"""``ctxbase db`` (schema migrations) and ``ctxbase doctor`` (is the database usable?)."""
+"""``ctxbase db`` (schema migrations), ``ctxbase doctor`` (is the database usable?) and
+``ctxbase stats`` (rows and size per table and per project)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+import re
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from typer.core import TyperCommand
 
 from ctxbase.cli.common import open_database, out
 
 if TYPE_CHECKING:
     from ctxbase.db.diagnostics import ConnectionReport
+    from ctxbase.db.statistics import DatabaseStatistics
 
 db_app = typer.Typer(help="Schema migrations of the database.", no_args_is_help=True)
 commands = typer.Typer()
@@ -31,10 +35,25 @@ def db_upgrade(
     out.print(f"Schema of {db.url.masked()}: {before or 'empty'} → {after}")
 
 
-@db_app.command("downgrade")
+class RelativeRevisionCommand(TyperCommand):
+    """Reads ``-1`` (``-2``, …) as a revision, some steps down, rather than an option."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # (click's own Context)
+        steps = [arg for arg in args if _STEPS_DOWN.fullmatch(arg)]
+        if steps and "--" not in args:
+            args = [arg for arg in args if arg not in steps] + ["--", *steps]
+        return super().parse_args(ctx, args)
+
+
+_STEPS_DOWN = re.compile(r"-\d+")
+
+
+@db_app.command("downgrade", cls=RelativeRevisionCommand)
 def db_downgrade(
     ctx: typer.Context,
-    revision: Annotated[str, typer.Argument(help="Target revision, `-1` for one step, `base`.")],
+    revision: Annotated[
+        str, typer.Argument(help="Target revision: `-1` one step down (`-2` two), `base`.")
+    ],
 ) -> None:
     """Downgrade the schema to an older revision (data of removed tables is lost)."""
     from ctxbase.db import migrate
@@ -103,6 +122,55 @@ def doctor(
         _print_report(report)
     if report.status == "error" or (strict and report.status != "ok"):
         raise typer.Exit(1)
+
+
+@commands.command()
+def stats(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Rows and size per table and per project (a project's size is an estimate)."""
+    from ctxbase.db.statistics import database_statistics
+
+    figures = database_statistics(open_database(ctx, existing=True))
+    if as_json:
+        out.print_json(figures.model_dump_json())
+    else:
+        _print_statistics(figures)
+
+
+def _print_statistics(figures: DatabaseStatistics) -> None:
+    out.print(
+        f"{figures.database} ({figures.backend}, schema {figures.schema_revision or 'empty'}): "
+        f"{figures.total_rows} row(s), {human_size(figures.total_bytes)}"
+    )
+    tables = Table("table", "rows", "size", title="Tables")
+    for entry in figures.tables:
+        tables.add_row(entry.table, str(entry.rows), human_size(entry.bytes))
+    out.print(tables)
+    if not figures.projects:
+        return
+    projects = Table("project", "rows", "≈ size", "rows per table", title="Projects")
+    for project in figures.projects:
+        projects.add_row(
+            f"{project.tenant}/{project.project}",
+            str(project.total_rows),
+            human_size(project.bytes),
+            ", ".join(f"{table} {rows}" for table, rows in project.rows.items()) or "-",
+        )
+    out.print(projects)
+
+
+def human_size(size: int | None) -> str:
+    """``1.5 MiB``, ``812 B``; ``-`` when unknown."""
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
 
 
 def _print_report(report: ConnectionReport) -> None:

@@ -16,6 +16,7 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from ctxbase.cli.common import err, open_database, out, progress_bars, resolve_database, settings_of
+from ctxbase.cli.progress import QuietOption, TransferProgress
 from ctxbase.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -164,13 +165,21 @@ def export_command(
     with_embeddings: Annotated[
         bool, typer.Option("--with-embeddings", help="Include the vectors.")
     ] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Write the store to a portable, versioned, compressed JSON Lines archive."""
     from ctxbase.transfer.archive import export_archive
 
-    report = export_archive(
-        _existing_database(ctx), output, project=project, with_embeddings=with_embeddings
-    )
+    db = _existing_database(ctx)
+    with TransferProgress(quiet=quiet) as shown:
+        report = export_archive(
+            db,
+            output,
+            project=project,
+            with_embeddings=with_embeddings,
+            progress=shown.rows,
+            on_phase=shown.phase,
+        )
     out.print(f"Exported {sum(report.rows.values())} row(s) to {report.path}")
 
 
@@ -178,11 +187,52 @@ def export_command(
 def import_command(
     ctx: typer.Context,
     archive: Annotated[Path, typer.Argument(help="Archive written by `ctxbase export`.")],
+    quiet: QuietOption = False,
+    # --- --format rows: another system's rows (ctxbase.cli.rows) ---
+    file_format: Annotated[
+        str, typer.Option("--format", help="archive, or rows: JSON Lines of another system.")
+    ] = "archive",
+    project: Annotated[str, typer.Option(help="rows: the project to import into.")] = "default",
+    batch_size: Annotated[int, typer.Option(min=1, help="rows: rows per transaction.")] = 1000,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="rows: leave rows already there alone.")
+    ] = False,
+    map_file: Annotated[
+        Path | None, typer.Option(help="rows: write original -> new ids here (JSON Lines).")
+    ] = None,
+    id_namespace: Annotated[
+        str | None, typer.Option(help="rows: UUID namespace of ids that are not UUIDs.")
+    ] = None,
 ) -> None:
-    """Read an export archive into the database (all or nothing)."""
+    """Read an export archive into the database (all or nothing), or with `--format rows`
+    another system's rows, batch by batch."""
+    if file_format == "rows":
+        from ctxbase.cli.rows import import_rows
+
+        import_rows(
+            ctx,
+            archive,
+            project=project,
+            batch_size=batch_size,
+            skip_existing=skip_existing,
+            map_file=map_file,
+            id_namespace=id_namespace,
+            quiet=quiet,
+        )
+        return
+    rows_options = (project != "default", batch_size != 1000, skip_existing, map_file, id_namespace)
+    if file_format != "archive" or any(rows_options):
+        raise InvalidInputError(
+            f"--format is archive or rows, not {file_format!r}"
+            if file_format != "archive"
+            else "--project, --batch-size, --skip-existing, --map-file and --id-namespace "
+            "go with --format rows"
+        )
     from ctxbase.transfer.archive import import_archive
 
-    report = import_archive(open_database(ctx), archive)
+    db = open_database(ctx)
+    with TransferProgress(quiet=quiet) as shown:
+        report = import_archive(db, archive, progress=shown.rows, on_phase=shown.phase)
     out.print(f"Imported {sum(report.rows.values())} row(s) from {archive}")
     if report.skipped_columns or report.skipped_tables:
         skipped = ", ".join(report.skipped_tables + report.skipped_columns)
@@ -193,11 +243,16 @@ def import_command(
 def backup_command(
     ctx: typer.Context,
     output: Annotated[Path, typer.Option("--output", "-o", help="Backup file to write.")],
+    quiet: QuietOption = False,
 ) -> None:
     """Back the database up (SQLite online backup; pg_dump, else an export archive)."""
     from ctxbase.transfer.backup import backup
 
-    report = backup(_existing_database(ctx), output, settings=settings_of(ctx))
+    db = _existing_database(ctx)
+    with TransferProgress(quiet=quiet) as shown:
+        report = backup(
+            db, output, settings=settings_of(ctx), progress=shown.rows, on_phase=shown.phase
+        )
     out.print(f"Backup of {report.bytes} bytes written to {report.path} ({report.method})")
     if report.note:
         err.print(report.note)
@@ -219,6 +274,7 @@ def restore_command(
     ctx: typer.Context,
     backup_file: Annotated[Path, typer.Argument(help="A file written by `ctxbase backup`.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Replace the database's contents with a backup. CURRENT DATA IS LOST."""
     from ctxbase.transfer.backup import restore
@@ -228,5 +284,8 @@ def restore_command(
         raise InvalidInputError(f"No such backup file: {backup_file}")
     if not yes:
         typer.confirm(f"Replace all ctxbase data in {db.url.masked()}?", abort=True)
-    report = restore(db, backup_file, settings=settings_of(ctx))
+    with TransferProgress(quiet=quiet) as shown:
+        report = restore(
+            db, backup_file, settings=settings_of(ctx), progress=shown.rows, on_phase=shown.phase
+        )
     out.print(f"Restored {db.url.masked()} from {report.path} ({report.method})")

@@ -75,13 +75,13 @@ def state_put(
     value: Any,
     *,
     ttl_seconds: int | None = None,
+    owner_conversation_id: uuid.UUID | str | None = None,
     namespace: str = "",
     expected_version: int | None = None,
     project: str = DEFAULT_PROJECT,
 ) -> Call:
-    given = (
-        {"value": value} if ttl_seconds is None else {"value": value, "ttl_seconds": ttl_seconds}
-    )
+    optional = {"ttl_seconds": ttl_seconds, "owner_conversation_id": owner_conversation_id}
+    given = {"value": value, **{k: v for k, v in optional.items() if v is not None}}
     request = Request(
         "PUT",
         _state_path(project, namespace, key),

@@ -15,7 +15,18 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DIMENSIONS = {"all-MiniLM-L6-v2": 384}
 
 _models: dict[str, Any] = {}
+_load_errors: dict[str, str] = {}  # the last failure to load each model, until one loads
 _lock = threading.Lock()
+
+
+def is_loaded(model: str) -> bool:
+    """Whether ``model`` is in this process's memory, ready to embed."""
+    return model in _models
+
+
+def load_error(model: str) -> str | None:
+    """Why ``model`` last failed to load in this process, None if it has not failed."""
+    return _load_errors.get(model)
 
 
 def _model_path(model: str) -> str:
@@ -37,17 +48,26 @@ def _load(model: str) -> Any:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             try:
-                from sentence_transformers import SentenceTransformer
-            except ImportError as e:
-                raise EmbeddingError(
-                    "The local embedder needs sentence-transformers",
-                    hint="pip install 'ctxbase[local]' (install torch==2.13.0 first)",
-                ) from e
-            try:
-                _models[model] = SentenceTransformer(_model_path(model), device="cpu")
-            except Exception as e:
-                raise EmbeddingError(f"Cannot load local embedding model {model!r}: {e}") from e
+                _models[model] = _construct(model)
+            except EmbeddingError as e:
+                _load_errors[model] = e.message
+                raise
+            _load_errors.pop(model, None)
         return _models[model]
+
+
+def _construct(model: str) -> Any:
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as e:
+        raise EmbeddingError(
+            "The local embedder needs sentence-transformers",
+            hint="pip install 'ctxbase[local]' (install torch==2.13.0 first)",
+        ) from e
+    try:
+        return SentenceTransformer(_model_path(model), device="cpu")
+    except Exception as e:
+        raise EmbeddingError(f"Cannot load local embedding model {model!r}: {e}") from e
 
 
 class LocalEmbedder:

@@ -92,6 +92,7 @@ class Message(Record):
     finish_reason: str | None
     metadata: dict[str, Any]
     created_at: Timestamp
+    updated_at: Timestamp = Field(description="When it was last edited (else created_at).")
 
 
 class MessageIn(Input):
@@ -112,6 +113,31 @@ class MessageIn(Input):
     )
 
 
+class MessagePatch(Input):
+    """An edit of a message: ``None`` leaves a field as it is. Role, position, tokens and
+    finish reason are what happened and are not editable."""
+
+    content: Text | None = None
+    thinking: Text | None = None
+    metadata: JSONObject | None = None
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"content": "Why does the invoice total drift by a cent?"}]}
+    )
+
+
+class MessageChange(Record):
+    """One edit of a message: the edited fields' old and new values, when and by whom."""
+
+    id: uuid.UUID
+    message_id: uuid.UUID
+    action: Literal["update"]
+    old_value: dict[str, Any] | None
+    new_value: dict[str, Any] | None
+    actor: str | None
+    created_at: datetime
+
+
 # --- context units ------------------------------------------------------------------------
 
 
@@ -129,11 +155,19 @@ class ContextUnit(Record):
     updated_at: datetime
 
 
+ContextName = Annotated[Text, Field(min_length=1, max_length=1000)]
+
+
 class ContextIn(Input):
-    name: Annotated[Text, Field(min_length=1, max_length=1000)]
+    name: ContextName
     content: Text
     source_type: Annotated[Text, Field(min_length=1, max_length=64)] = "note"
     metadata: JSONObject = Field(default_factory=dict)
+    supersedes: uuid.UUID | None = Field(
+        None,
+        description="A unit of another name this one replaces (a renamed or merged file): "
+        "the latest version of its name, which becomes superseded by the new unit.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -151,6 +185,9 @@ class ContextIn(Input):
 
 class ContextUpdate(Input):
     content: Text
+    name: ContextName | None = Field(
+        None, description="Store the new version under this name instead (a rename)."
+    )
     metadata: JSONObject | None = None
 
 
@@ -164,6 +201,9 @@ class Memory(Record):
     user_id: str | None
     conversation_id: uuid.UUID | None
     first_message_id: uuid.UUID | None
+    owner_conversation_id: uuid.UUID | None = Field(
+        description="The conversation that owns it: deleted with that conversation."
+    )
     content: str
     memory_type: str
     importance: float
@@ -179,8 +219,13 @@ class MemoryIn(Input):
     content: Annotated[Text, Field(min_length=1)]
     agent_id: Annotated[Text, Field(max_length=200)] | None = None
     user_id: Annotated[Text, Field(max_length=200)] | None = None
-    conversation_id: uuid.UUID | None = None
+    conversation_id: uuid.UUID | None = Field(
+        None, description="The conversation it came from; it outlives it (the link clears)."
+    )
     first_message_id: uuid.UUID | None = None
+    owner_conversation_id: uuid.UUID | None = Field(
+        None, description="A conversation that owns it: it is deleted with that conversation."
+    )
     memory_type: Annotated[Text, Field(min_length=1, max_length=32)] = "semantic"
     importance: Annotated[float, Field(ge=0, le=1)] = 0.5
     metadata: JSONObject = Field(default_factory=dict)
@@ -230,6 +275,9 @@ class StateEntry(Record):
     value: Any
     version: int = Field(description="Starts at 1, +1 on every write; compare-and-set on it.")
     expires_at: datetime | None
+    owner_conversation_id: uuid.UUID | None = Field(
+        description="The conversation that owns it: deleted with that conversation."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -237,6 +285,11 @@ class StateEntry(Record):
 class StateIn(Input):
     value: JSONValue
     ttl_seconds: Annotated[int, Field(gt=0, le=10 * 365 * 86400)] | None = None
+    owner_conversation_id: uuid.UUID | None = Field(
+        None,
+        description="A conversation that owns the entry: it is deleted with that conversation. "
+        "A write replaces the owner like the value and expiry (none: unowned).",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"value": {"step": 3, "plan": ["a", "b"]}}]}

@@ -24,7 +24,7 @@ from ctxbase.errors import (
     NotFoundError,
     PayloadTooLargeError,
 )
-from ctxbase.records import INT32_MAX, Page, json_size
+from ctxbase.records import INT32_MAX, Page, json_size, storable_text
 
 if TYPE_CHECKING:
     from ctxbase.store.store import Store
@@ -33,6 +33,8 @@ DEFAULT_TENANT = "default"
 DEFAULT_PROJECT = "default"
 MAX_PAGE = 1000
 DEFAULT_PAGE = 50
+#: The longest ``actor`` a history records (its column's width).
+MAX_ACTOR_CHARS = 200
 
 projects_table = table(ProjectRow)
 tenants_table = table(TenantRow)
@@ -127,6 +129,20 @@ class Domain:
                 f"{field} is larger than {self._settings.max_metadata_bytes} bytes of JSON",
                 details={"field": field, "limit": self._settings.max_metadata_bytes},
             )
+
+    def _check_actor(self, actor: str | None) -> None:
+        """Who made a change, as a history records it: text of at most 200 characters."""
+        if actor is None:
+            return
+        try:
+            if not isinstance(actor, str) or len(actor) > MAX_ACTOR_CHARS:
+                raise ValueError(f"must be text of at most {MAX_ACTOR_CHARS} characters")
+            storable_text(actor)
+        except ValueError as error:
+            raise InvalidInputError(
+                f"Invalid input: actor: {error}",
+                details=[{"location": ["actor"], "message": str(error), "type": "value_error"}],
+            ) from None
 
     def _check_batch(self, count: int) -> None:
         if count > self._settings.max_batch_size:
@@ -358,6 +374,13 @@ def _cursor_body(cursor: Any) -> dict[str, Any]:
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a cursor value")
+
+
+def only_text_cursor(cursor: object) -> None:
+    """Refuse a cursor that is not text as a bad cursor, before an input model could turn
+    bytes into text or call it a plain invalid input."""
+    if cursor is not None and not isinstance(cursor, str):
+        raise _bad_cursor("not text")
 
 
 def _bad_cursor(reason: str) -> InvalidCursorError:

@@ -3,6 +3,16 @@
 Positions are handed out by one ``UPDATE conversations SET message_count = … RETURNING``
 in the same transaction as the inserts: the row lock (PostgreSQL) or the write lock
 (SQLite) makes concurrent appends queue, so positions are gapless and never repeated.
+
+A message's content, thinking and metadata can be edited; each edit keeps the old and
+new values in ``message_changes`` and new content is embedded and indexed anew. What
+happened (role, position, tokens, finish reason) is not editable, so positions and the
+conversation's token totals never change.
+
+Deleting a conversation is one ``DELETE``: the schema's cascades take its messages (with
+their embeddings, edits and full-text rows), its quality records and the memories and
+state entries it owns, in that statement; memories that only came from it keep going
+with their link cleared.
 """
 
 from __future__ import annotations
@@ -10,13 +20,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import TypeAdapter
+from pydantic import Field, TypeAdapter
+from pydantic_core import to_jsonable_python
 from sqlalchemy import BigInteger, Integer, bindparam, delete, insert, select, update
 
 from ctxbase.db.schema import Conversation as ConversationRow
 from ctxbase.db.schema import Message as MessageRow
+from ctxbase.db.schema import MessageChange as MessageChangeRow
 from ctxbase.db.schema import new_id, table, utcnow
 from ctxbase.db.types import UTCDateTime
 from ctxbase.errors import NotFoundError
@@ -25,8 +37,11 @@ from ctxbase.records import (
     Conversation,
     ConversationIn,
     ConversationPatch,
+    Input,
     Message,
+    MessageChange,
     MessageIn,
+    MessagePatch,
     MessageRole,
     Page,
     Timestamp,
@@ -49,11 +64,21 @@ from ctxbase.store.filters import metadata_matches
 
 conversations_table = table(ConversationRow)
 messages_table = table(MessageRow)
+message_changes_table = table(MessageChangeRow)
 c = conversations_table.c
 m = messages_table.c
+#: Fields of a message an edit may change, recorded in its history.
+EDITABLE = ("content", "thinking", "metadata")
 _timestamp = TypeAdapter(Timestamp | None)
 _conversation_pages = Keyset("conversations", (uuid_part,))
 _message_pages = Keyset("messages", (count_part(INT32_MAX),))  # by position
+
+
+class HealthRange(Input):
+    """The health_score filters of a conversation list, checked like the REST query's."""
+
+    min_health: Annotated[int, Field(ge=0, le=100)] | None = None
+    max_health: Annotated[int, Field(ge=0, le=100)] | None = None
 
 
 class Conversations(Domain):
@@ -121,11 +146,16 @@ class Conversations(Domain):
         created_after: datetime | None = None,
         created_before: datetime | None = None,
         metadata: dict[str, Any] | None = None,
+        min_health: int | None = None,
+        max_health: int | None = None,
         limit: int = DEFAULT_PAGE,
         cursor: str | None = None,
     ) -> Page[Conversation]:
-        """Newest first. ``metadata`` keeps conversations whose metadata has those pairs."""
+        """Newest first. ``metadata`` keeps conversations whose metadata has those pairs;
+        ``min_health``/``max_health`` keep those whose health_score is in that range
+        (both inclusive: "below 50" is ``max_health=49``), leaving out unscored ones."""
         page_limit(limit)
+        health = parse(HealthRange, given(HealthRange, locals()))
         after, before = (
             _timestamp.validate_python(created_after),
             _timestamp.validate_python(created_before),
@@ -144,6 +174,10 @@ class Conversations(Domain):
                 query = query.where(c.created_at < before)
             if metadata:
                 query = query.where(metadata_matches(c.metadata, metadata, self._db.backend))
+            if health.min_health is not None:
+                query = query.where(c.health_score >= health.min_health)
+            if health.max_health is not None:
+                query = query.where(c.health_score <= health.max_health)
             if last is not None:
                 query = query.where(c.id < last)
             rows = connection.execute(query.order_by(c.id.desc()).limit(limit + 1))
@@ -184,7 +218,9 @@ class Conversations(Domain):
             return self._get(connection, project, conversation_id)
 
     def delete(self, conversation_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT) -> None:
-        """Delete the conversation, its messages and their embeddings."""
+        """Delete the conversation with its messages (their embeddings and edits), its
+        quality records and the state entries and memories it owns, all at once.
+        Memories that name it only as ``conversation_id`` stay, with that link cleared."""
         conversation_id = as_uuid(conversation_id, "conversation")
         with self._db.connect(write=True) as connection:
             done = connection.execute(
@@ -273,6 +309,78 @@ class Messages(Domain):
             Message, "message", message_id, project, ("messages.get", _select_message)
         )
 
+    def update(
+        self,
+        message_id: uuid.UUID | str,
+        *,
+        content: str | None = None,
+        thinking: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        actor: str | None = None,
+        project: str = DEFAULT_PROJECT,
+    ) -> Message:
+        """Edit the given fields (``None`` leaves one as it is); the old values go to the
+        message's history with ``actor``. New content is embedded and indexed anew."""
+        patch = parse(MessagePatch, given(MessagePatch, locals()))
+        self._check_text("content", patch.content)
+        self._check_text("thinking", patch.thinking)
+        self._check_json("metadata", patch.metadata)
+        self._check_actor(actor)
+        changes = patch.model_dump(exclude_none=True)
+        message_id = as_uuid(message_id, "message")
+        embeddings = self._store.embeddings
+        texts = [patch.content] if patch.content is not None else []
+        vectors = embeddings.vectors_for("message", texts)
+        now = utcnow()
+        with self._db.connect(write=True) as connection:
+            current = self._by_id(connection, project, message_id)
+            before = _editable(current)
+            changed = {k: v for k, v in changes.items() if before[k] != to_jsonable_python(v)}
+            if not changed:
+                return current
+            row = connection.execute(
+                update(messages_table)
+                .where(m.id == message_id)
+                .values(**changed, updated_at=now)
+                .returning(*messages_table.c)
+            ).one()
+            message = Message.model_validate(row._mapping)
+            if "content" in changed:  # the old vectors describe the old text
+                embeddings.forget(connection, "message", message_id)
+                item = [(message_id, message.content)]
+                embeddings.insert(
+                    connection, embeddings.rows("message", message.project_id, item, vectors)
+                )
+            after = _editable(message)
+            connection.execute(
+                insert(message_changes_table),
+                {
+                    "id": new_id(),
+                    "message_id": message_id,
+                    "action": "update",
+                    "old_value": {k: before[k] for k in changed},
+                    "new_value": {k: after[k] for k in changed},
+                    "actor": actor,
+                    "created_at": now,
+                },
+            )
+        return message
+
+    def history(
+        self, message_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT
+    ) -> list[MessageChange]:
+        """Every edit of the message, oldest first (appending is not recorded)."""
+        message_id = as_uuid(message_id, "message")
+        changes = message_changes_table.c
+        with self._db.connect() as connection:
+            self._by_id(connection, project, message_id)
+            rows = connection.execute(
+                select(message_changes_table)
+                .where(changes.message_id == message_id)
+                .order_by(changes.id)
+            )
+            return [MessageChange.model_validate(r._mapping) for r in rows]
+
     def list(
         self,
         conversation_id: uuid.UUID | str,
@@ -303,6 +411,20 @@ class Messages(Domain):
                 if exists.first(driver_cursor, params) is None:
                     raise NotFoundError(f"No conversation {conversation_id}")
         return _message_pages.page(items, limit, lambda item: [item.position], within)
+
+    def _by_id(self, connection: Any, project: str, message_id: uuid.UUID) -> Message:
+        row = connection.execute(
+            select(messages_table).where(
+                m.id == message_id, m.project_id == self._project_id(connection, project)
+            )
+        ).first()
+        if row is None:
+            raise NotFoundError(f"No message {message_id}")
+        return Message.model_validate(row._mapping)
+
+
+def _editable(message: Message) -> dict[str, Any]:
+    return message.model_dump(mode="json", include=set(EDITABLE))
 
 
 # --- prepared statements (compiled once per database) --------------------------------------

@@ -4,6 +4,10 @@ Every add and update is recorded in the memory's history (old and new values, wh
 whom). Reading a memory by id counts as an access; listing does not, so browsing
 (e.g. in the console) leaves the ranking signals alone. Expired memories are never
 returned; ``prune`` deletes them.
+
+A memory names the conversation it came from (``conversation_id``) and outlives it: only
+the link is cleared. A memory may also be owned by a conversation
+(``owner_conversation_id``, asked for explicitly); it is then deleted with it.
 """
 
 from __future__ import annotations
@@ -15,12 +19,11 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
-from ctxbase.db.schema import Conversation as ConversationRow
 from ctxbase.db.schema import Memory as MemoryRow
 from ctxbase.db.schema import MemoryChange as MemoryChangeRow
 from ctxbase.db.schema import Message as MessageRow
 from ctxbase.db.schema import new_id, table, utcnow
-from ctxbase.errors import InvalidInputError, NotFoundError
+from ctxbase.errors import NotFoundError
 from ctxbase.records import Memory, MemoryChange, MemoryIn, MemoryPatch, Page
 from ctxbase.store.base import (
     DEFAULT_PAGE,
@@ -33,10 +36,10 @@ from ctxbase.store.base import (
     parse,
     uuid_part,
 )
+from ctxbase.store.references import check_conversation, no_such
 
 memories_table = table(MemoryRow)
 changes_table = table(MemoryChangeRow)
-conversations_table = table(ConversationRow)
 messages_table = table(MessageRow)
 mem = memories_table.c
 chg = changes_table.c
@@ -61,6 +64,7 @@ class Memories(Domain):
         user_id: str | None = None,
         conversation_id: uuid.UUID | str | None = None,
         first_message_id: uuid.UUID | str | None = None,
+        owner_conversation_id: uuid.UUID | str | None = None,
         memory_type: str = "semantic",
         importance: float = 0.5,
         metadata: dict[str, Any] | None = None,
@@ -70,10 +74,12 @@ class Memories(Domain):
         project: str = DEFAULT_PROJECT,
     ) -> Memory:
         """Remember ``content`` (see :class:`MemoryIn` for the fields); ``actor`` is
-        recorded in the memory's history."""
+        recorded in the memory's history. With ``owner_conversation_id`` the memory is
+        deleted with that conversation."""
         data = parse(MemoryIn, given(MemoryIn, locals()))
         self._check_text("content", data.content)
         self._check_json("metadata", data.metadata)
+        self._check_actor(actor)
         now = utcnow()
         values = data.model_dump(exclude={"ttl_seconds"})
         if data.ttl_seconds is not None:
@@ -132,6 +138,7 @@ class Memories(Domain):
         patch = parse(MemoryPatch, given(MemoryPatch, locals()))
         self._check_text("content", patch.content)
         self._check_json("metadata", patch.metadata)
+        self._check_actor(actor)
         changes = patch.model_dump(exclude_none=True)
         memory_id = as_uuid(memory_id, "memory")
         embeddings = self._store.embeddings
@@ -202,10 +209,12 @@ class Memories(Domain):
         user_id: str | None = None,
         memory_type: str | None = None,
         conversation_id: uuid.UUID | str | None = None,
+        owner_conversation_id: uuid.UUID | str | None = None,
         limit: int = DEFAULT_PAGE,
         cursor: str | None = None,
     ) -> Page[Memory]:
-        """Unexpired memories, newest first; not counted as accesses."""
+        """Unexpired memories, newest first; not counted as accesses. ``conversation_id``
+        keeps those that came from a conversation, ``owner_conversation_id`` those it owns."""
         page_limit(limit)
         within = self._list_of(project)
         last = _pages.decode(cursor, within)[0] if cursor else None
@@ -220,8 +229,12 @@ class Memories(Domain):
             ):
                 if value is not None:
                     query = query.where(column == value)
-            if conversation_id is not None:
-                query = query.where(mem.conversation_id == as_uuid(conversation_id, "conversation"))
+            for link, conversation in (
+                (mem.conversation_id, conversation_id),
+                (mem.owner_conversation_id, owner_conversation_id),
+            ):
+                if conversation is not None:
+                    query = query.where(link == as_uuid(conversation, "conversation"))
             if last is not None:
                 query = query.where(mem.id < last)
             rows = connection.execute(query.order_by(mem.id.desc()).limit(limit + 1))
@@ -282,19 +295,12 @@ class Memories(Domain):
 def check_references(
     connection: Connection, project_id: uuid.UUID, project: str, data: MemoryIn
 ) -> None:
-    """The conversation and first message a memory links to must be the caller's own:
+    """The conversations and first message a memory links to must be the caller's own:
     in its project (and the message in that conversation, when both are given). Anything
     else, another tenant's record included, is refused exactly as an id that does not
     exist, before the database's foreign keys could tell the two apart."""
-    if data.conversation_id is not None:
-        found = connection.execute(
-            select(conversations_table.c.id).where(
-                conversations_table.c.id == data.conversation_id,
-                conversations_table.c.project_id == project_id,
-            )
-        ).first()
-        if found is None:
-            raise _no_such("conversation_id", "conversation", project)
+    for field in ("conversation_id", "owner_conversation_id"):
+        check_conversation(connection, project_id, project, field, getattr(data, field))
     if data.first_message_id is not None:
         query = select(messages_table.c.id).where(
             messages_table.c.id == data.first_message_id,
@@ -303,15 +309,7 @@ def check_references(
         if data.conversation_id is not None:
             query = query.where(messages_table.c.conversation_id == data.conversation_id)
         if connection.execute(query).first() is None:
-            raise _no_such("first_message_id", "message", project)
-
-
-def _no_such(field: str, what: str, project: str) -> InvalidInputError:
-    # Names neither the id nor why: "absent" and "someone else's" must read the same.
-    return InvalidInputError(
-        f"{field} names no {what} of project {project!r}",
-        details=[{"location": [field], "message": f"no such {what}", "type": "not_found"}],
-    )
+            raise no_such("first_message_id", "message", project)
 
 
 def _tracked(memory: Memory) -> dict[str, Any]:

@@ -4,6 +4,10 @@ Writes are single statements (an upsert, or an UPDATE guarded by the expected ve
 so concurrent writers on PostgreSQL never both succeed against one version. An expired
 entry counts as absent; its version numbering continues when it is written again, so a
 version a client holds is never reused.
+
+An entry may be owned by a conversation (``owner_conversation_id``) and is then deleted
+with it. A write sets the whole entry, its owner like its value and expiry: writing
+without an owner leaves the entry unowned.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from ctxbase.store.base import (
     DEFAULT_PROJECT,
     Domain,
     Keyset,
+    as_uuid,
     page_limit,
     parse,
     text_part,
 )
+from ctxbase.store.references import check_conversation
 
 state_table = table(StateRow)
 s = state_table.c
@@ -99,18 +105,29 @@ class State(Domain):
         namespace: str = "",
         expected_version: int | None = None,
         ttl_seconds: int | None = None,
+        owner_conversation_id: uuid.UUID | str | None = None,
         project: str = DEFAULT_PROJECT,
     ) -> StateEntry:
         """Write ``value``. ``expected_version``: N = only if the entry is at version N,
-        0 = only if there is no entry; None = unconditionally."""
+        0 = only if there is no entry; None = unconditionally. With
+        ``owner_conversation_id`` the entry is deleted with that conversation."""
         namespace, key = check_namespace(namespace), check_key(key)
-        data = parse(StateIn, {"value": value, "ttl_seconds": ttl_seconds})
+        data = parse(
+            StateIn,
+            {
+                "value": value,
+                "ttl_seconds": ttl_seconds,
+                "owner_conversation_id": owner_conversation_id,
+            },
+        )
         self._check_json("value", data.value)
         expected_version = check_expected_version(expected_version)
         now = utcnow()
         expires = now + timedelta(seconds=data.ttl_seconds) if data.ttl_seconds else None
+        owner = data.owner_conversation_id
         with self._db.connect(write=True) as connection:
             project_id = self._project_id(connection, project)
+            check_conversation(connection, project_id, project, "owner_conversation_id", owner)
             if expected_version:
                 entry = [s.project_id == project_id, s.namespace == namespace, s.key == key]
                 self._db.backend.lock_for_compare_and_set(connection, state_table, entry)
@@ -118,7 +135,11 @@ class State(Domain):
                     update(state_table)
                     .where(*entry, s.version == expected_version, _alive(now))
                     .values(
-                        value=data.value, version=s.version + 1, expires_at=expires, updated_at=now
+                        value=data.value,
+                        version=s.version + 1,
+                        expires_at=expires,
+                        owner_conversation_id=owner,
+                        updated_at=now,
                     )
                     .returning(*state_table.c)
                 ).first()
@@ -130,6 +151,7 @@ class State(Domain):
                     key,
                     data.value,
                     expires,
+                    owner,
                     now,
                     only_if_absent=expected_version == 0,
                 )
@@ -165,11 +187,13 @@ class State(Domain):
         self,
         *,
         namespace: str = "",
+        owner_conversation_id: uuid.UUID | str | None = None,
         project: str = DEFAULT_PROJECT,
         limit: int = DEFAULT_PAGE,
         cursor: str | None = None,
     ) -> Page[StateEntry]:
-        """Entries in ``namespace`` and below it, ordered by namespace then key."""
+        """Entries in ``namespace`` and below it, ordered by namespace then key; only those
+        ``owner_conversation_id`` owns when it is given."""
         page_limit(limit)
         namespace = check_namespace(namespace)
         within = self._list_of(project)
@@ -183,6 +207,9 @@ class State(Domain):
                 query = query.where(
                     or_(s.namespace == namespace, s.namespace.like(below + "/%", escape="\\"))
                 )
+            if owner_conversation_id is not None:
+                owner = as_uuid(owner_conversation_id, "conversation")
+                query = query.where(s.owner_conversation_id == owner)
             if last is not None:
                 last_namespace, last_key = last
                 query = query.where(
@@ -212,6 +239,7 @@ class State(Domain):
         key: str,
         value: Any,
         expires: datetime | None,
+        owner: uuid.UUID | None,
         now: datetime,
         *,
         only_if_absent: bool,
@@ -224,6 +252,7 @@ class State(Domain):
             value=value,
             version=1,
             expires_at=expires,
+            owner_conversation_id=owner,
             created_at=now,
             updated_at=now,
         )
@@ -233,6 +262,7 @@ class State(Domain):
                 "value": statement.excluded.value,
                 "version": s.version + 1,
                 "expires_at": statement.excluded.expires_at,
+                "owner_conversation_id": statement.excluded.owner_conversation_id,
                 "updated_at": now,
             },
             # "only if absent": an expired entry counts as absent and may be replaced

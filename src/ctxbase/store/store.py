@@ -23,8 +23,18 @@ from ctxbase.store.databases import DatabaseConfigs
 from ctxbase.store.embedding import _UNSET, Embeddings
 from ctxbase.store.event_writer import EventWriter
 from ctxbase.store.events import Events
+from ctxbase.store.health import (
+    EmbedderReport,
+    RedisReport,
+    check_embedder,
+    check_redis,
+    redis_configured,
+)
+from ctxbase.store.imports import Imports
 from ctxbase.store.memories import Memories, prune_expired_memories
 from ctxbase.store.projects import Projects, ensure_defaults
+from ctxbase.store.quality import Quality
+from ctxbase.store.recall import Recall, Stats
 from ctxbase.store.search import Search
 from ctxbase.store.state import State, prune_expired_state
 from ctxbase.store.strict import enforce
@@ -46,6 +56,9 @@ for _domain, _cls in {
     "audit": Audit,
     "embeddings": Embeddings,
     "databases": DatabaseConfigs,
+    "recall": Recall,
+    "stats": Stats,
+    "imports": Imports,
 }.items():
     enforce(_cls, _domain)  # unknown arguments are refused by name
 
@@ -57,8 +70,8 @@ class Store:
     ``auto_migrate=False``; a Store is safe to share between threads.
 
     Sub-APIs: ``projects``, ``conversations``, ``messages``, ``contexts``, ``memories``,
-    ``state``, ``embeddings``, ``events``, ``subscriptions``, ``databases``. Each method takes
-    ``project=`` (default ``"default"``).
+    ``state``, ``embeddings``, ``events``, ``subscriptions``, ``databases``, ``imports``.
+    Each method takes ``project=`` (default ``"default"``).
 
     ``embedder`` overrides the ``embedder`` setting with a provider object (anything with
     ``name``, ``dimensions`` and ``embed(texts)``), or ``None`` for no vectors.
@@ -118,6 +131,10 @@ class Store:
         self.tenants = Tenants(self)
         self.keys = Keys(self)
         self.audit = Audit(self)
+        self.recall = Recall(self)
+        self.stats = Stats(self)
+        self.imports = Imports(self)
+        self.quality = Quality(self)
 
     def scoped(self, scope: Scope) -> Store:
         """A view of this store limited to ``scope``, sharing its connections."""
@@ -145,6 +162,17 @@ class Store:
     def check_connection(self) -> ConnectionReport:
         """Status, server version, pgvector and schema revision of this store's database."""
         return check_connection(self.db)
+
+    def check_embedder(self) -> EmbedderReport:
+        """The embedding provider: its model, whether it is loaded and answering, and the
+        backlog of items still without a vector (see :mod:`ctxbase.store.health`)."""
+        return check_embedder(self)
+
+    def check_redis(self) -> RedisReport | None:
+        """Whether the Redis of ``redis`` deliveries answers, and how fast; None when the
+        store does not use Redis (no ``redis_url`` set and no subscription delivering by
+        Redis)."""
+        return check_redis(self.settings.redis_url) if redis_configured(self) else None
 
     def close(self) -> None:
         """Release every connection; an in-memory store loses its data."""

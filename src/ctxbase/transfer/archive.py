@@ -29,7 +29,7 @@ import gzip
 import json
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -64,6 +64,11 @@ BATCH = 1000
 TENANT_WIDE = frozenset({"api_keys", "store_settings"})
 
 Encoder = Callable[[Any], Any]
+#: Told of the rows written or read, per table, as they go.
+RowsCallback = Callable[[str, int], None]
+#: Told when a phase starts ("exporting", "checking", …), with the rows it will move per
+#: table where known (None: not known before the end; empty: a step without rows).
+PhaseCallback = Callable[[str, Mapping[str, int | None]], None]
 
 
 class ArchiveReport(BaseModel):
@@ -117,9 +122,11 @@ def export_archive(
     *,
     project: str | None = None,
     with_embeddings: bool = False,
-    progress: Callable[[str, int], None] | None = None,
+    progress: RowsCallback | None = None,
+    on_phase: PhaseCallback | None = None,
 ) -> ArchiveReport:
-    """Write the store in ``db`` (or one ``project`` of its default tenant) to ``path``."""
+    """Write the store in ``db`` (or one ``project`` of its default tenant) to ``path``.
+    ``on_phase`` is told the rows of each table first (counting them costs a query each)."""
     migrate.detect_vector_storage(db)
     names = [n for n in data_tables() if with_embeddings or n != "embeddings"]
     if project is not None:
@@ -134,6 +141,8 @@ def export_archive(
             f"Cannot write {target}: no directory {target.parent}",
             hint="create the directory first, or choose another path",
         )
+    if on_phase is not None:
+        on_phase("exporting", _counts(db, plans, filters))
     try:
         with gzip.open(partial, "wt", encoding="utf-8", compresslevel=6) as out:
             _write_line(out, _header(project, with_embeddings, names))
@@ -148,6 +157,17 @@ def export_archive(
         partial.unlink(missing_ok=True)
         raise
     return ArchiveReport(path=str(target), rows=counts)
+
+
+def _counts(db: Database, plans: list[TablePlan], filters: dict[str, Any]) -> dict[str, int]:
+    counts = {}
+    with db.read() as connection:
+        for plan in plans:
+            query = select(func.count()).select_from(plan.table)
+            if plan.name in filters:
+                query = query.where(filters[plan.name])
+            counts[plan.name] = int(connection.execute(query).scalar_one())
+    return counts
 
 
 def _header(project: str | None, with_embeddings: bool, tables: list[str]) -> dict[str, Any]:
@@ -233,12 +253,16 @@ def _write_line(out: IO[str], value: dict[str, Any]) -> None:
 
 
 def import_archive(
-    db: Database, path: str | Path, *, progress: Callable[[str, int], None] | None = None
+    db: Database,
+    path: str | Path,
+    *,
+    progress: RowsCallback | None = None,
+    on_phase: PhaseCallback | None = None,
 ) -> ArchiveReport:
     """Read the archive at ``path`` into ``db`` in one transaction (all or nothing)."""
     migrate.ensure_schema(db)
     with db.connect(write=True) as connection:
-        return _import(connection, Path(path), progress)
+        return _import(connection, Path(path), progress, on_phase=on_phase)
 
 
 def check_archive(path: str | Path) -> dict[str, int]:
@@ -262,12 +286,20 @@ def check_archive(path: str | Path) -> dict[str, int]:
 
 
 def replace_with_archive(
-    db: Database, path: str | Path, *, progress: Callable[[str, int], None] | None = None
+    db: Database,
+    path: str | Path,
+    *,
+    progress: RowsCallback | None = None,
+    on_phase: PhaseCallback | None = None,
 ) -> ArchiveReport:
     """Replace every ctxbase row of ``db`` with the archive's, in one transaction: the
     archive is read whole first, and any fault after that rolls the emptying back too."""
     source = Path(path)
-    check_archive(source)
+    if on_phase is not None:
+        on_phase("checking the backup", {})
+    counts = check_archive(source)
+    if on_phase is not None:
+        on_phase("restoring", counts)
     migrate.ensure_schema(db)
     with db.connect(write=True) as connection:
         for table in reversed(metadata.sorted_tables):  # children first
@@ -276,12 +308,20 @@ def replace_with_archive(
 
 
 def _import(
-    connection: Connection, path: Path, progress: Callable[[str, int], None] | None
+    connection: Connection,
+    path: Path,
+    progress: RowsCallback | None,
+    *,
+    on_phase: PhaseCallback | None = None,
 ) -> ArchiveReport:
     """Import the archive in ``connection``'s transaction; raises (so that it rolls back)
     on any fault."""
     lines = _lines(path)
-    _check_header(next(lines, None))
+    header = next(lines, None)
+    _check_header(header)
+    if on_phase is not None and header is not None:
+        tables = header.get("tables")
+        on_phase("importing", dict.fromkeys(tables if isinstance(tables, list) else [], None))
     importer = _Importer(progress)
     for entry in lines:
         if entry.get("end"):
@@ -332,7 +372,7 @@ def _check_header(header: dict[str, Any] | None) -> None:
 class _Importer:
     """Buffers rows per table, remaps tenants and projects, inserts in batches."""
 
-    def __init__(self, progress: Callable[[str, int], None] | None) -> None:
+    def __init__(self, progress: RowsCallback | None) -> None:
         self.progress = progress
         self.tables = {
             plan.name: plan
@@ -464,14 +504,17 @@ class _Importer:
         )
 
 
+#: Tables with a project that hold no record of it: a counter, created with the project.
+NOT_RECORDS = frozenset({"event_streams"})
+
+
 def _project_holds_data(connection: Connection, project_id: Any) -> bool:
-    for name in ("conversations", "context_units", "memories", "state_entries", "events"):
-        t = metadata.tables.get(name)
-        if (
-            t is not None
-            and connection.execute(
-                select(func.count()).select_from(t).where(t.c.project_id == project_id)
-            ).scalar()
-        ):
+    """Any table of the schema holds a record of the project (whatever the table: a new
+    kind of record counts without this list knowing it)."""
+    for t in metadata.sorted_tables:
+        if "project_id" not in t.c or t.name in NOT_RECORDS:
+            continue
+        found = select(t.c.project_id).where(t.c.project_id == project_id).limit(1)
+        if connection.execute(found).first() is not None:
             return True
     return False

@@ -36,7 +36,12 @@ from ctxbase.db.database import Database
 from ctxbase.db.schema import metadata
 from ctxbase.db.urls import mask_url
 from ctxbase.errors import DatabaseError, InvalidInputError
-from ctxbase.transfer.archive import export_archive, replace_with_archive
+from ctxbase.transfer.archive import (
+    PhaseCallback,
+    RowsCallback,
+    export_archive,
+    replace_with_archive,
+)
 
 Method = Literal["sqlite-backup", "pg_dump", "export"]
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -51,8 +56,16 @@ class BackupReport(BaseModel):
     note: str | None = None
 
 
-def backup(db: Database, path: str | Path, *, settings: Settings | None = None) -> BackupReport:
-    """Write a backup of ``db`` to ``path`` (through ``<path>.partial``, removed on failure)."""
+def backup(
+    db: Database,
+    path: str | Path,
+    *,
+    settings: Settings | None = None,
+    progress: RowsCallback | None = None,
+    on_phase: PhaseCallback | None = None,
+) -> BackupReport:
+    """Write a backup of ``db`` to ``path`` (through ``<path>.partial``, removed on failure).
+    ``progress`` and ``on_phase`` are told how it goes (rows only for an export archive)."""
     settings = settings or db.settings
     target = Path(path)
     try:
@@ -62,7 +75,7 @@ def backup(db: Database, path: str | Path, *, settings: Settings | None = None) 
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
     try:
-        method, note = _write_backup(db, partial, settings)
+        method, note = _write_backup(db, partial, settings, progress, on_phase)
         partial.replace(target)
     except OSError as error:
         partial.unlink(missing_ok=True)
@@ -73,22 +86,40 @@ def backup(db: Database, path: str | Path, *, settings: Settings | None = None) 
     return BackupReport(path=str(target), method=method, bytes=target.stat().st_size, note=note)
 
 
-def _write_backup(db: Database, partial: Path, settings: Settings) -> tuple[Method, str | None]:
+def _write_backup(
+    db: Database,
+    partial: Path,
+    settings: Settings,
+    progress: RowsCallback | None,
+    on_phase: PhaseCallback | None,
+) -> tuple[Method, str | None]:
+    phase = on_phase or _no_phase
     if db.backend.backup_method == "sqlite-backup":
+        phase("backing up", {})
         _sqlite_backup(db, partial)
         return "sqlite-backup", None
     tool, reason = find_pg_tool("pg_dump", db, settings)
     if tool is not None:
+        phase("backing up", {})
         _run(tool, ["--format=custom", "--no-owner", f"--file={partial}"], db)
         return "pg_dump", None
-    export_archive(db, partial, with_embeddings=True)
+    export_archive(db, partial, with_embeddings=True, progress=progress, on_phase=on_phase)
     return "export", f"{reason}; wrote a ctxbase export archive instead"
 
 
-def restore(db: Database, path: str | Path, *, settings: Settings | None = None) -> BackupReport:
+def restore(
+    db: Database,
+    path: str | Path,
+    *,
+    settings: Settings | None = None,
+    progress: RowsCallback | None = None,
+    on_phase: PhaseCallback | None = None,
+) -> BackupReport:
     """Replace the contents of ``db`` with the backup at ``path``. The backup is checked
-    whole first; a damaged one raises InvalidInputError and leaves ``db`` untouched."""
+    whole first; a damaged one raises InvalidInputError and leaves ``db`` untouched.
+    ``progress`` and ``on_phase`` as for :func:`backup`."""
     settings = settings or db.settings
+    phase = on_phase or _no_phase
     source = Path(path)
     if not source.is_file():
         raise InvalidInputError(f"No such backup file: {source}")
@@ -102,7 +133,9 @@ def restore(db: Database, path: str | Path, *, settings: Settings | None = None)
                 "An SQLite backup restores into SQLite only",
                 hint=f"copy it into PostgreSQL with `ctxbase migrate --from sqlite:///{source}`",
             )
+        phase("checking the backup", {})
         _check_sqlite_backup(source)
+        phase("restoring", {})
         _sqlite_restore(source, db)
         method: Method = "sqlite-backup"
     elif magic.startswith(PG_DUMP_MAGIC):
@@ -111,18 +144,24 @@ def restore(db: Database, path: str | Path, *, settings: Settings | None = None)
         tool, reason = find_pg_tool("pg_restore", db, settings)
         if tool is None:
             raise InvalidInputError(f"Cannot restore a pg_dump backup: {reason}")
+        phase("checking the backup", {})
         _require_tables_of(db, _check_pg_dump(tool, source), source)
         # --clean drops the tables inside the one transaction that recreates them
         args = ["--no-owner", "--clean", "--if-exists", "--single-transaction", str(source)]
+        phase("restoring", {})
         _run(tool, args, db, dbname_flag=True)
         method = "pg_dump"
     elif magic.startswith(GZIP_MAGIC):
-        replace_with_archive(db, source)
+        replace_with_archive(db, source, progress=progress, on_phase=on_phase)
         method = "export"
     else:
         raise InvalidInputError(f"{source} is not a ctxbase backup (SQLite, pg_dump or archive)")
     migrate.detect_vector_storage(db)
     return BackupReport(path=str(source), method=method, bytes=source.stat().st_size)
+
+
+def _no_phase(_name: str, _totals: object) -> None:
+    return None
 
 
 # --- SQLite ------------------------------------------------------------------------------

@@ -251,16 +251,29 @@ class SQLiteBackend(Backend):
         )
 
     def table_sizes(self, connection: Connection) -> dict[str, int]:
+        """Pages of each table, its indexes and its full-text index (``<table>_fts_*``)."""
         try:
-            rows = connection.execute(text("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"))
-            return {name: int(size) for name, size in rows}
+            rows = connection.execute(
+                text(
+                    "SELECT m.tbl_name, SUM(s.pgsize) FROM dbstat s"
+                    " JOIN sqlite_master m ON m.name = s.name GROUP BY m.tbl_name"
+                )
+            )
         except sa_exc.OperationalError:  # pragma: no cover - SQLite built without dbstat
             return {}
+        sizes: dict[str, int] = {}
+        for name, size in rows:
+            owner = _FTS_SHADOW.sub("", name)
+            sizes[owner] = sizes.get(owner, 0) + int(size)
+        return sizes
 
     @classmethod
     def config_url(cls, config: Mapping[str, Any], password: Callable[[], str | None]) -> str:
         return f"sqlite:///{config['sqlite_path']}"
 
+
+#: The tables of a full-text index, named after the table they index.
+_FTS_SHADOW = re.compile(r"_fts(_(data|idx|content|docsize|config))?$")
 
 #: A surrogate code point left alone after parsing (a pair has become one character).
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

@@ -74,6 +74,7 @@ def put_state(
         body.value,
         namespace=namespace,
         ttl_seconds=body.ttl_seconds,
+        owner_conversation_id=body.owner_conversation_id,
         project=project,
         expected_version=_version(if_match, if_none_match),
     )

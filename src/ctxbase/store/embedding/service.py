@@ -31,6 +31,8 @@ class Embeddings:
         self.db = store.db
         self.models = ActiveModel(store.db, store.settings, embedder)
         self._vectors = VectorCache(store.db)
+        #: The provider's last failure per model, until it answers again (for /health).
+        self.outcomes = self._vectors.outcomes
 
     @property
     def embedder(self) -> Embedder | None:

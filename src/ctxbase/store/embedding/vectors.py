@@ -7,13 +7,15 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ctxbase.db.database import Database
 from ctxbase.db.schema import ContextUnit, Embedding, Memory, Message, table
 from ctxbase.embeddings import Embedder
+from ctxbase.store.embedding.outcomes import ProviderOutcomes
 
 embeddings_table = table(Embedding)
 e = embeddings_table.c
@@ -40,6 +42,7 @@ class VectorCache:
         self._db = db
         self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        self.outcomes = ProviderOutcomes()
 
     def embed(
         self, texts: list[str], embedder: Embedder, *, remembered_only: bool = False
@@ -51,7 +54,12 @@ class VectorCache:
         known = self._known(embedder.name, set(hashes), use_table=not remembered_only)
         missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in known}
         if missing:
-            matrix = embedder.embed(list(missing.values()))
+            try:
+                matrix = embedder.embed(list(missing.values()))
+            except Exception as error:  # told to /health, then handled by the caller
+                self.outcomes.failed(embedder.name, error)
+                raise
+            self.outcomes.succeeded(embedder.name)
             for digest, vector in zip(missing, matrix, strict=True):
                 known[digest] = np.ascontiguousarray(vector, dtype=np.float32)
             self._remember(embedder.name, {h: known[h] for h in missing})
@@ -65,9 +73,15 @@ class VectorCache:
             # no snapshot needed: a read outside a transaction saves round trips
             with self._db.read() as connection:
                 for start in range(0, len(wanted), 500):
+                    # The hashes inline, not as 500 parameters: PostgreSQL's generic plan for
+                    # a prepared IN of parameters compares every row with each (~0.5 s at
+                    # 20,000 vectors), where a list of constants is hashed (~10 ms).
+                    inline: Any = bindparam(
+                        "hashes", wanted[start : start + 500], expanding=True, literal_execute=True
+                    )
                     rows = connection.execute(
                         select(e.content_hash, e.vector).where(
-                            e.model == model, e.content_hash.in_(wanted[start : start + 500])
+                            e.model == model, e.content_hash.in_(inline)
                         )
                     )
                     for digest, vector in rows:

@@ -50,7 +50,9 @@ def _one_of(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
-def _conversation_record(name: str, *columns: sa.Column, checks: dict[str, str]) -> None:
+def _conversation_record(
+    name: str, *columns: sa.Column | sa.ForeignKeyConstraint, checks: dict[str, str]
+) -> None:
     """A table owned by a conversation: id, project, conversation, then its own columns."""
     op.create_table(
         name,

@@ -1,0 +1,1 @@
+"""Doors for agent frameworks: the MCP server, LangGraph and LangChain adapters."""
