@@ -27,7 +27,7 @@ def seed(store: ctxbase.Store) -> dict[str, Any]:
     conversation = store.conversations.create(
         title="Billing drift", agent_id="planner", model="gpt-test", metadata={"topic": "billing"}
     )
-    store.messages.append_many(
+    messages = store.messages.append_many(
         conversation.id,
         [
             {"role": "system", "content": "You reconcile invoices."},
@@ -44,6 +44,19 @@ def seed(store: ctxbase.Store) -> dict[str, Any]:
                 "finish_reason": "stop",
             },
         ],
+    )
+    quality = store.quality
+    quality.add_metric(conversation.id, metric="coherence", value=0.82)
+    quality.add_contradiction(
+        conversation.id,
+        first_message_id=messages[1].id,
+        second_message_id=messages[2].id,
+        description="Says per line, then per total",
+        severity="low",
+    )
+    quality.add_loop(conversation.id, pattern="Rounding", message_ids=[messages[2].id])
+    quality.add_citation(
+        conversation.id, message_id=messages[2].id, source_reference="billing/rounding.md"
     )
     memory = store.memories.add(
         "The user drinks green tea in the morning", importance=0.6, agent_id="planner"

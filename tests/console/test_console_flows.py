@@ -55,6 +55,10 @@ def test_browse_a_conversation_and_its_messages(signed_in: Any, site: Site) -> N
     assert "finish: stop" in messages.nth(2).inner_text()
     b.page.click("text=Thinking")
     assert b.page.is_visible("text=Look at the rounding mode first.")
+    b.page.wait_for_selector("#quality h3")  # loaded beside the page
+    quality = b.page.inner_text("#quality")
+    assert "coherence" in quality and "0.820" in quality
+    assert "Says per line, then per total" in quality and "billing/rounding.md" in quality
     b.check()
 
 

@@ -26,6 +26,7 @@ def _pages(site: Site) -> list[tuple[str, str]]:
         ("health", "/health"),
         ("conversations", "/p/default/conversations"),
         ("conversation", f"/p/default/conversations/{ids['conversation']}"),
+        ("quality", f"/p/default/conversations/{ids['conversation']}/quality"),
         ("memories", "/p/default/memories"),
         ("memory", f"/p/default/memories/{ids['memory']}"),
         ("contexts", "/p/default/contexts"),

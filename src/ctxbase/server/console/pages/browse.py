@@ -16,6 +16,7 @@ from ctxbase.server.console.pages.common import (
     count_of,
     field,
     finished,
+    fragment,
     json_text,
     number_field,
     opened,
@@ -96,6 +97,38 @@ async def conversation(
         next_cursor=messages.next_cursor,
         cursor=cursor,
         here=f"{v.base}/p/{project}/conversations/{cid}",
+    )
+
+
+@router.get("/conversations/{conversation_id}/quality")
+async def quality(v: VisitorDep, project: str, conversation_id: str) -> Response:
+    """The conversation's quality records: metrics, contradictions, repetition loops and
+    citations (loaded beside the conversation's page)."""
+    cid = parse_uuid(conversation_id)
+    quality = v.api.quality
+    metrics, contradictions, loops, citations = await asyncio.gather(
+        quality.list_metrics(cid, limit=PAGE, project=project),
+        quality.list_contradictions(cid, limit=PAGE, project=project),
+        quality.list_loops(cid, limit=PAGE, project=project),
+        quality.list_citations(cid, limit=PAGE, project=project),
+    )
+    records = {
+        "metrics": metrics.items,
+        "contradictions": contradictions.items,
+        "loops": loops.items,
+        "citations": citations.items,
+    }
+    if v.request.headers.get("hx-request"):
+        return fragment(v, "_quality.html", project=project, **records)
+    found = await v.api.conversations.get(cid, project=project)
+    return await page(
+        v,
+        "quality.html",
+        title=f"Quality · {found.title or 'conversation'}",
+        project=project,
+        section="conversations",
+        c=found,
+        **records,
     )
 
 
