@@ -47,7 +47,8 @@ def word_diff(old: str | None, new: str | None) -> list[Segment]:
 
 
 def _changes(deleted: str, added: str) -> list[Segment]:
-    return [Segment(kind, text) for kind, text in (("del", deleted), ("add", added)) if text]
+    changes = [Segment("del", deleted), Segment("add", added)]
+    return [change for change in changes if change.text]
 
 
 def line_diff(old: str | None, new: str | None, context: int = 3) -> list[Segment]:
