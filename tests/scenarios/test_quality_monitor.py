@@ -1,7 +1,7 @@
 """The conversation-quality monitor (reference system 002) moves in.
 
 Its guide sets up seven tables, checks the connection and pgvector, applies, inspects and
-rolls back migrations, queries similar messages, keeps health scores in 0–100, filters
+rolls back migrations, queries similar messages, keeps health scores in 0 to 100, filters
 by health score and citation status, deletes a conversation with everything of it,
 tunes the pool, backs up, restores and watches sizes. Each step here is ctxbase's public
 API doing the same, on an SQLite file and on PostgreSQL (where the guide's SQLite had no
@@ -10,7 +10,7 @@ vector search, ctxbase's has).
 Its seven tables map onto ctxbase's records as follows:
 
 - ``conversations`` → conversations: ``title``; the guide's ``topic`` is ``task``; the
-  user is ``metadata["user_id"]``; ``health_score`` (0–100) as it is.
+  user is ``metadata["user_id"]``; ``health_score`` (0 to 100) as it is.
 - ``messages`` → messages; an agent message's quality scores go in its ``metadata``.
 - ``message_embeddings`` → the messages' stored vectors (the embedder's dimensions, 1536
   with ``openai:text-embedding-3-small``), searched by ``store.search(kinds=["message"])``.
