@@ -63,9 +63,16 @@ class Database:
                 self._prepared.popitem(last=False)
         return statement
 
-    def raw(self, *, write: bool = False) -> AbstractContextManager[Any]:
-        """A driver cursor in one transaction, for prepared statements."""
-        return self._raw_transaction(self, write=write)
+    def raw(
+        self, *, write: bool = False, one_statement: bool = False
+    ) -> AbstractContextManager[Any]:
+        """A driver cursor in one transaction, for prepared statements.
+
+        ``one_statement=True`` (with ``write``): the block runs a single statement that
+        commits on its own, in autocommit, saving BEGIN and COMMIT (round trips on
+        PostgreSQL). It must not delete from a full-text indexed table (SQLite erases
+        deleted text before a transaction's commit, which such a write has not)."""
+        return self._raw_transaction(self, write=write, one_statement=one_statement)
 
     @property
     def backend_name(self) -> str:

@@ -182,26 +182,30 @@ class RawTransaction:
     and a read of one statement needs no transaction; reads on PostgreSQL run in
     autocommit too, saving the BEGIN and COMMIT round trips. Connections come from the
     database's driver connections (see ``driver_connections``) when it has them and,
-    unless :attr:`writes_on_driver_connections`, only for reads.
+    unless :attr:`writes_on_driver_connections`, only for what runs in autocommit: reads,
+    and writes of one statement (``one_statement``), atomic by themselves.
 
     A class rather than a generator: entering and leaving it is a measurable part of an
     SQLite point read.
     """
 
     __slots__ = ("_connection", "_cursor", "_db", "_source", "_write")
-    #: Whether writes, too, take the database's driver connections.
+    #: Whether write transactions, too, take the database's driver connections.
     writes_on_driver_connections: bool = False
     _connection: Any  # a driver connection, or the pool's proxy of one
     _cursor: Any
     _source: DriverConnections | None  # None: SQLAlchemy's pool
+    #: Whether the block runs in a transaction of its own making: a write, unless it is
+    #: one statement committing on its own (autocommit), like a read.
+    _write: bool
 
-    def __init__(self, db: Database, *, write: bool) -> None:
+    def __init__(self, db: Database, *, write: bool, one_statement: bool = False) -> None:
         self._db = db
-        self._write = write
+        self._write = write and not one_statement
         source = db.driver_connections
         self._source = (
             source
-            if source is not None and (self.writes_on_driver_connections or not write)
+            if source is not None and (self.writes_on_driver_connections or not self._write)
             else None
         )
 

@@ -34,6 +34,7 @@ from sqlalchemy import (
     Uuid,
     text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from uuid6 import uuid7
 
@@ -685,6 +686,115 @@ class StoreSetting(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[Any] = mapped_column(JSONDocument, nullable=False)
     updated_at: Mapped[datetime] = _updated()
+
+
+# --- LangGraph ----------------------------------------------------------------------------
+# Checkpoints of LangGraph threads (ctxbase.integrations.langgraph.CtxbaseSaver), and what
+# its BaseStore adapter keeps beside the state entries and memories that hold its items.
+
+#: Identifiers LangGraph hands over (threads, namespaces, checkpoint ids): text compared
+#: byte by byte on both backends, so checkpoint ids (time-ordered) sort the same way.
+LangGraphText = Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
+
+
+def _langgraph_text(*, nullable: bool = False) -> Mapped[Any]:
+    return mapped_column(LangGraphText, nullable=nullable)
+
+
+class LangGraphCheckpoint(Base):
+    """One checkpoint of a thread's namespace: the whole checkpoint, serialized by the
+    saver's serializer (its type name and bytes), and its metadata as JSON for filters."""
+
+    __tablename__ = "langgraph_checkpoints"
+    __table_args__ = (
+        UniqueConstraint(
+            "project_id",
+            "thread_id",
+            "checkpoint_ns",
+            "checkpoint_id",
+            name="uq_langgraph_checkpoints_key",
+        ),
+        # Only checkpoints of tagged runs (LangGraph's server tags every run) are indexed.
+        Index(
+            None,
+            "project_id",
+            "run_id",
+            sqlite_where=text("run_id IS NOT NULL"),
+            postgresql_where=text("run_id IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    project_id: Mapped[uuid.UUID] = _project_fk()
+    thread_id: Mapped[str] = _langgraph_text()
+    checkpoint_ns: Mapped[str] = _langgraph_text()
+    checkpoint_id: Mapped[str] = _langgraph_text()
+    parent_checkpoint_id: Mapped[str | None] = _langgraph_text(nullable=True)
+    # The run that wrote it (from its metadata), for delete_for_runs.
+    run_id: Mapped[str | None] = _langgraph_text(nullable=True)
+    checkpoint_type: Mapped[str] = mapped_column(String(64))
+    checkpoint: Mapped[bytes] = mapped_column(LargeBinary)
+    meta: Mapped[dict[str, Any]] = _json("metadata")
+
+
+class LangGraphWrite(Base):
+    """A pending write of a task to a channel, linked to the checkpoint it follows (by
+    its ids, without a foreign key: a run may save a step's writes before its checkpoint
+    commits)."""
+
+    __tablename__ = "langgraph_writes"
+    __table_args__ = (
+        UniqueConstraint(
+            "project_id",
+            "thread_id",
+            "checkpoint_ns",
+            "checkpoint_id",
+            "task_id",
+            "idx",
+            name="uq_langgraph_writes_key",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = _id()
+    project_id: Mapped[uuid.UUID] = _project_fk()
+    thread_id: Mapped[str] = _langgraph_text()
+    checkpoint_ns: Mapped[str] = _langgraph_text()
+    checkpoint_id: Mapped[str] = _langgraph_text()
+    task_id: Mapped[str] = _langgraph_text()
+    task_path: Mapped[str] = _langgraph_text()
+    idx: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(Text)
+    value_type: Mapped[str] = mapped_column(String(64))
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LangGraphItemTTL(Base):
+    """The time to live of a LangGraph store item (a state entry), so reads can extend
+    its expiry by as much again."""
+
+    __tablename__ = "langgraph_item_ttls"
+
+    state_entry_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("state_entries.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[uuid.UUID] = _project_fk()
+    ttl_minutes: Mapped[float] = mapped_column(Float)
+
+
+class LangGraphItemMemory(Base):
+    """A memory holding the text of one indexed field of a LangGraph store item (a state
+    entry): what natural-language searches of the store find."""
+
+    __tablename__ = "langgraph_item_memories"
+
+    memory_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("memories.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[uuid.UUID] = _project_fk()
+    state_entry_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("state_entries.id", ondelete="CASCADE"), index=True
+    )
+    field: Mapped[str] = mapped_column(Text)
 
 
 def table(model: type[Base]) -> Table:

@@ -504,14 +504,17 @@ class _Importer:
         )
 
 
+#: Tables with a project that hold no record of it: a counter, created with the project.
+NOT_RECORDS = frozenset({"event_streams"})
+
+
 def _project_holds_data(connection: Connection, project_id: Any) -> bool:
-    for name in ("conversations", "context_units", "memories", "state_entries", "events"):
-        t = metadata.tables.get(name)
-        if (
-            t is not None
-            and connection.execute(
-                select(func.count()).select_from(t).where(t.c.project_id == project_id)
-            ).scalar()
-        ):
+    """Any table of the schema holds a record of the project (whatever the table: a new
+    kind of record counts without this list knowing it)."""
+    for t in metadata.sorted_tables:
+        if "project_id" not in t.c or t.name in NOT_RECORDS:
+            continue
+        found = select(t.c.project_id).where(t.c.project_id == project_id).limit(1)
+        if connection.execute(found).first() is not None:
             return True
     return False

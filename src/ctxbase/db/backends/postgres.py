@@ -68,7 +68,8 @@ _ADVISORY_LOCK_KEY = 0x63747862
 
 
 class PostgresReadConnections(DriverConnections):
-    """psycopg connections in autocommit mode, for single-statement reads.
+    """psycopg connections in autocommit mode, for single statements: reads, and writes
+    of one statement (``Database.raw(write=True, one_statement=True)``).
 
     A connection idle longer than ``ping_after`` seconds is pinged before use (as the
     pool does): a restarted server or a dropped link costs a new connection, not an error.
@@ -114,7 +115,8 @@ class PostgresRawTransaction(RawTransaction):
     block); writes in psycopg's implicit transaction, committed at the end."""
 
     __slots__ = ()
-    writes_on_driver_connections = False  # the read connections only read
+    # the driver connections run in autocommit: reads and one-statement writes only
+    writes_on_driver_connections = False
 
     def _begin(self) -> Any:
         if self._write or self._source is not None:

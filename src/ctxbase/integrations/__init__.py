@@ -1,0 +1,1 @@
+"""Adapters that plug ctxbase into agent frameworks (optional extras)."""
