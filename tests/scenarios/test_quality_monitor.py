@@ -34,6 +34,8 @@ from ctxbase.errors import InvalidInputError, NotFoundError
 from tests.conftest import open_store
 from tests.scenarios.conftest import cli, ok, serve
 
+#: The revision before the one that made the quality tables (0009).
+QUALITY_REVISION_BEFORE = "0008"
 QUALITY_TABLES = ("quality_metrics", "contradictions", "repetition_loops", "citations")
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -153,6 +155,12 @@ def test_apply_inspect_and_roll_back_migrations(database_url: str) -> None:
     assert previous is not None
     ok("db", "downgrade", "-1", "-d", database_url)  # rollback one step
     assert previous in ok("db", "current", "-d", database_url)
+    with open_store(database_url, auto_migrate=False) as store:  # the data is kept
+        assert len(store.quality.list_contradictions(chat_id).items) == 2
+    ok("db", "upgrade", "-d", database_url)
+    # Rollback to a specific revision: the one before the quality tables (0009) came.
+    ok("db", "downgrade", QUALITY_REVISION_BEFORE, "-d", database_url)
+    assert QUALITY_REVISION_BEFORE in ok("db", "current", "-d", database_url)
     assert "quality_metrics" not in table_rows(database_url)  # dropped with its revision
     ok("db", "upgrade", "-d", database_url)
     # "relation already exists" cannot happen: upgrading again is no error.
