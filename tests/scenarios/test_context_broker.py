@@ -27,7 +27,10 @@ Its tables map onto ctxbase's records as follows:
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -152,8 +155,15 @@ def test_semantic_data_by_node_key_with_a_threshold(broker: Served) -> None:
 
 def test_agent_registrations_are_notified(broker: Served) -> None:
     """An agent registers its needs and how to be told: by webhook (signed, retried), by
-    Redis channel, or it reads its pending events itself."""
-    with webhook_receiver() as receiver, broker.client() as client:
+    Redis channel, or it reads its pending events itself. Health then reports Redis."""
+    with (
+        broker.client() as client,
+        webhook_receiver() as receiver,
+        redis_channel() as (
+            channel,
+            received,
+        ),
+    ):
         hook = client.subscriptions.create(
             agent_id="frontend-agent",
             needs=["changes to the API schema"],
@@ -164,12 +174,9 @@ def test_agent_registrations_are_notified(broker: Served) -> None:
         )
         assert hook.has_secret and hook.cursor == 0
         redis = client.subscriptions.create(
-            agent_id="ops-agent",
-            event_types=["deploy.*"],
-            delivery="redis",
-            target="contex:ops",
+            agent_id="ops-agent", event_types=["deploy.*"], delivery="redis", target=channel
         )
-        assert (redis.delivery, redis.target) == ("redis", "contex:ops")
+        assert (redis.delivery, redis.target) == ("redis", channel)
         polled = client.subscriptions.create(agent_id="audit-agent", event_types=["deploy.*"])
 
         client.events.append("schema.changed", {"summary": "GET /users now returns email"})
@@ -178,6 +185,8 @@ def test_agent_registrations_are_notified(broker: Served) -> None:
         (delivery,) = [d for d in receiver.deliveries if d.accepted]
         assert json.loads(delivery.body)["event_type"] == "schema.changed"
         assert delivery.headers["X-Ctxbase-Signature"].startswith("sha256=")
+        published = received(1)
+        assert [(m["sequence"], m["event_type"]) for m in published] == [(2, "deploy.finished")]
 
         pending = client.subscriptions.pending(polled.id)
         assert [e.event_type for e in pending.items] == ["deploy.finished"]
@@ -186,9 +195,45 @@ def test_agent_registrations_are_notified(broker: Served) -> None:
         listed = client.subscriptions.list().items
         assert {s.agent_id for s in listed} == {"frontend-agent", "ops-agent", "audit-agent"}
         assert "a-shared-secret" not in json.dumps([s.model_dump(mode="json") for s in listed])
+
+        health = httpx.get(f"{broker.url}/api/v1/health").json()  # "redis": "connected"
+        assert health["redis"]["reachable"] is True, health
         client.subscriptions.delete(redis.id)
         with pytest.raises(NotFoundError):
             client.subscriptions.get(redis.id)
+
+
+@contextmanager
+def redis_channel() -> Iterator[tuple[str, Any]]:
+    """A fresh channel on the Redis the server publishes to, and a function waiting for
+    ``count`` messages on it; skips when no Redis runs there."""
+    redis = pytest.importorskip("redis")
+    url = ctxbase.Settings.from_values().redis_url
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        client.close()
+        pytest.skip(f"no Redis at {url}: {error}")
+    channel = f"contex:ops:{uuid.uuid4().hex}"
+    pubsub = client.pubsub()
+    pubsub.subscribe(channel)
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+
+    def received(count: int) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 30
+        while len(messages) < count and time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=1)
+            if message and message["type"] == "message":
+                messages.append(json.loads(message["data"]))
+        return messages
+
+    try:
+        yield channel, received
+    finally:
+        pubsub.close()
+        client.close()
 
 
 # --- Authentication and multi-tenancy ----------------------------------------------------
