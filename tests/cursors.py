@@ -51,11 +51,12 @@ def seed_every_list(store: ctxbase.Store) -> dict[str, Parents]:
 def _seed_project(store: ctxbase.Store, project: str) -> Parents:
     conversation = store.conversations.create(title="first", project=project)
     store.conversations.create(title="second", project=project)
-    store.messages.append_many(
+    one, two = store.messages.append_many(
         conversation.id,
         [{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}],
         project=project,
     )
+    _seed_quality(store, conversation.id, one.id, two.id, project)
     for name in ("a", "b"):
         store.contexts.add(name, f"note {name}", project=project)
         store.memories.add(f"memory {name}", project=project)
@@ -73,6 +74,22 @@ def _seed_project(store: ctxbase.Store, project: str) -> Parents:
     )
     _write_dead_letters(store, pusher.id, given_up)
     return Parents(conversation_id=conversation.id, subscription_id=pusher.id)
+
+
+def _seed_quality(
+    store: ctxbase.Store,
+    conversation_id: uuid.UUID,
+    first: uuid.UUID,
+    second: uuid.UUID,
+    project: str,
+) -> None:
+    """Two records of each quality kind in the conversation."""
+    quality, chat, pair = store.quality, conversation_id, {"project": project}
+    for value in (0.5, 0.7):
+        quality.add_metric(chat, metric="coherence", value=value, **pair)
+        quality.add_contradiction(chat, first_message_id=first, second_message_id=second, **pair)
+        quality.add_loop(chat, pattern="again", message_ids=[first, second], **pair)
+        quality.add_citation(chat, message_id=second, source_reference="doc", **pair)
 
 
 def _write_dead_letters(

@@ -196,6 +196,26 @@ class Settings(BaseSettings):
         "info", description="Server log level."
     )
 
+    # MCP
+    mcp_enabled: bool = Field(
+        True, description="Server: serve MCP (streamable HTTP) at `/mcp` when `mcp` is installed."
+    )
+    mcp_project: str = Field(
+        "default",
+        description="MCP: the project tools act in, unless the key is limited to one project "
+        "or the client sends `X-Ctxbase-Project`.",
+    )
+    mcp_api_key: SecretStr | None = Field(
+        None,
+        description="`ctxbase mcp` (stdio): act as this API key (its role, projects and "
+        "scopes); unset: with the local library's full access.",
+    )
+    mcp_tool_notes: dict[str, str] = Field(
+        default_factory=dict,
+        description='MCP: text appended to tool descriptions, by tool name (`"*"`: every '
+        'tool), as JSON, e.g. `{"recall": "Call it before every answer."}`.',
+    )
+
     @field_validator("embed_on_write", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:

@@ -47,6 +47,7 @@ def _dummy(arg_name: str) -> Any:
 _VALID_BODIES: dict[str, Any] = {
     "events": [{"event_type": "t"}],
     "messages": [{"role": "user", "content": "x"}],
+    "rows": [{"kind": "state", "key": "strict", "value": 1}],
     "sequence": 0,
 }
 

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import ctxbase
+from ctxbase.api import OPERATIONS
 from ctxbase.server import access, create_app
 
 API = "/api/v1"
@@ -26,13 +27,23 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", f"{_P}/memories"): {"content": "m"},
     ("PUT", f"{_P}/state/{{path}}"): {"value": 1},
     ("POST", f"{_P}/search"): {"query": "q"},
+    ("POST", f"{_P}/recall"): {"query": "q"},
     ("POST", f"{_P}/events"): {"event_type": "e"},
     ("POST", f"{_P}/subscriptions"): {"agent_id": "a"},
     ("POST", f"{_P}/subscriptions/{{subscription_id}}/ack"): {"sequence": 0},
+    ("POST", f"{_P}/import"): {"rows": []},
     ("POST", "/api/v1/projects"): {"slug": "new-project"},
     ("POST", "/api/v1/keys"): {"role": "reader"},
     ("POST", "/api/v1/tenants"): {"slug": "new-tenant"},
 }
+
+
+def _declared_example(method: str, path: str) -> Any:
+    """The declaration's example body of a route that BODIES does not list ({} if none)."""
+    for declared in OPERATIONS.values():
+        if declared.route_key == (method, path.removeprefix(API)):
+            return declared.request_example or {}
+    return {}
 
 
 @dataclass
@@ -106,7 +117,9 @@ def _call(
 ) -> Any:
     headers = {"Authorization": f"Bearer {world.keys[key]}"} if key else {}
     body = (
-        BODIES.get((method, template or path), {}) if method in ("POST", "PUT", "PATCH") else None
+        BODIES.get((method, template or path), _declared_example(method, template or path))
+        if method in ("POST", "PUT", "PATCH")
+        else None
     )
     return world.client.request(method, path, headers=headers, json=body)
 

@@ -11,11 +11,20 @@ from __future__ import annotations
 
 from ctxbase.api.admin import ADMIN_OPERATIONS
 from ctxbase.api.data import DATA_OPERATIONS
+from ctxbase.api.imports import IMPORT_OPERATIONS
 from ctxbase.api.quality import QUALITY_OPERATIONS
+from ctxbase.api.recall import RECALL_OPERATIONS
 from ctxbase.api.spec import API_PREFIX, Arg, Operation, Rule, Wire
 
 OPERATIONS: dict[str, Operation] = {}
-for _operation in (*DATA_OPERATIONS, *QUALITY_OPERATIONS, *ADMIN_OPERATIONS):
+_ALL = (
+    *DATA_OPERATIONS,
+    *QUALITY_OPERATIONS,
+    *IMPORT_OPERATIONS,
+    *ADMIN_OPERATIONS,
+    *RECALL_OPERATIONS,
+)
+for _operation in _ALL:
     if _operation.name in OPERATIONS:
         raise RuntimeError(f"operation {_operation.name!r} is declared twice")
     OPERATIONS[_operation.name] = _operation

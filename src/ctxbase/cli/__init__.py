@@ -19,6 +19,7 @@ from rich.logging import RichHandler
 
 import ctxbase
 from ctxbase.cli import admin, databases, db, maintenance, serve, transfer
+from ctxbase.cli import mcp as mcp_cli
 from ctxbase.cli.common import DatabaseUrlOption, accept_database_url, err
 from ctxbase.cli.serve import _first_admin_key as _first_admin_key  # (where tests find it)
 from ctxbase.config import Settings
@@ -38,6 +39,7 @@ app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.tenants_app, name="tenants")
 app.add_typer(admin.secrets_app, name="secrets")
 app.add_typer(databases.databases_app, name="databases")
+app.add_typer(mcp_cli.commands)
 accept_database_url(app)  # before or after the command's name: `ctxbase db upgrade -d URL`
 
 

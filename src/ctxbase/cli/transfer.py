@@ -188,8 +188,46 @@ def import_command(
     ctx: typer.Context,
     archive: Annotated[Path, typer.Argument(help="Archive written by `ctxbase export`.")],
     quiet: QuietOption = False,
+    # --- --format rows: another system's rows (ctxbase.cli.rows) ---
+    file_format: Annotated[
+        str, typer.Option("--format", help="archive, or rows: JSON Lines of another system.")
+    ] = "archive",
+    project: Annotated[str, typer.Option(help="rows: the project to import into.")] = "default",
+    batch_size: Annotated[int, typer.Option(min=1, help="rows: rows per transaction.")] = 1000,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="rows: leave rows already there alone.")
+    ] = False,
+    map_file: Annotated[
+        Path | None, typer.Option(help="rows: write original -> new ids here (JSON Lines).")
+    ] = None,
+    id_namespace: Annotated[
+        str | None, typer.Option(help="rows: UUID namespace of ids that are not UUIDs.")
+    ] = None,
 ) -> None:
-    """Read an export archive into the database (all or nothing)."""
+    """Read an export archive into the database (all or nothing), or with `--format rows`
+    another system's rows, batch by batch."""
+    if file_format == "rows":
+        from ctxbase.cli.rows import import_rows
+
+        import_rows(
+            ctx,
+            archive,
+            project=project,
+            batch_size=batch_size,
+            skip_existing=skip_existing,
+            map_file=map_file,
+            id_namespace=id_namespace,
+            quiet=quiet,
+        )
+        return
+    rows_options = (project != "default", batch_size != 1000, skip_existing, map_file, id_namespace)
+    if file_format != "archive" or any(rows_options):
+        raise InvalidInputError(
+            f"--format is archive or rows, not {file_format!r}"
+            if file_format != "archive"
+            else "--project, --batch-size, --skip-existing, --map-file and --id-namespace "
+            "go with --format rows"
+        )
     from ctxbase.transfer.archive import import_archive
 
     db = open_database(ctx)

@@ -1,1 +1,1 @@
-"""Adapters that plug ctxbase into agent frameworks (optional extras)."""
+"""Doors for agent frameworks: the MCP server, LangGraph and LangChain adapters."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from typing import Any
 
 from fastapi import Depends, FastAPI
 
@@ -80,7 +81,8 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
             delivery = DeliveryWorker(app.state.store)
             delivery.start()
         try:
-            yield
+            async with _mcp_running(app):
+                yield
         finally:
             if delivery is not None:
                 delivery.stop()
@@ -120,7 +122,28 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(generated.router(), prefix=API_PREFIX)
     install_api_docs(app, api_prefix=API_PREFIX)
+    app.state.mcp = _mount_mcp(app, settings)
     return app
+
+
+def _mount_mcp(app: FastAPI, settings: Settings) -> Any:
+    """Serve MCP at ``/mcp`` (see :mod:`ctxbase.integrations.mcp.http`) when enabled and the
+    ``mcp`` package is installed; the endpoint, or None."""
+    if not settings.mcp_enabled:
+        return None
+    try:
+        from ctxbase.integrations.mcp.http import mcp_route
+    except ImportError:
+        log.info("MCP is not served at /mcp: install ctxbase[mcp]")
+        return None
+    route, endpoint = mcp_route(settings)
+    app.router.routes.append(route)
+    return endpoint
+
+
+def _mcp_running(app: FastAPI) -> AbstractAsyncContextManager[Any]:
+    endpoint = getattr(app.state, "mcp", None)
+    return endpoint.running() if endpoint is not None else nullcontext()
 
 
 def _warm_up(store: Store) -> None:

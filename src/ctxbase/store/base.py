@@ -376,6 +376,13 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a cursor value")
 
 
+def only_text_cursor(cursor: object) -> None:
+    """Refuse a cursor that is not text as a bad cursor, before an input model could turn
+    bytes into text or call it a plain invalid input."""
+    if cursor is not None and not isinstance(cursor, str):
+        raise _bad_cursor("not text")
+
+
 def _bad_cursor(reason: str) -> InvalidCursorError:
     return InvalidCursorError(
         "The cursor is not one this list returned",

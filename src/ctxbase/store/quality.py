@@ -41,7 +41,14 @@ from ctxbase.records import (
     Severity,
 )
 from ctxbase.store import quality_analysis
-from ctxbase.store.base import DEFAULT_PAGE, DEFAULT_PROJECT, as_uuid, given, parse
+from ctxbase.store.base import (
+    DEFAULT_PAGE,
+    DEFAULT_PROJECT,
+    as_uuid,
+    given,
+    only_text_cursor,
+    parse,
+)
 from ctxbase.store.quality_records import (
     CITATIONS,
     CONTRADICTIONS,
@@ -87,6 +94,7 @@ class Quality(QualityRecords):
         project: str = DEFAULT_PROJECT,
     ) -> Page[QualityMetric]:
         """Points by time measured, of one ``metric`` if given."""
+        only_text_cursor(cursor)
         query = parse(MetricQuery, given(MetricQuery, locals()))
         equal = {"metric": query.metric}
         return self._list(METRICS, conversation_id, project, query, equal)
@@ -138,6 +146,7 @@ class Quality(QualityRecords):
         cursor: str | None = None,
         project: str = DEFAULT_PROJECT,
     ) -> Page[Contradiction]:
+        only_text_cursor(cursor)
         query = parse(ContradictionQuery, given(ContradictionQuery, locals()))
         equal = {"status": query.status, "severity": query.severity}
         return self._list(CONTRADICTIONS, conversation_id, project, query, equal)
@@ -211,6 +220,7 @@ class Quality(QualityRecords):
         cursor: str | None = None,
         project: str = DEFAULT_PROJECT,
     ) -> Page[RepetitionLoop]:
+        only_text_cursor(cursor)
         query = parse(LoopQuery, given(LoopQuery, locals()))
         return self._list(LOOPS, conversation_id, project, query, {})
 
@@ -278,6 +288,7 @@ class Quality(QualityRecords):
         cursor: str | None = None,
         project: str = DEFAULT_PROJECT,
     ) -> Page[Citation]:
+        only_text_cursor(cursor)
         query = parse(CitationQuery, given(CitationQuery, locals()))
         equal = {"status": query.status, "message_id": query.message_id}
         return self._list(CITATIONS, conversation_id, project, query, equal)

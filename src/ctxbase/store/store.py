@@ -30,9 +30,11 @@ from ctxbase.store.health import (
     check_redis,
     redis_configured,
 )
+from ctxbase.store.imports import Imports
 from ctxbase.store.memories import Memories, prune_expired_memories
 from ctxbase.store.projects import Projects, ensure_defaults
 from ctxbase.store.quality import Quality
+from ctxbase.store.recall import Recall, Stats
 from ctxbase.store.search import Search
 from ctxbase.store.state import State, prune_expired_state
 from ctxbase.store.strict import enforce
@@ -54,6 +56,9 @@ for _domain, _cls in {
     "audit": Audit,
     "embeddings": Embeddings,
     "databases": DatabaseConfigs,
+    "recall": Recall,
+    "stats": Stats,
+    "imports": Imports,
 }.items():
     enforce(_cls, _domain)  # unknown arguments are refused by name
 
@@ -65,8 +70,8 @@ class Store:
     ``auto_migrate=False``; a Store is safe to share between threads.
 
     Sub-APIs: ``projects``, ``conversations``, ``messages``, ``contexts``, ``memories``,
-    ``state``, ``embeddings``, ``events``, ``subscriptions``, ``databases``. Each method takes
-    ``project=`` (default ``"default"``).
+    ``state``, ``embeddings``, ``events``, ``subscriptions``, ``databases``, ``imports``.
+    Each method takes ``project=`` (default ``"default"``).
 
     ``embedder`` overrides the ``embedder`` setting with a provider object (anything with
     ``name``, ``dimensions`` and ``embed(texts)``), or ``None`` for no vectors.
@@ -126,6 +131,9 @@ class Store:
         self.tenants = Tenants(self)
         self.keys = Keys(self)
         self.audit = Audit(self)
+        self.recall = Recall(self)
+        self.stats = Stats(self)
+        self.imports = Imports(self)
         self.quality = Quality(self)
 
     def scoped(self, scope: Scope) -> Store:

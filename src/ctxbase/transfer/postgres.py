@@ -290,7 +290,11 @@ class PostgresCopyWriter:
                 return self.block.encode(page.columns)
             except Exception:  # some value is not of its column's type: the careful way
                 pass
-        rows = page.raw if self.from_sqlite else page.decoded_values()
+        return self.encode_rows(page.raw if self.from_sqlite else page.decoded_values())
+
+    def encode_rows(self, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        """Rows of values (as SQLAlchemy decodes them, or as SQLite stores them with
+        ``from_sqlite``), in the columns' order, as :meth:`write` takes them."""
         columns = list(zip(*rows, strict=True))
         for position, encode in enumerate(self.encoders):
             if encode is not None:
