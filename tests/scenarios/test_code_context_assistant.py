@@ -20,6 +20,8 @@ Its tables map onto ctxbase's records as follows:
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,6 +31,7 @@ import ctxbase
 from ctxbase import transfer
 from ctxbase.db import migrate
 from ctxbase.errors import ConflictError, NotFoundError
+from ctxbase.records.imports import mapped_id
 from tests.conftest import open_store, run_in_threads
 from tests.scenarios.conftest import cli, ok, serve
 
@@ -311,3 +314,163 @@ def test_concurrent_writers_are_not_refused(database_url: str) -> None:
         positions = [m.position for m in page_all(store.messages.list, conversation_id=chat.id)]
         assert positions == list(range(1, 41))
         assert len(page_all(store.contexts.list, limit=100)) == 40
+
+
+# --- Moving in: its own rows, with their ids and timestamps --------------------------------
+
+CONTEXTPILOT_SCHEMA = """
+CREATE TABLE context_units (id TEXT PRIMARY KEY, source_type TEXT, name TEXT, content TEXT,
+    metadata JSON, embedding JSON, created_at DATETIME, updated_at DATETIME,
+    superseded_by TEXT);
+CREATE TABLE conversations (id TEXT PRIMARY KEY, task TEXT, provider TEXT, model TEXT,
+    created_at DATETIME);
+CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, conversation_id TEXT,
+    role TEXT, content TEXT, timestamp DATETIME, tokens INTEGER, finish_reason TEXT);
+INSERT INTO context_units VALUES
+    ('cu-1', 'file', 'app.py', 'print(1)', '{"lang": "py"}', '[0.1, 0.2]',
+     '2024-01-01 10:00:00', '2024-01-01 10:00:00', 'cu-2'),
+    ('cu-2', 'file', 'app.py', 'print(2)', '{"lang": "py"}', NULL,
+     '2024-01-02 10:00:00', '2024-01-02 11:00:00', 'cu-3'),
+    ('cu-3', 'file', 'main.py', 'print(3)', '{"lang": "py"}', NULL,
+     '2024-01-05 10:00:00', '2024-01-05 10:00:00', NULL),
+    ('cu-4', 'code_symbol', 'main.py::run', 'def run(): ...', '{}', NULL,
+     '2024-01-05 10:00:00', '2024-01-05 10:00:00', NULL);
+INSERT INTO conversations VALUES
+    ('conv-a', 'Fix the build', 'openai', 'gpt-4o', '2024-01-03 09:00:00'),
+    ('conv-b', 'Rename app.py', 'anthropic', 'claude-sonnet-4', '2024-01-04 09:00:00');
+INSERT INTO messages (conversation_id, role, content, timestamp, tokens, finish_reason) VALUES
+    ('conv-a', 'system', 'You are a build doctor.', '2024-01-03 09:00:00', NULL, NULL),
+    ('conv-b', 'user', 'Rename app.py to main.py', '2024-01-04 09:00:01', 7, NULL),
+    ('conv-a', 'user', 'The build fails with E4471', '2024-01-03 09:00:01', 6, NULL),
+    ('conv-a', 'assistant', 'Pin the compiler', '2024-01-03 09:00:09', 5, 'stop'),
+    ('conv-b', 'assistant', 'Done: main.py supersedes app.py', '2024-01-04 09:00:05', 8,
+     'stop');
+"""
+
+
+def contextpilot_rows(db: sqlite3.Connection) -> Iterator[dict[str, object]]:
+    """Its tables as rows of ``ctxbase import --format rows`` (docs/moving-in.md)."""
+    replaced = dict(
+        db.execute("SELECT superseded_by, id FROM context_units WHERE superseded_by IS NOT NULL")
+    )
+    for id_, kind, name, content, meta, created, updated in db.execute(
+        "SELECT id, source_type, name, content, metadata, created_at, updated_at"
+        " FROM context_units ORDER BY created_at, id"
+    ):
+        row = {
+            "kind": "context",
+            "id": id_,
+            "source_type": kind,
+            "name": name,
+            "content": content,
+            "metadata": json.loads(meta or "{}"),
+            "created_at": created,
+            "updated_at": updated,
+        }
+        if id_ in replaced:
+            row["supersedes"] = replaced[id_]
+        yield row
+    for id_, task, provider, model, created in db.execute(
+        "SELECT id, task, provider, model, created_at FROM conversations"
+    ):
+        yield {
+            "kind": "conversation",
+            "id": id_,
+            "task": task,
+            "provider": provider,
+            "model": model,
+            "created_at": created,
+        }
+    for id_, chat, role, content, at, tokens, finish in db.execute(
+        "SELECT id, conversation_id, role, content, timestamp, tokens, finish_reason"
+        " FROM messages ORDER BY id"
+    ):
+        counted = "output_tokens" if role == "assistant" else "input_tokens"
+        yield {
+            "kind": "message",
+            "id": id_,
+            "conversation_id": chat,
+            "role": role,
+            "content": content,
+            "created_at": at,
+            "finish_reason": finish,
+            counted: tokens or 0,
+        }
+
+
+def test_moving_in_keeps_ids_timestamps_and_links(database_url: str, tmp_path: Path) -> None:
+    """Its SQLite file's rows come over with ``ctxbase import --format rows``: text and
+    integer ids mapped stably (and written to a map file), timestamps kept, the
+    ``superseded_by`` chain (a rename included) and the message order kept."""
+    source = sqlite3.connect(tmp_path / "contextpilot.db")
+    source.executescript(CONTEXTPILOT_SCHEMA)
+    rows_file, map_file = tmp_path / "contextpilot.jsonl", tmp_path / "ids.jsonl"
+    rows_file.write_text("".join(json.dumps(r) + "\n" for r in contextpilot_rows(source)))
+    source.close()
+    # One broken link (a message of a conversation that is not there): nothing is written.
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(
+        rows_file.read_text()
+        + json.dumps(
+            {
+                "kind": "message",
+                "id": 99,
+                "conversation_id": "conv-z",
+                "role": "user",
+                "content": "lost",
+            }
+        )
+        + "\n"
+    )
+    ok("db", "upgrade", "-d", database_url)
+    result = cli("import", "--format", "rows", str(broken), "--quiet", "-d", database_url)
+    assert result.exit_code == 1 and "conv-z" in str(result.exception)
+    assert table_rows(database_url)["context_units"] == 0
+
+    ok(
+        "import",
+        "--format",
+        "rows",
+        str(rows_file),
+        "--map-file",
+        str(map_file),
+        "--quiet",
+        "-d",
+        database_url,
+    )
+    mapping = {
+        (m["kind"], str(m["original"])): m["id"]
+        for m in map(json.loads, map_file.read_text().splitlines())
+    }
+    assert mapping[("message", "3")] == str(mapped_id("message", 3))
+    assert mapping[("context", "cu-1")] == str(mapped_id("context", "cu-1"))
+
+    with open_store(database_url) as store:
+        units = {u.id: u for u in store.contexts.versions(mapped_id("context", "cu-1"))}
+        first, second, renamed = (units[mapped_id("context", i)] for i in ("cu-1", "cu-2", "cu-3"))
+        assert [(u.name, u.version) for u in (first, second, renamed)] == [
+            ("app.py", 1),
+            ("app.py", 2),
+            ("main.py", 3),
+        ]
+        assert first.superseded_by == second.id and second.superseded_by == renamed.id
+        assert first.created_at == datetime(2024, 1, 1, 10, tzinfo=UTC)
+        assert second.updated_at == datetime(2024, 1, 2, 11, tzinfo=UTC)
+        assert store.contexts.get_latest("main.py").id == renamed.id
+        assert first.metadata == {"lang": "py"}
+
+        chat = store.conversations.get(mapped_id("conversation", "conv-a"))
+        assert (chat.task, chat.provider, chat.model) == ("Fix the build", "openai", "gpt-4o")
+        assert chat.created_at == datetime(2024, 1, 3, 9, tzinfo=UTC)
+        assert (chat.message_count, chat.input_tokens, chat.output_tokens) == (3, 6, 5)
+        messages = store.messages.list(chat.id).items
+        assert [(m.position, m.id) for m in messages] == [
+            (1, mapped_id("message", 1)),
+            (2, mapped_id("message", 3)),
+            (3, mapped_id("message", 4)),
+        ]
+        assert messages[2].created_at == datetime(2024, 1, 3, 9, 0, 9, tzinfo=UTC)
+        assert messages[2].finish_reason == "stop"
+        hit = store.search("E4471", kinds=["message"]).hits[0]  # indexed and embedded
+        assert hit.id == mapped_id("message", 3)
+        assert store.embeddings.pending() == {"message": 0, "context": 0, "memory": 0}
