@@ -35,6 +35,7 @@ Its tables map onto ctxbase's records as follows:
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -421,3 +422,110 @@ def test_the_engine_over_rest(store: ctxbase.Store) -> None:
         client.conversations.delete(chat.id)
         assert client.memories.list(owner_conversation_id=chat.id).items == []
         assert client.state.list(namespace=f"conversations/{chat.id}").items == []
+
+
+# --- Moving in: its rows, keeping their UUIDs and timestamps ------------------------------
+
+
+def test_moving_in_keeps_uuids_timestamps_state_and_memory(store: ctxbase.Store) -> None:
+    """Its conversations, messages, states and memories come over with their UUIDs and
+    times (``POST …/import``); the imported state continues its versions, the imported
+    memories decay by their age, and the conversation still takes its state and memories
+    with it."""
+    chat_id, persona, module = uuid.uuid4(), "motoko", "mood-tracker"
+    ask_id, answer_id, old_id = (uuid.uuid4() for _ in range(3))
+    long_ago = datetime.now(UTC) - timedelta(days=180)
+    rows = [
+        {
+            "kind": "conversation",
+            "id": str(chat_id),
+            "title": "Night shift",
+            "agent_id": persona,
+            "provider": "anthropic",
+            "provider_config": {"t": 0.4},
+            "created_at": long_ago.isoformat(),
+            "updated_at": long_ago.isoformat(),
+        },
+        {
+            "kind": "message",
+            "id": str(ask_id),
+            "conversation_id": str(chat_id),
+            "role": "user",
+            "content": "Who is the Puppet Master?",
+            "input_tokens": 7,
+            "created_at": long_ago.isoformat(),
+        },
+        {
+            "kind": "message",
+            "id": str(answer_id),
+            "conversation_id": str(chat_id),
+            "role": "assistant",
+            "content": "A ghost without a body.",
+            "thinking": "Be terse.",
+            "metadata": {"stage": "IMMEDIATE"},
+            "output_tokens": 6,
+            "created_at": (long_ago + timedelta(seconds=4)).isoformat(),
+        },
+        {
+            "kind": "state",
+            "namespace": state_namespace(chat_id, persona, module),
+            "key": "mood",
+            "value": {"label": "curious"},
+            "version": 7,
+            "owner_conversation_id": str(chat_id),
+        },
+        {
+            "kind": "memory",
+            "id": str(old_id),
+            "content": "The user asks about the Puppet Master.",
+            "agent_id": persona,
+            "conversation_id": str(chat_id),
+            "owner_conversation_id": str(chat_id),
+            "first_message_id": str(ask_id),
+            "memory_type": "episodic",
+            "importance": 0.6,
+            "access_count": 4,
+            "last_accessed_at": long_ago.isoformat(),
+            "created_at": long_ago.isoformat(),
+        },
+    ]
+    with serve(store) as server, server.client() as client:
+        report = client.imports.rows(rows)
+        assert report.written == {"conversation": 1, "message": 2, "state": 1, "memory": 1}
+        assert report.ids == {}  # its ids are UUIDs: kept as they are, none mapped
+        chat = client.conversations.get(chat_id)
+        assert chat.created_at == long_ago and chat.agent_id == persona
+        assert (chat.message_count, chat.input_tokens, chat.output_tokens) == (2, 7, 6)
+        answer = client.messages.get(answer_id)
+        assert (answer.position, answer.thinking, answer.metadata) == (
+            2,
+            "Be terse.",
+            {"stage": "IMMEDIATE"},
+        )
+        namespace = state_namespace(chat_id, persona, module)
+        moved = client.state.put(
+            "mood",
+            {"label": "calm"},
+            namespace=namespace,
+            expected_version=7,
+            owner_conversation_id=chat_id,
+        )
+        assert moved.version == 8
+        old = client.memories.list(agent_id=persona).items[0]
+        assert (old.id, old.access_count, old.created_at) == (old_id, 4, long_ago)
+        assert old.first_message_id == ask_id
+
+        # Decay: the same memory made today outranks the one of six months ago.
+        client.memories.add(
+            "The user asks about the Puppet Master.",
+            agent_id=persona,
+            memory_type="episodic",
+            importance=0.6,
+        )
+        hits = client.search("Puppet Master", kinds=["memory"], mode="vector", threshold=0.3).hits
+        assert [h.item.created_at > long_ago for h in hits] == [True, False]
+
+        client.conversations.delete(chat_id)  # its state and its memory go with it
+        assert client.state.list(namespace=f"conversations/{chat_id}").items == []
+        with pytest.raises(NotFoundError):
+            client.memories.get(old_id)
