@@ -31,6 +31,7 @@ import pytest
 import ctxbase
 from ctxbase.db import migrate
 from ctxbase.errors import InvalidInputError, NotFoundError
+from ctxbase.records.imports import mapped_id
 from tests.conftest import open_store
 from tests.scenarios.conftest import cli, ok, serve
 
@@ -428,3 +429,80 @@ def test_pool_backup_restore_and_sizes(database_url: str, backend: str, tmp_path
     (default,) = figures["projects"]
     assert (default["tenant"], default["project"]) == ("default", "default")
     assert default["rows"]["contradictions"] == 2 and default["bytes"] > 0
+
+
+# --- Moving in ----------------------------------------------------------------------------------
+
+
+def test_moving_in_then_adding_the_quality_records(store: ctxbase.Store) -> None:
+    """Its conversations and messages come over as rows (integer ids mapped, health scores
+    and times kept); its quality records then go through the quality API, naming them by
+    their new ids, metrics keeping their ``measured_at``."""
+    rows: list[dict[str, Any]] = []
+    for n, health in ((1, 35), (2, 92)):
+        rows.append(
+            {
+                "kind": "conversation",
+                "id": n,
+                "title": f"Debate {n}",
+                "task": "VAT on invoices",
+                "health_score": health,
+                "metadata": {"user_id": "u-7", "status": "closed"},
+                "created_at": f"2025-06-0{n}T08:00:00Z",
+            }
+        )
+        for i, (agent, text) in enumerate(
+            [
+                ("tax-expert", "VAT is charged on the net amount."),
+                ("generalist", "VAT is charged on the gross amount."),
+            ]
+        ):
+            rows.append(
+                {
+                    "kind": "message",
+                    "id": n * 100 + i,
+                    "conversation_id": n,
+                    "role": "assistant",
+                    "content": text,
+                    "metadata": {"agent": agent, "quality_score": 0.9 - i / 2},
+                    "created_at": f"2025-06-0{n}T08:0{i + 1}:00Z",
+                }
+            )
+    report = store.imports.rows(rows)
+    assert report.written == {"conversation": 2, "message": 4}
+    chat = report.ids["conversation"]["1"]
+    assert chat == mapped_id("conversation", 1)
+    low = store.conversations.list(max_health=49).items
+    assert [(c.id, c.health_score, c.created_at) for c in low] == [
+        (chat, 35, datetime(2025, 6, 1, 8, tzinfo=UTC))
+    ]
+
+    net, gross = mapped_id("message", 100), mapped_id("message", 101)
+    store.quality.add_metric(
+        chat, metric="coherence", value=0.3, measured_at=datetime(2025, 6, 1, 9, tzinfo=UTC)
+    )
+    store.quality.add_contradiction(
+        chat,
+        first_message_id=net,
+        second_message_id=gross,
+        description="net or gross",
+        severity="high",
+        status="open",
+    )
+    store.quality.add_citation(
+        chat,
+        message_id=net,
+        source_reference="directive art. 73",
+        status="verified",
+        note="checked by hand",
+    )
+    store.quality.add_loop(chat, pattern="VAT is charged", message_ids=[net, gross])
+    (metric,) = store.quality.list_metrics(chat, until=datetime(2025, 6, 2, tzinfo=UTC)).items
+    assert metric.measured_at == datetime(2025, 6, 1, 9, tzinfo=UTC)
+    assert store.quality.list_citations(chat, status="verified").items[0].verified_at
+    assert store.quality.list_loops(chat).items[0].first_position == 1
+    with pytest.raises(InvalidInputError):  # the other conversation's message
+        store.quality.add_citation(chat, message_id=mapped_id("message", 200), source_reference="x")
+    store.conversations.delete(chat)
+    hits = store.search("VAT charged amount", kinds=["message"], mode="text").hits
+    assert {h.item.conversation_id for h in hits} == {mapped_id("conversation", 2)}
