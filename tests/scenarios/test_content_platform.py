@@ -40,7 +40,13 @@ import pytest
 from sqlalchemy.engine import make_url
 
 import ctxbase
-from ctxbase.errors import ConflictError, NotFoundError, PermissionDeniedError
+from ctxbase.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from ctxbase.records.imports import mapped_id
 from tests.conftest import open_store
 from tests.scenarios.conftest import Served, ok, serve
 
@@ -375,3 +381,36 @@ def test_migrating_out_of_the_served_sqlite_file_keeps_it_shared(
         assert "written-by-the-server" in seen_elsewhere
         names = {u.name for u in client.contexts.list(limit=100).items}
         assert "written-elsewhere" in names
+
+
+# --- Moving in ------------------------------------------------------------------------------
+
+
+def test_moving_in_content_instances(store: ctxbase.Store) -> None:
+    """Its content instances come over as context units (the content type as
+    ``source_type``, the data as metadata), in batches; a bad line stops its batch and,
+    fixed, the same import run again with ``existing="skip"`` continues where it stopped.
+    Then the RAG retrieval finds them by meaning."""
+    instances = [
+        {
+            "kind": "context",
+            "id": 120 + i,
+            "name": name,
+            "source_type": "lesson",
+            "content": text,
+            "metadata": {"grade": int(name[-1]), "title": text},
+            "created_at": "2025-09-01T08:00:00Z",
+        }
+        for i, (name, text) in enumerate(LESSONS)
+    ]
+    bad = [*instances[:2], {**instances[2], "importance": 0.5}, instances[3]]
+    with pytest.raises(InvalidInputError) as refused:
+        store.imports.rows(bad, batch_size=2)
+    assert "line 3" in str(refused.value)
+    assert {u.name for u in store.contexts.list().items} == {"fractions-5", "decimals-5"}
+    report = store.imports.rows(instances, batch_size=2, existing="skip")
+    assert (report.written, report.skipped) == ({"context": 2}, {"context": 2})
+    units = store.contexts.list(source_type="lesson").items
+    assert {u.id for u in units} == {mapped_id("context", 120 + i) for i in range(4)}
+    hit = store.search(LESSONS[3][1], kinds=["context"], mode="vector").hits[0]
+    assert hit.item.metadata["grade"] == 4 and hit.retrieval_method == "vector"

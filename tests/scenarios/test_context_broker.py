@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from ctxbase.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from ctxbase.records.imports import mapped_id
 from tests.conftest import open_store, store_on
 from tests.events.conftest import FAST_DELIVERY
 from tests.events.receiver import webhook_receiver
@@ -420,3 +422,62 @@ def test_pool_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     settings = ctxbase.Settings()
     assert (settings.pool_size, settings.max_overflow, settings.pool_timeout) == (10, 20, 30)
     assert settings.pool_recycle == 3600 and settings.database_echo is False
+
+
+# --- Moving in ---------------------------------------------------------------------------
+
+
+def test_moving_in_a_tenants_event_stream_and_nodes(broker: Served) -> None:
+    """One import per source project, with a key of its tenant: the events keep their
+    sequences and times, later appends continue the stream, a registered agent is told of
+    the imported events; the semantic nodes become context units by node key."""
+    with broker.client() as operator:
+        operator.tenants.create("acme", plan="pro")
+        admin = operator.keys.create(tenant="acme", role="admin").key
+    with ctxbase.Client(broker.url, api_key=admin) as acme:
+        acme.projects.create("billing")
+        watcher = acme.subscriptions.create(
+            agent_id="auditor", event_types=["invoice.*"], project="billing"
+        )
+        events = [
+            {
+                "kind": "event",
+                "id": 1000 + n,
+                "sequence": n,
+                "event_type": kind,
+                "data": {"invoice": n},
+                "created_at": f"2025-02-0{n}T12:00:00Z",
+            }
+            for n, kind in enumerate(["invoice.created", "invoice.paid", "user.login"], 1)
+        ]
+        nodes = [
+            {
+                "kind": "context",
+                "id": "emb-1",
+                "name": "api/invoices",
+                "source_type": "node",
+                "content": "GET /invoices lists invoices with totals",
+                "metadata": {"data_key": "schema", "data": {"fields": ["id", "total"]}},
+            },
+        ]
+        report = acme.imports.rows(events + nodes, project="billing")
+        assert report.written == {"event": 3, "context": 1}
+        assert report.ids["event"]["1001"] == mapped_id("event", 1001)
+        stream = acme.events.list(project="billing").items
+        assert [(e.sequence, e.event_type) for e in stream][:1] == [(1, "invoice.created")]
+        assert stream[2].created_at == datetime(2025, 2, 3, 12, tzinfo=UTC)
+        assert acme.events.append("invoice.voided", project="billing").sequence == 4
+        pending = acme.subscriptions.pending(watcher.id, project="billing").items
+        assert [e.sequence for e in pending] == [1, 2, 4]
+        node = acme.contexts.get_latest("api/invoices", project="billing")
+        assert node.id == mapped_id("context", "emb-1")
+        hits = acme.search(
+            "GET /invoices totals",
+            kinds=["context"],
+            mode="vector",
+            threshold=0.5,
+            project="billing",
+        ).hits
+        assert [h.id for h in hits] == [node.id]
+    with broker.client() as operator, pytest.raises(NotFoundError):
+        operator.events.list(project="billing")  # another tenant's project
