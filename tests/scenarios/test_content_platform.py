@@ -215,7 +215,10 @@ def test_migration_progress_stream(platform: Platform) -> None:
         config = client.databases.add(**platform.other)
         client.databases.initialize(config.id)
         job = client.migrations.start(
-            source={"url": platform.home_url}, target={"config": str(config.id)}, batch_size=10
+            source={"url": platform.home_url},
+            target={"config": str(config.id)},
+            batch_size=10,
+            reembed=True,  # "Generate embeddings during migration"
         )
         reports = list(client.migrations.stream(job.id))  # progress events, then the end
         assert reports and reports[-1].status == "completed"
@@ -223,6 +226,7 @@ def test_migration_progress_stream(platform: Platform) -> None:
         assert percents == sorted(percents) and percents[-1] == 100
         final = client.migrations.get(job.id)
         assert final.status == "completed" and final.progress.rows["memories"] == 30
+        assert final.options["reembed"] is True
 
 
 def test_only_administrators_manage_databases(platform: Platform) -> None:

@@ -152,6 +152,18 @@ def test_semantic_data_by_node_key_with_a_threshold(broker: Served) -> None:
         assert elsewhere[0].item.content == "GET /users returns name of every user"
 
 
+def test_index_types(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """ "Index Types": HNSW by default, IVFFlat for very large sets, with their parameters
+    (on SQLite the settings are accepted and vectors are searched exactly)."""
+    for store in store_on(
+        backend, tmp_path, request, vector_index="ivfflat", ivfflat_lists=100, ivfflat_probes=10
+    ):
+        unit = store.contexts.add("api/users", "GET /users returns users", source_type="node")
+        store.contexts.add("api/orders", "POST /orders creates an order", source_type="node")
+        hits = store.search("GET /users returns users", kinds=["context"], mode="vector").hits
+        assert hits[0].id == unit.id and hits[0].score > 0.99
+
+
 # --- agent_registrations: notifications --------------------------------------------------
 
 
