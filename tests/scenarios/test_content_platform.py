@@ -60,7 +60,7 @@ LESSONS = [
 
 @dataclass
 class Other:
-    """The other database: the settings page's form for it, and its URL."""
+    """A database besides the home one: the settings page's form for it, and its URL."""
 
     form: dict[str, Any]
     url: str
@@ -71,46 +71,77 @@ class Platform:
     home_url: str
     store: ctxbase.Store
     served: Served
-    other: dict[str, Any]  # the form for the other database
+    other: dict[str, Any]  # the form for the target database, of the other kind
     other_url: str
+    source: Other  # the development database holding the data, of the home's kind
+
+
+def sqlite_form(path: Path, name: str) -> Other:
+    form = {
+        "name": name,
+        "description": "Local SQLite database",
+        "kind": "sqlite",
+        "sqlite_path": str(path),
+    }
+    return Other(form, f"sqlite:///{path}")
+
+
+def postgres_form(url: str, name: str) -> Other:
+    parsed = make_url(url)
+    form = {
+        "name": name,
+        "description": "PostgreSQL with pgvector for vector search",
+        "kind": "postgresql",
+        "host": parsed.query["host"],
+        "database": parsed.database,
+        "schema_name": "public",
+        "username": parsed.username,
+        "password": "correct horse battery staple",
+        "sslmode": "prefer",
+        "pool_size": 5,
+        "max_overflow": 10,
+    }
+    return Other(form, url)
 
 
 @pytest.fixture
 def other_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Other]:
     """An empty database of the other kind than the home database."""
     if backend == "postgres":
-        path = tmp_path / "content.db"
-        form: dict[str, Any] = {
-            "name": "development",
-            "description": "Local SQLite database",
-            "kind": "sqlite",
-            "sqlite_path": str(path),
-        }
-        yield Other(form, f"sqlite:///{path}")
+        yield sqlite_form(tmp_path / "content.db", "development")
         return
     with request.getfixturevalue("postgres").database() as url:
-        parsed = make_url(url)
-        form = {
-            "name": "production",
-            "description": "PostgreSQL with pgvector for vector search",
-            "kind": "postgresql",
-            "host": parsed.query["host"],
-            "database": parsed.database,
-            "schema_name": "public",
-            "username": parsed.username,
-            "password": "correct horse battery staple",
-            "sslmode": "prefer",
-            "pool_size": 5,
-            "max_overflow": 10,
-        }
-        yield Other(form, url)
+        yield postgres_form(url, "production")
 
 
 @pytest.fixture
-def platform(database_url: str, other_database: Other) -> Iterator[Platform]:
-    """The platform's server on its home database, and the other database to configure."""
+def source_database(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Other]:
+    """An empty database of the home database's kind, to hold the data to migrate."""
+    if backend == "sqlite-file":
+        yield sqlite_form(tmp_path / "development.db", "source")
+        return
+    with request.getfixturevalue("postgres").database() as url:
+        yield postgres_form(url, "source")
+
+
+@pytest.fixture
+def platform(
+    database_url: str, other_database: Other, source_database: Other
+) -> Iterator[Platform]:
+    """The platform's server on its home database, the database to configure and migrate
+    into, and the database the data is in. (Migrating out of the served SQLite file
+    itself: see ``test_migrating_out_of_the_served_sqlite_file_keeps_it_shared``.)"""
     with open_store(database_url) as store, serve(store) as served:
-        yield Platform(database_url, store, served, other_database.form, other_database.url)
+        yield Platform(
+            database_url,
+            store,
+            served,
+            other_database.form,
+            other_database.url,
+            source_database,
+        )
 
 
 def add_lessons(api: Any) -> list[Any]:
@@ -138,7 +169,9 @@ def wait_for(client: ctxbase.Client, job_id: object) -> Any:
 def test_configure_test_initialise_migrate_and_activate(platform: Platform) -> None:
     """Steps 1 to 5 of "Setting Up PostgreSQL Database", through the settings page's API."""
     with platform.served.client() as client:
-        lessons = add_lessons(client)  # existing data in the home database
+        with open_store(platform.source.url) as source:  # the existing data
+            lessons = add_lessons(source)
+        client.databases.add(**platform.source.form)
 
         # 1. Create the configuration: the password goes in, never comes out.
         form = platform.other
@@ -178,9 +211,7 @@ def test_configure_test_initialise_migrate_and_activate(platform: Platform) -> N
             assert client.databases.get(config.id).pgvector_enabled
 
         # 4. Migrate the data, following its progress.
-        job = client.migrations.start(
-            source={"url": platform.home_url}, target={"config": form["name"]}
-        )
+        job = client.migrations.start(source={"config": "source"}, target={"config": form["name"]})
         assert job.status in ("pending", "running", "completed")
         report = wait_for(client, job.id)
         assert report.status == "completed", report.error_log
@@ -196,13 +227,15 @@ def test_configure_test_initialise_migrate_and_activate(platform: Platform) -> N
         # 5. Activate: the running server serves it from now on; only one is active.
         activated = client.databases.activate(config.id)
         assert activated.is_active and activated.status == "active"
-        assert [c.is_active for c in client.databases.list()] == [True]
+        assert [c.name for c in client.databases.list() if c.is_active] == [form["name"]]
         served = client.contexts.list(source_type="lesson").items
         assert sorted(u.id for u in served) == sorted(u.id for u in lessons)
         client.contexts.add("new-lesson", "written after the switch", source_type="lesson")
         with pytest.raises(ConflictError):  # the active configuration cannot be deleted
             client.databases.delete(config.id)
-    assert platform.store.contexts.list(source_type="lesson").items.__len__() == len(LESSONS)
+    assert platform.store.contexts.list().items == []  # the home database keeps the settings
+    with open_store(platform.source.url) as source:  # the source is left as it was
+        assert len(source.contexts.list(source_type="lesson").items) == len(LESSONS)
     with open_store(platform.other_url) as other:
         assert other.contexts.get_latest("new-lesson").content == "written after the switch"
 
@@ -210,12 +243,13 @@ def test_configure_test_initialise_migrate_and_activate(platform: Platform) -> N
 def test_migration_progress_stream(platform: Platform) -> None:
     """ "View migration progress in real-time": the job's progress events, then its end."""
     with platform.served.client() as client:
-        for i in range(30):
-            client.memories.add(f"fact {i} about fractions", importance=i / 30)
+        with open_store(platform.source.url) as source:
+            for i in range(30):
+                source.memories.add(f"fact {i} about fractions", importance=i / 30)
         config = client.databases.add(**platform.other)
         client.databases.initialize(config.id)
         job = client.migrations.start(
-            source={"url": platform.home_url},
+            source={"url": platform.source.url},
             target={"config": str(config.id)},
             batch_size=10,
             reembed=True,  # "Generate embeddings during migration"
@@ -307,6 +341,57 @@ def test_embeddings_over_rest(platform: Platform) -> None:
         assert client.embeddings.status().active_model == "hash:32"
         hits = client.search(LESSONS[1][1], kinds=["context"], mode="vector").hits
         assert hits[0].item.name == "decimals-5" and hits[0].retrieval_method == "vector"
+
+
+def test_jobs_are_records_after_a_restart(platform: Platform) -> None:
+    """ "MigrationJob" and the embedding generation are jobs: one id to poll and stream,
+    listed by kind and status, still there after the server restarts ("Migration stuck in
+    pending: restart the backend server")."""
+    with platform.served.client() as client:
+        with open_store(platform.source.url) as source:
+            add_lessons(source)
+        add_lessons(client)
+        config = client.databases.add(**platform.other)
+        client.databases.initialize(config.id)
+        migration = client.migrations.start(
+            source={"url": platform.source.url}, target={"config": str(config.id)}
+        )
+        wait_for(client, migration.id)
+        # The configuration is given its status back when the job ends (a moment after
+        # the job reads as completed).
+        deadline = time.monotonic() + 10
+        while client.databases.get(config.id).status == "migrating":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        started = client.embeddings.start_reembed("hash:32", batch_size=2)
+        reembed_id = started["id"]
+        reports = list(client.jobs.stream(reembed_id))
+        assert reports[-1].status == "completed" and reports[-1].kind == "reembed", reports[-1]
+    with serve(platform.store) as restarted, restarted.client() as client:
+        jobs = client.jobs.list().items
+        assert {(j.kind, j.status) for j in jobs} == {
+            ("migration", "completed"),
+            ("reembed", "completed"),
+        }
+        assert [j.id for j in client.jobs.list(kind="migration").items] == [migration.id]
+        assert client.jobs.list(status="failed").items == []
+        again = client.jobs.get(migration.id)
+        assert again.progress.rows["context_units"] == len(LESSONS)
+        assert str(client.jobs.get(reembed_id).id) == str(reembed_id)
+
+
+def test_vector_search_without_a_hit_above_the_threshold_falls_back(
+    store: ctxbase.Store,
+) -> None:
+    """ "Falls back to SQL query if vector search returns no results" and says so, as the
+    retrieval's ``retrieval_method`` does."""
+    add_lessons(store)
+    result = store.search("rhyme poems", kinds=["context"], mode="vector", threshold=0.99)
+    assert result.fallback and "threshold" in result.fallback
+    assert result.hits and result.hits[0].item.name == "poetry-3"
+    assert {hit.retrieval_method for hit in result.hits} == {"text"}
+    found = store.search(LESSONS[2][1], kinds=["context"], mode="vector", threshold=0.7)
+    assert found.fallback is None and found.hits[0].retrieval_method == "vector"
 
 
 # --- The same from the command line -----------------------------------------------------------

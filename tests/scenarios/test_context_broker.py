@@ -314,6 +314,82 @@ def test_keys_roles_projects_and_tenants(broker: Served) -> None:
         assert {"tenant.create", "key.create", "key.revoke", "tenant.deactivate"} <= actions
 
 
+def test_scopes_tenant_settings_and_event_tenants(broker: Served) -> None:
+    """``api_keys.scopes`` limit a key to some operations beside its role and projects;
+    ``tenants.settings`` and quotas of the broker's own are kept as given; every event
+    records its ``tenant_id``."""
+    with broker.client() as operator:
+        tenant = operator.tenants.create(
+            "acme",
+            plan="pro",
+            quotas={"projects": 10, "requests_per_minute": 600, "agents": 25},
+            settings={"region": "eu", "retention_days": 30},
+        )
+        assert tenant.settings == {"region": "eu", "retention_days": 30}
+        quotas = tenant.quotas.model_dump(exclude_none=True)  # "agents": a quota of its own
+        assert quotas == {"projects": 10, "requests_per_minute": 600, "agents": 25}
+        changed = operator.tenants.update("acme", settings={"region": "us"})
+        assert changed.settings == {"region": "us"}  # replaced whole
+        admin = operator.keys.create(tenant="acme", role="admin").key
+    with ctxbase.Client(broker.url, api_key=admin) as acme:
+        acme.projects.create("support")
+        agent = acme.keys.create(
+            role="writer",
+            name="agent",
+            projects=["support"],
+            scopes=["events:write", "memories:*", "search:read"],
+        )
+        assert agent.scopes == ["events:write", "memories:*", "search:read"]
+        with pytest.raises(ctxbase.InvalidInputError):
+            acme.keys.create(role="reader", scopes=["events:teleport"])
+    with ctxbase.Client(broker.url, api_key=agent.key) as bot:
+        event = bot.events.append("ticket.opened", {"id": 7}, project="support")
+        assert event.tenant_id == tenant.id and event.sequence == 1
+        bot.memories.add("Refunds take five business days", project="support")
+        assert bot.search("refunds", project="support").hits
+        with pytest.raises(PermissionDeniedError) as refused:
+            bot.events.list(project="support")  # events:read is not among its scopes
+        assert refused.value.details["scope"] == "events:read"
+        with pytest.raises(PermissionDeniedError):
+            bot.state.put("k", 1, project="support")
+    with ctxbase.Client(broker.url, api_key=admin) as acme:
+        (listed,) = [k for k in acme.keys.list().items if k.name == "agent"]
+        assert listed.scopes == ["events:write", "memories:*", "search:read"]
+        (stored,) = acme.events.list(project="support").items
+        assert stored.tenant_id == tenant.id
+
+
+def test_registering_an_agent_again_replaces_its_registration(broker: Served) -> None:
+    """``agent_registrations.agent_id`` is the primary key: registering again replaces the
+    registration (its cursor kept, answered 200 rather than 201); a name makes another."""
+    with broker.client() as client:
+        first = client.subscriptions.create(agent_id="frontend-agent", event_types=["schema.*"])
+        client.events.append("schema.changed")
+        again = client.subscriptions.create(
+            agent_id="frontend-agent", needs=["API changes"], event_types=["schema.*", "api.*"]
+        )
+        assert again.id == first.id and again.event_types == ["schema.*", "api.*"]
+        assert [e.sequence for e in client.subscriptions.pending(again.id).items] == [1]
+        other = client.subscriptions.create(
+            agent_id="frontend-agent", name="alerts", event_types=["alert"]
+        )
+        assert other.id != first.id
+        assert len(client.subscriptions.list(agent_id="frontend-agent").items) == 2
+    body = {"agent_id": "frontend-agent", "event_types": ["schema.*"]}
+    answer = httpx.post(
+        f"{broker.url}/api/v1/projects/default/subscriptions",
+        json=body,
+        headers={"Authorization": f"Bearer {broker.admin_key}"},
+    )
+    assert answer.status_code == 200 and answer.json()["id"] == str(first.id)
+    created = httpx.post(
+        f"{broker.url}/api/v1/projects/default/subscriptions",
+        json={**body, "agent_id": "new-agent"},
+        headers={"Authorization": f"Bearer {broker.admin_key}"},
+    )
+    assert created.status_code == 201
+
+
 def test_keys_and_tenants_from_the_command_line(database_url: str) -> None:
     ok(
         "tenants",
