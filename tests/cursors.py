@@ -45,7 +45,27 @@ def seed_every_list(store: ctxbase.Store) -> dict[str, Parents]:
     store.keys.create(role="reader", name="first")
     store.keys.create(role="reader", name="second")
     store.projects.create(slug="other", name="Other")
+    for kind in ("migration", "reembed"):
+        _record_job(store, kind)
     return {project: _seed_project(store, project) for project in PROJECTS}
+
+
+def _record_job(store: ctxbase.Store, kind: str) -> None:
+    from ctxbase.store.jobs import record_job
+    from ctxbase.transfer.report import MigrationReport, Progress
+
+    report = MigrationReport(
+        id=new_id(),
+        kind=kind,  # type: ignore[arg-type]
+        status="completed",
+        source={},
+        target={},
+        tables=[],
+        options={},
+        progress=Progress(percent=100.0),
+        created_at=utcnow(),
+    )
+    record_job(store.db, report, {"home_copy": True})
 
 
 def _seed_project(store: ctxbase.Store, project: str) -> Parents:
@@ -56,7 +76,20 @@ def _seed_project(store: ctxbase.Store, project: str) -> Parents:
         [{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}],
         project=project,
     )
-    _seed_quality(store, conversation.id, one.id, two.id, project)
+    quality = store.quality
+    for name in ("a", "b"):
+        quality.add_metric(conversation.id, metric=name, value=1.0, project=project)
+        quality.add_contradiction(
+            conversation.id,
+            first_message_id=one.id,
+            second_message_id=two.id,
+            description=name,
+            project=project,
+        )
+        quality.add_loop(conversation.id, pattern=name, message_ids=[one.id], project=project)
+        quality.add_citation(
+            conversation.id, message_id=one.id, source_reference=name, project=project
+        )
     for name in ("a", "b"):
         store.contexts.add(name, f"note {name}", project=project)
         store.memories.add(f"memory {name}", project=project)
@@ -74,22 +107,6 @@ def _seed_project(store: ctxbase.Store, project: str) -> Parents:
     )
     _write_dead_letters(store, pusher.id, given_up)
     return Parents(conversation_id=conversation.id, subscription_id=pusher.id)
-
-
-def _seed_quality(
-    store: ctxbase.Store,
-    conversation_id: uuid.UUID,
-    first: uuid.UUID,
-    second: uuid.UUID,
-    project: str,
-) -> None:
-    """Two records of each quality kind in the conversation."""
-    quality, chat, pair = store.quality, conversation_id, {"project": project}
-    for value in (0.5, 0.7):
-        quality.add_metric(chat, metric="coherence", value=value, **pair)
-        quality.add_contradiction(chat, first_message_id=first, second_message_id=second, **pair)
-        quality.add_loop(chat, pattern="again", message_ids=[first, second], **pair)
-        quality.add_citation(chat, message_id=second, source_reference="doc", **pair)
 
 
 def _write_dead_letters(

@@ -13,6 +13,7 @@ from ctxbase.errors import (
     NotFoundError,
     PayloadTooLargeError,
 )
+from tests.conftest import run_in_threads
 
 
 def test_append_read_and_page(api: Any) -> None:
@@ -165,3 +166,55 @@ def test_subscription_in_another_project_is_not_found(api: Any) -> None:
         api.subscriptions.get(sub.id)
     with pytest.raises(NotFoundError):
         api.subscriptions.ack(sub.id, 0)
+
+
+def test_events_show_their_tenant(api: Any) -> None:
+    tenant = api.tenants.get("default").id
+    appended = api.events.append("schema.changed", {"summary": "x"})
+    batch = api.events.append_many([{"event_type": "a"}, {"event_type": "b"}])
+    assert appended.tenant_id == tenant and {e.tenant_id for e in batch} == {tenant}
+    assert {e.tenant_id for e in api.events.list().items} == {tenant}
+
+
+def test_registering_an_agent_again_replaces_its_subscription(api: Any) -> None:
+    first = api.subscriptions.create(agent_id="frontend", event_types=["deploy.*"])
+    assert (first.name, first.cursor) == ("", 0)
+    for i in range(3):
+        api.events.append(f"deploy.step{i}")
+    api.subscriptions.ack(first.id, 2)
+    again = api.subscriptions.create(
+        agent_id="frontend", needs=["changes to the API schema"], delivery="sse"
+    )
+    # Same subscription, new filter and delivery, cursor kept: event 3 is still owed.
+    assert again.id == first.id and again.created_at == first.created_at
+    assert (again.needs, again.event_types, again.delivery) == (
+        ["changes to the API schema"],
+        [],
+        "sse",
+    )
+    assert again.cursor == 2 and again.updated_at > first.updated_at
+    assert [s.id for s in api.subscriptions.list(agent_id="frontend").items] == [first.id]
+    # start_after moves the cursor on purpose; another name is another subscription.
+    assert api.subscriptions.create(agent_id="frontend", start_after=0).cursor == 0
+    named = api.subscriptions.create(agent_id="frontend", name="alerts", event_types=["alert"])
+    assert named.id != first.id and (named.name, named.cursor) == ("alerts", 3)
+    listed = {(s.name, s.id) for s in api.subscriptions.list(agent_id="frontend").items}
+    assert listed == {("", first.id), ("alerts", named.id)}
+    # A replacement that fails validation changes nothing.
+    with pytest.raises(InvalidInputError):
+        api.subscriptions.create(agent_id="frontend", delivery="webhook", target="http://x")
+    assert api.subscriptions.get(first.id).delivery == "poll"
+    # Other projects and agents keep their own.
+    api.projects.create("other")
+    elsewhere = api.subscriptions.create(agent_id="frontend", project="other")
+    assert elsewhere.id != first.id
+
+
+def test_concurrent_registrations_make_one_subscription(api: Any) -> None:
+    made: list[Any] = []
+    errors = run_in_threads(
+        lambda: made.append(api.subscriptions.create(agent_id="racer", event_types=["x"])), 8
+    )
+    assert errors == [] and len(made) == 8
+    assert {s.id for s in made} == {s.id for s in api.subscriptions.list().items}
+    assert len({s.id for s in made}) == 1

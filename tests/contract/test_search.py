@@ -230,3 +230,19 @@ def test_vector_filters_on_agents_time_and_expiry(api: Any) -> None:
     ]
     assert len(found(created_after=(datetime.now(UTC) - timedelta(hours=1)).isoformat())) == 4
     assert found(created_after=(datetime.now(UTC) + timedelta(hours=1)).isoformat()) == []
+
+
+def test_vector_mode_below_the_threshold_falls_back_to_text_and_says_so(api: Any) -> None:
+    unit = api.contexts.add("deploy", "staging cluster deploy runbook")
+    api.contexts.add("lunch", "lunch menu soup")
+    assert api.search("staging cluster deploy", mode="vector").fallback is None  # a hit >= 0.7
+    # Vectors are compared, none reaches 0.999: the hits are full text's, and it says so.
+    result = api.search("cluster runbook", kinds=["context"], mode="vector", threshold=0.999)
+    assert [(h.id, h.retrieval_method) for h in result.hits] == [(unit.id, "text")]
+    assert result.fallback == "no vector hit reached the threshold 0.999"
+    assert result.mode == "vector"
+    nothing = api.search("zebra", kinds=["context"], mode="vector", threshold=0.999)
+    assert nothing.hits == [] and nothing.fallback  # fell back, and full text found none
+    hybrid = api.search("cluster runbook", kinds=["context"], mode="hybrid", threshold=0.999)
+    assert [h.retrieval_method for h in hybrid.hits] == ["text"] and hybrid.fallback
+    assert api.search("cluster runbook", kinds=["context"], mode="hybrid").fallback is None

@@ -130,7 +130,7 @@ def test_other_processes_follow_the_switch(
         assert server.embeddings.model == "hash:32"
         hit = server.search("staging cluster", mode="vector", threshold=-1).hits[0]
         assert hit.retrieval_method == "vector"
-        assert server.search("staging cluster", mode="vector").fallback is None
+        assert server.search("staging cluster", mode="vector", threshold=-1).fallback is None
 
 
 def test_reembed_needs_a_model(store: ctxbase.Store) -> None:

@@ -18,6 +18,7 @@ from ctxbase.server import access, create_app
 
 API = "/api/v1"
 _P = "/api/v1/projects/{project}"
+_Q = f"{_P}/conversations/{{conversation_id}}/quality"
 #: A valid body for each operation that takes one ({} where every field is optional), so
 #: that the answers below come from access control, not from validation.
 BODIES: dict[tuple[str, str], Any] = {
@@ -35,6 +36,14 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/projects"): {"slug": "new-project"},
     ("POST", "/api/v1/keys"): {"role": "reader"},
     ("POST", "/api/v1/tenants"): {"slug": "new-tenant"},
+    ("POST", f"{_Q}/metrics"): {"metric": "m", "value": 1},
+    ("POST", f"{_Q}/contradictions"): {
+        "first_message_id": str(uuid.uuid4()),
+        "second_message_id": str(uuid.uuid4()),
+        "description": "d",
+    },
+    ("POST", f"{_Q}/loops"): {"pattern": "p", "message_ids": [str(uuid.uuid4())]},
+    ("POST", f"{_Q}/citations"): {"message_id": str(uuid.uuid4()), "source_reference": "s"},
 }
 
 

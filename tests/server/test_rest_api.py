@@ -219,3 +219,19 @@ def test_the_server_fills_the_backlog(tmp_path) -> None:
             while store.embeddings.pending()["memory"]:
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
+
+
+def test_registering_a_subscription_again_answers_200_with_the_same_one(
+    http: TestClient, store: ctxbase.Store
+) -> None:
+    first = http.post(f"{API}/subscriptions", json={"agent_id": "ops", "event_types": ["a"]})
+    assert first.status_code == 201, first.text
+    again = http.post(f"{API}/subscriptions", json={"agent_id": "ops", "event_types": ["b"]})
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"] and again.json()["event_types"] == ["b"]
+    named = http.post(f"{API}/subscriptions", json={"agent_id": "ops", "name": "second"})
+    assert named.status_code == 201 and named.json()["id"] != first.json()["id"]
+    assert len(store.subscriptions.list().items) == 2
+    spec = http.get("/api/v1/openapi.json").json()
+    responses = spec["paths"]["/api/v1/projects/{project}/subscriptions"]["post"]["responses"]
+    assert {"200", "201"} <= set(responses)

@@ -55,6 +55,8 @@ INTERNAL: frozenset[str] = frozenset(
         "search.prepare_index",
         "databases.active",
         "databases.mark_active",
+        "databases.mark_migrating",
+        "databases.unmark_migrating",
         "databases.settings_for",
         "databases.url",
         "embeddings.embed",

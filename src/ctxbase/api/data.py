@@ -166,7 +166,9 @@ DATA_OPERATIONS = (
         "each event as it commits",
         result=Any, extra=(Arg("after", int, "query", 0),), custom_client=True),
     # --- subscriptions ---
-    Operation("subscriptions.create", "POST", f"{P}/subscriptions", "write", "Subscribe an agent",
+    Operation("subscriptions.create", "POST", f"{P}/subscriptions", "write",
+        "Subscribe an agent; registering its subscription of the same `name` again replaces "
+        "it in place (200, cursor kept)",
         result=Subscription, body=SubscriptionIn, status=201),
     Operation("subscriptions.list", "GET", f"{P}/subscriptions", "read", "List subscriptions",
         result=Page[Subscription], query=q.SubscriptionQuery),

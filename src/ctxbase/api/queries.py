@@ -7,7 +7,7 @@ the query string and an unknown parameter is refused by name on every interface.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
 
@@ -116,5 +116,15 @@ class KeyQuery(Input):
 
 class AuditQuery(Input):
     action: Annotated[Text, Field(max_length=100)] | None = None
+    limit: Limit = 50
+    cursor: Cursor = None
+
+
+class JobQuery(Input):
+    kind: Literal["migration", "reembed"] | None = None
+    status: (
+        Literal["pending", "running", "completed", "completed_with_errors", "failed", "cancelled"]
+        | None
+    ) = None
     limit: Limit = 50
     cursor: Cursor = None

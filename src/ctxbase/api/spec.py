@@ -108,8 +108,10 @@ class Operation:
 
     @property
     def scope(self) -> str:
-        """The key scope this operation needs, e.g. ``memories:write``."""
-        kind = "read" if self.rule in ("read", "public") else "write"
+        """The key scope this operation needs, e.g. ``memories:write``: ``read`` for the
+        operations that change nothing (the ``read`` rule, and every ``GET``, such as
+        ``keys.list``: its role still needs an admin), ``write`` for the others."""
+        kind = "read" if self.rule in ("read", "public") or self.method == "GET" else "write"
         return f"{self.domain}:{kind}"
 
     @property

@@ -121,6 +121,12 @@ def migrations_stream(job_id: uuid.UUID | str) -> Stream:
     return Stream(f"/migrations/{job_id}/stream", {}, "progress", read)
 
 
+def jobs_stream(job_id: uuid.UUID | str) -> Stream:
+    """A job's progress (a migration or a re-embedding) as it changes, until it ends."""
+    read = lambda data: MigrationReport.model_validate(json.loads(data))  # noqa: E731
+    return Stream(f"/jobs/{job_id}/stream", {}, "progress", read)
+
+
 PLANS: dict[str, Callable[..., Call | Stream]] = {
     "state.get": state_get,
     "state.put": state_put,
@@ -128,6 +134,7 @@ PLANS: dict[str, Callable[..., Call | Stream]] = {
     "events.stream": events_stream,
     "subscriptions.stream": subscriptions_stream,
     "migrations.stream": migrations_stream,
+    "jobs.stream": jobs_stream,
 }
 
 

@@ -30,6 +30,8 @@ from ctxbase.errors import ConflictError, CtxbaseError
 #: The problem code of a database holding an unfinished migration job.
 UNFINISHED_MIGRATION = "migration_unfinished"
 #: Statuses of a job that may have stopped half-way through its copy.
+#: The option marking a server's copy of a job whose record is in another database.
+HOME_COPY = "home_copy"
 _UNFINISHED_STATUSES = ("pending", "running", "failed", "cancelled")
 
 
@@ -114,16 +116,25 @@ def _inspect(db: Database, report: ConnectionReport) -> None:
 def unfinished_migrations(connection: Connection) -> list[tuple[uuid.UUID, str]]:
     """Id and status of each migration job into this database whose copy has not been
     completed and verified: the database holds part of its data."""
-    if not inspect(connection).has_table("migration_jobs"):
+    inspector = inspect(connection)
+    if not inspector.has_table("migration_jobs"):
         return []
     jobs = table(MigrationJob)
-    rows = connection.execute(
-        select(jobs.c.id, jobs.c.status, jobs.c.verification)
+    query = (
+        select(jobs.c.id, jobs.c.status, jobs.c.verification, jobs.c.options)
         .where(jobs.c.status.in_(_UNFINISHED_STATUSES))
         .order_by(jobs.c.created_at)
     )
-    # A verified job only had re-embedding left: its data is whole.
-    return [(job_id, status) for job_id, status, verified in rows if not verified]
+    if any(column["name"] == "kind" for column in inspector.get_columns("migration_jobs")):
+        query = query.where(jobs.c.kind == "migration")  # (a schema before 0009 has none)
+    rows = connection.execute(query)
+    # A verified job only had re-embedding left: its data is whole. A server's copy of a
+    # job recorded in another database (see ``ctxbase.store.jobs``) copied nothing here.
+    return [
+        (job_id, status)
+        for job_id, status, verified, options in rows
+        if not verified and not (options or {}).get(HOME_COPY)
+    ]
 
 
 def require_no_unfinished_migration(db: Database) -> None:

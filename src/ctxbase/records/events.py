@@ -25,6 +25,7 @@ SequenceNumber = Annotated[int, Field(ge=0, le=2**62)]
 class Event(Record):
     id: uuid.UUID
     project_id: uuid.UUID
+    tenant_id: uuid.UUID = Field(description="The tenant owning the event's project.")
     sequence: int = Field(
         description="1, 2, 3, … without gaps within the project, in commit order."
     )
@@ -80,6 +81,7 @@ class Subscription(Record):
     id: uuid.UUID
     project_id: uuid.UUID
     agent_id: str
+    name: str = Field(description="One subscription per project, agent and name.")
     needs: list[str]
     event_types: list[str]
     threshold: float | None
@@ -96,7 +98,14 @@ class Subscription(Record):
 
 
 class SubscriptionIn(Input):
+    """An agent's subscription. Registering the same agent and ``name`` again in a project
+    replaces the subscription in place (same id, cursor kept unless ``start_after`` is
+    given); another ``name`` makes another subscription."""
+
     agent_id: Annotated[Text, Field(min_length=1, max_length=200)]
+    name: Annotated[Text, Field(max_length=200)] = Field(
+        "", description="Tells apart several subscriptions of one agent (default: none)."
+    )
     needs: list[Annotated[Text, Field(min_length=1, max_length=2000)]] = Field(
         default_factory=list,
         max_length=50,
@@ -118,7 +127,9 @@ class SubscriptionIn(Input):
         None, description="webhook: the HMAC key signing each delivery (stored encrypted)."
     )
     start_after: SequenceNumber | None = Field(
-        None, description="Deliver events after this sequence (default: only new events)."
+        None,
+        description="Deliver events after this sequence (default: only new events; when "
+        "replacing a subscription, its cursor is kept).",
     )
 
     model_config = ConfigDict(

@@ -12,6 +12,13 @@ unguarded by accident. The rules:
 - ``server``: admin keys of the operator tenant (tenants, database configurations,
   migrations, re-embedding, metrics of every tenant).
 
+Beside its role, a key may be limited to *scopes* (:mod:`ctxbase.api.scopes`): every
+route needs its operation's scope (``memories:write`` to add a memory), and a key holding
+scopes but not that one is refused 403 whatever its role. A key without scopes holds
+them all. A route that does more than its operation in some requests checks the other
+operation too (:meth:`Gate.require`: a subscription stream resumed with `Last-Event-ID`
+acknowledges, as ``subscriptions.ack`` does).
+
 A key's tenant is its whole world: projects are looked up inside it, so another tenant's
 project or record is simply not found (404), as is a project a key is not limited to.
 
@@ -34,7 +41,8 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as ASGIScope
 
-from ctxbase.api import Rule, access_rules
+from ctxbase.api import Operation, Rule, access_rules
+from ctxbase.api.scopes import holds, route_scopes
 from ctxbase.config import Settings
 from ctxbase.db.schema import utcnow
 from ctxbase.errors import (
@@ -58,6 +66,8 @@ log = logging.getLogger("ctxbase.server")
 
 #: ``(method, path) -> rule`` of every route, from the operation declarations.
 RULES: dict[tuple[str, str], Rule] = access_rules()
+#: ``(method, path) -> scope`` of every route that needs a key.
+SCOPES: dict[tuple[str, str], str] = route_scopes()
 _ALLOWED_ROLES: dict[Rule, frozenset[str]] = {
     "read": frozenset({"reader", "writer", "admin"}),
     "write": frozenset({"writer", "admin"}),
@@ -146,6 +156,8 @@ class Gate:
             else request.scope.get(_PRINCIPAL) or self.authenticate(request, store)
         )
         self._check_role(rule, principal)
+        path = str(getattr(request.scope.get("route"), "path_format", ""))
+        self._check_scope(SCOPES.get((request.method, path)), principal)
         project = request.path_params.get("project")
         limited = principal.projects
         if project is not None and limited is not None and project not in limited:
@@ -195,6 +207,28 @@ class Gate:
                 "This needs an admin key of the operator tenant",
                 hint=f"server administration belongs to tenant {OPERATOR_TENANT!r}",
             )
+
+    @staticmethod
+    def _check_scope(needed: str | None, principal: Principal) -> None:
+        if needed is None:
+            raise PermissionDeniedError("This operation has no scope")  # never: RULES agree
+        if not holds(principal.scopes, needed):
+            raise PermissionDeniedError(
+                f"This needs a key holding scope {needed!r}",
+                details={"scope": needed},
+                hint="create a key with that scope (or a wildcard such as "
+                f"{needed.partition(':')[0]}:*)",
+            )
+
+    def require(self, principal: Principal | None, op: Operation) -> None:
+        """Refuse ``principal`` (as :meth:`authorize` would) unless its role and scopes
+        allow ``op`` too: for a route that does ``op``'s work in some requests."""
+        if op.rule == "public":
+            return
+        if principal is None:
+            raise AuthenticationError("An API key is required")
+        self._check_role(op.rule, principal)
+        self._check_scope(op.scope, principal)
 
     def _check_quotas(self, request: Request, principal: Principal, store: Store) -> None:
         quotas = principal.quotas
@@ -269,6 +303,7 @@ def scope_of(principal: Principal | None) -> Scope:
         server_admin=principal.server_admin,
         role=principal.role,
         expires_at=principal.expires_at,
+        scopes=principal.scopes,
     )
 
 

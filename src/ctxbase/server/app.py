@@ -12,12 +12,14 @@ from fastapi import Depends, FastAPI
 
 import ctxbase
 from ctxbase.config import Settings
+from ctxbase.db import migrate
 from ctxbase.events.worker import DeliveryWorker
 from ctxbase.server import activation
 from ctxbase.server.access import AuthenticateFirst, Gate, check_auth_mode, warn_if_open
 from ctxbase.server.api_docs import install_api_docs
 from ctxbase.server.deps import authorize
 from ctxbase.server.errors import install_error_handlers
+from ctxbase.server.jobs import JobRunner, interrupt_dead_jobs
 from ctxbase.server.limits import BodySizeLimit
 from ctxbase.server.metrics import Metrics, MetricsMiddleware
 from ctxbase.server.routes import (
@@ -29,6 +31,7 @@ from ctxbase.server.routes import (
     events,
     generated,
     health,
+    jobs,
     metrics,
     migrations,
     state,
@@ -49,6 +52,7 @@ ROUTERS = (  # hand-written routes; the generated ones serve every other operati
     events,
     subscriptions,
     database_configs,
+    jobs,
     migrations,
     admin,
 )
@@ -69,6 +73,7 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
         if store is None:  # opened here, closed here
             _serve(app, Store(settings=settings))
         activation.start(app)  # serve the active database configuration, if any
+        _interrupt_dead_jobs(app)
         log.info("ctxbase %s serving %r", ctxbase.__version__, app.state.store)
         warn_if_open(settings)
         _warm_up(app.state.store)
@@ -88,11 +93,9 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
                 delivery.stop()
             if worker is not None:
                 worker.stop()
-            job = getattr(app.state, "reembed_thread", None)
-            if job is not None:
-                job.join(timeout=60)  # never leave a job writing to a closed store
-            if getattr(app.state, "migrations", None) is not None:
-                app.state.migrations.stop()  # cancelled jobs resume with --resume
+            # Migrations are cancelled (they resume with --resume), a re-embedding is
+            # waited for: never leave a job writing to a closed store.
+            app.state.jobs.stop()
             activation.stop(app)
             if store is None:
                 app.state.metrics.close()
@@ -112,6 +115,7 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
         dependencies=[Depends(authorize)],
     )
     app.state.gate = Gate(settings)
+    app.state.jobs = JobRunner()
     if store is not None:  # usable at once, also by clients that skip the lifespan
         _serve(app, store)
     install_error_handlers(app)
@@ -144,6 +148,15 @@ def _mount_mcp(app: FastAPI, settings: Settings) -> Any:
 def _mcp_running(app: FastAPI) -> AbstractAsyncContextManager[Any]:
     endpoint = getattr(app.state, "mcp", None)
     return endpoint.running() if endpoint is not None else nullcontext()
+
+
+def _interrupt_dead_jobs(app: FastAPI) -> None:
+    """Jobs left running by a server process of this host that died are cancelled now."""
+    home: Store = app.state.home
+    if home.schema_revision != migrate.head_revision():
+        return  # not migrated yet: no job records to read
+    for job_id in interrupt_dead_jobs(home):
+        log.warning("Job %s was left running by a server process that stopped: cancelled", job_id)
 
 
 def _warm_up(store: Store) -> None:

@@ -55,6 +55,9 @@ class Scope:
     #: it holds itself (see ``store.keys``).
     role: str = "admin"
     expires_at: datetime | None = None
+    #: The scopes the caller's key holds (None: every scope); the server checks them per
+    #: route, and a key passes on only those it holds.
+    scopes: frozenset[str] | None = None
 
 
 class Domain:

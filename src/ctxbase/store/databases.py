@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, case, delete, func, insert, select, update
 
 from ctxbase.config import Settings
 from ctxbase.db import migrate
@@ -257,7 +257,8 @@ class DatabaseConfigs:
             row = self._row(connection, ref)
             merged = {**dict(row), **values}
             _parse(DatabaseConfigIn, _as_input(merged))  # still a complete configuration
-            values.update(status="configured", updated_at=utcnow())
+            migrating = row["status"] == "migrating"  # until the job ends
+            values.update(status="migrating" if migrating else "configured", updated_at=utcnow())
             connection.execute(update(configs_table).where(cfg.id == row["id"]).values(values))
         return self.get(row["id"])
 
@@ -340,10 +341,19 @@ class DatabaseConfigs:
         """Make ``ref`` the one active configuration (None: serve the home database)."""
         with self._db.connect(write=True) as connection:
             target = self._row(connection, ref) if ref is not None else None
+            if target is not None and target["status"] == "migrating":
+                raise ConflictError(
+                    f"A migration job is writing into database {target['name']!r}",
+                    hint="activate it once the job has ended",
+                )
             connection.execute(
                 update(configs_table)
                 .where(cfg.is_active)
-                .values(is_active=False, status="tested", updated_at=utcnow())
+                .values(
+                    is_active=False,
+                    status=case((cfg.status == "migrating", "migrating"), else_="tested"),
+                    updated_at=utcnow(),
+                )
             )
             if target is not None:
                 connection.execute(
@@ -352,6 +362,36 @@ class DatabaseConfigs:
                     .values(is_active=True, status="active", updated_at=utcnow())
                 )
         return self.get(target["id"]) if target is not None else None
+
+    # --- migrations writing into a configured database ------------------------------------
+
+    def mark_migrating(self, ref: uuid.UUID | str) -> tuple[uuid.UUID, str]:
+        """Show the configuration as ``migrating`` while a job writes into it; its id and
+        status before, for :meth:`unmark_migrating`. ConflictError if a job already does."""
+        with self._db.connect(write=True) as connection:
+            row = self._row(connection, ref)
+            if row["status"] == "migrating":
+                raise ConflictError(
+                    f"A migration job is already writing into database {row['name']!r}"
+                )
+            connection.execute(
+                update(configs_table)
+                .where(cfg.id == row["id"])
+                .values(status="migrating", updated_at=utcnow())
+            )
+        return row["id"], row["status"]
+
+    def unmark_migrating(self, ref: uuid.UUID | str, previous: str) -> None:
+        """Give the configuration its status before the job (if it still shows it)."""
+        with self._db.connect(write=True) as connection:
+            row = self._row(connection, ref)
+            if row["status"] == "migrating":
+                status = "active" if row["is_active"] else previous
+                connection.execute(
+                    update(configs_table)
+                    .where(cfg.id == row["id"])
+                    .values(status=status, updated_at=utcnow())
+                )
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -400,8 +440,14 @@ class DatabaseConfigs:
         if error is not None:
             values["last_error"] = error
         with self._db.connect(write=True) as connection:
-            current = connection.execute(select(cfg.is_active).where(cfg.id == config_id)).scalar()
-            values["status"] = "active" if current and status != "error" else status
+            current = connection.execute(
+                select(cfg.is_active, cfg.status).where(cfg.id == config_id)
+            ).first()
+            if current is not None and current.status == "migrating":
+                values["status"] = "migrating"  # until the job writing into it ends
+            else:
+                active = current is not None and current.is_active
+                values["status"] = "active" if active and status != "error" else status
             connection.execute(update(configs_table).where(cfg.id == config_id).values(values))
 
     @staticmethod

@@ -41,14 +41,7 @@ from ctxbase.records import (
     Severity,
 )
 from ctxbase.store import quality_analysis
-from ctxbase.store.base import (
-    DEFAULT_PAGE,
-    DEFAULT_PROJECT,
-    as_uuid,
-    given,
-    only_text_cursor,
-    parse,
-)
+from ctxbase.store.base import DEFAULT_PAGE, DEFAULT_PROJECT, as_uuid, given, parse
 from ctxbase.store.quality_records import (
     CITATIONS,
     CONTRADICTIONS,
@@ -94,10 +87,9 @@ class Quality(QualityRecords):
         project: str = DEFAULT_PROJECT,
     ) -> Page[QualityMetric]:
         """Points by time measured, of one ``metric`` if given."""
-        only_text_cursor(cursor)
-        query = parse(MetricQuery, given(MetricQuery, locals()))
+        query = parse(MetricQuery, given(MetricQuery, {**locals(), "cursor": None}))
         equal = {"metric": query.metric}
-        return self._list(METRICS, conversation_id, project, query, equal)
+        return self._list(METRICS, conversation_id, project, query, equal, cursor)
 
     def delete_metric(
         self, conversation_id: ID, metric_id: ID, *, project: str = DEFAULT_PROJECT
@@ -146,10 +138,9 @@ class Quality(QualityRecords):
         cursor: str | None = None,
         project: str = DEFAULT_PROJECT,
     ) -> Page[Contradiction]:
-        only_text_cursor(cursor)
-        query = parse(ContradictionQuery, given(ContradictionQuery, locals()))
+        query = parse(ContradictionQuery, given(ContradictionQuery, {**locals(), "cursor": None}))
         equal = {"status": query.status, "severity": query.severity}
-        return self._list(CONTRADICTIONS, conversation_id, project, query, equal)
+        return self._list(CONTRADICTIONS, conversation_id, project, query, equal, cursor)
 
     def update_contradiction(
         self,
@@ -220,9 +211,8 @@ class Quality(QualityRecords):
         cursor: str | None = None,
         project: str = DEFAULT_PROJECT,
     ) -> Page[RepetitionLoop]:
-        only_text_cursor(cursor)
-        query = parse(LoopQuery, given(LoopQuery, locals()))
-        return self._list(LOOPS, conversation_id, project, query, {})
+        query = parse(LoopQuery, given(LoopQuery, {**locals(), "cursor": None}))
+        return self._list(LOOPS, conversation_id, project, query, {}, cursor)
 
     def delete_loop(
         self, conversation_id: ID, loop_id: ID, *, project: str = DEFAULT_PROJECT
@@ -288,10 +278,9 @@ class Quality(QualityRecords):
         cursor: str | None = None,
         project: str = DEFAULT_PROJECT,
     ) -> Page[Citation]:
-        only_text_cursor(cursor)
-        query = parse(CitationQuery, given(CitationQuery, locals()))
+        query = parse(CitationQuery, given(CitationQuery, {**locals(), "cursor": None}))
         equal = {"status": query.status, "message_id": query.message_id}
-        return self._list(CITATIONS, conversation_id, project, query, equal)
+        return self._list(CITATIONS, conversation_id, project, query, equal, cursor)
 
     def update_citation(
         self,

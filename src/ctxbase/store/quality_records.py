@@ -114,10 +114,13 @@ class QualityRecords(Domain):
         project: str,
         query: Any,
         equal: dict[str, Any],
+        cursor: Any,
     ) -> Page[R]:
+        """``query`` holds the filters; ``cursor`` is decoded as given (any value not a
+        cursor of this list is InvalidCursorError, as on every list)."""
         conversation_id = as_uuid(conversation_id, "conversation")
         within = (*self._list_of(project), conversation_id)
-        last = kind.pages.decode(query.cursor, within) if query.cursor else None
+        last = kind.pages.decode(cursor, within) if cursor else None
         t = kind.table.c
         time = t[kind.time]
         conditions = [t[name] == value for name, value in equal.items() if value is not None]

@@ -8,8 +8,9 @@
 - hybrid: both, fused by weighted reciprocal rank (``w / (rrf_k + rank)``).
 
 Memory hits are boosted by importance, recency and access count; returned memories count
-an access. Without usable vectors (no embedder, provider down, nothing embedded yet)
-vector and hybrid searches fall back to full text and say why in ``fallback``.
+an access. Without usable vectors (no embedder, provider down, nothing embedded yet), or
+when no vector hit reaches the threshold, vector and hybrid searches fall back to full
+text and say why in ``fallback``.
 """
 
 from __future__ import annotations
@@ -84,14 +85,16 @@ class Search(Domain):
         depth = request.k if request.mode != "hybrid" else max(request.k * 4, 40)
         vector, seen, fetched = self._vector_candidates(request, scopes, model, query_vector, depth)
         text: Candidates = {}
-        if request.mode != "vector" or not seen or not vector:
+        if request.mode != "vector" or not vector:
             with self._db.read() as connection:
-                if request.mode != "vector" or not seen:
-                    text = self._text_candidates(connection, request, scopes, depth)
+                text = self._text_candidates(connection, request, scopes, depth)
                 if not vector and not text:
                     self._project_id(connection, project)
         if query_vector is not None and not seen and request.mode != "text":
             fallback = "no stored vectors match yet (embeddings pending or none of this model)"
+        elif query_vector is not None and not vector and request.mode != "text":
+            # Vectors were compared, none reached the threshold: the hits are full text's.
+            fallback = f"no vector hit reached the threshold {self._threshold(request)}"
         hits = self._rank(
             request, vector, text, vector_ok=query_vector is not None and bool(vector)
         )
@@ -152,9 +155,7 @@ class Search(Domain):
         fetched: dict[tuple[str, uuid.UUID], dict[str, Any]] = {}
         if query_vector is None or model is None:
             return vector, seen, fetched
-        threshold = request.threshold
-        if threshold is None and request.mode == "vector":
-            threshold = self._settings.search_threshold
+        threshold = self._threshold(request)
         for kind, conditions in scopes.items():
             found = self._vector_leg(conditions, model, query_vector, request.distance, depth)
             seen = seen or bool(found)
@@ -163,6 +164,12 @@ class Search(Domain):
                 if threshold is None or score >= threshold:
                     vector[(kind, item_id)] = score
         return vector, seen, fetched
+
+    def _threshold(self, request: SearchRequest) -> float | None:
+        """The least vector score kept: the request's, else the setting in vector mode."""
+        if request.threshold is None and request.mode == "vector":
+            return self._settings.search_threshold
+        return request.threshold
 
     def _text_candidates(
         self,

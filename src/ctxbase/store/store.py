@@ -31,6 +31,7 @@ from ctxbase.store.health import (
     redis_configured,
 )
 from ctxbase.store.imports import Imports
+from ctxbase.store.jobs import Jobs
 from ctxbase.store.memories import Memories, prune_expired_memories
 from ctxbase.store.projects import Projects, ensure_defaults
 from ctxbase.store.quality import Quality
@@ -59,6 +60,7 @@ for _domain, _cls in {
     "recall": Recall,
     "stats": Stats,
     "imports": Imports,
+    "jobs": Jobs,
 }.items():
     enforce(_cls, _domain)  # unknown arguments are refused by name
 
@@ -70,8 +72,8 @@ class Store:
     ``auto_migrate=False``; a Store is safe to share between threads.
 
     Sub-APIs: ``projects``, ``conversations``, ``messages``, ``contexts``, ``memories``,
-    ``state``, ``embeddings``, ``events``, ``subscriptions``, ``databases``, ``imports``.
-    Each method takes ``project=`` (default ``"default"``).
+    ``state``, ``embeddings``, ``events``, ``subscriptions``, ``databases``, ``imports``,
+    ``jobs``. Each method acting in a project takes ``project=`` (default ``"default"``).
 
     ``embedder`` overrides the ``embedder`` setting with a provider object (anything with
     ``name``, ``dimensions`` and ``embed(texts)``), or ``None`` for no vectors.
@@ -134,6 +136,7 @@ class Store:
         self.recall = Recall(self)
         self.stats = Stats(self)
         self.imports = Imports(self)
+        self.jobs = Jobs(self)
         self.quality = Quality(self)
 
     def scoped(self, scope: Scope) -> Store:

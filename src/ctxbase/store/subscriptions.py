@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from ctxbase.db.schema import DeadLetter as DeadLetterRow
 from ctxbase.db.schema import Subscription as SubscriptionRow
@@ -51,6 +51,12 @@ _dead_letter_pages = Keyset("dead letters", (count_part(INT64_MAX),))  # by sequ
 _SCAN_BATCH = 500
 
 
+def is_new(subscription: Subscription) -> bool:
+    """Whether ``create`` just made ``subscription`` rather than replaced one: a new one was
+    never updated (a replaced one's ``updated_at`` is the replacement's time)."""
+    return subscription.updated_at == subscription.created_at
+
+
 def subscription_record(row: Any) -> Subscription:
     values = dict(row)
     values["has_secret"] = values.get("secret_encrypted") is not None
@@ -64,6 +70,7 @@ class Subscriptions(Domain):
         self,
         *,
         agent_id: str,
+        name: str = "",
         needs: list[str] | None = None,
         event_types: list[str] | None = None,
         threshold: float | None = None,
@@ -73,10 +80,31 @@ class Subscriptions(Domain):
         start_after: int | None = None,
         project: str = DEFAULT_PROJECT,
     ) -> Subscription:
-        """Subscribe an agent (see :class:`SubscriptionIn` for the fields)."""
+        """Subscribe an agent (see :class:`SubscriptionIn` for the fields).
+
+        An agent has one subscription per ``name`` in a project: registering it again
+        replaces that subscription in place, atomically (one upsert on both backends, so
+        concurrent registrations make one subscription, never two nor an error). The
+        replaced subscription keeps its id, its dead letters and its cursor (the events it
+        is still owed stay owed, now matched by the new filter) unless ``start_after``
+        moves the cursor; its delivery failures are forgotten. ``is_new`` tells a new
+        subscription from a replaced one."""
         data = parse(SubscriptionIn, given(SubscriptionIn, locals()))
         sealed = self._store.secrets.encrypt(data.secret) if data.secret else None
         now = utcnow()
+        fields = {
+            "needs": data.needs,
+            "event_types": data.event_types,
+            "threshold": data.threshold,
+            "delivery": data.delivery,
+            "target": data.target,
+            "secret_encrypted": sealed,
+            "is_active": True,
+            "attempts": 0,
+            "next_attempt_at": None,
+            "last_error": None,
+            "updated_at": now,
+        }
         with self._db.connect(write=True) as connection:
             project_id = self._project_id(connection, project)
             last = _last_sequence(connection, project_id)
@@ -85,26 +113,24 @@ class Subscriptions(Domain):
                 raise InvalidInputError(
                     f"start_after {start} is beyond the stream's last sequence {last}"
                 )
-            row = connection.execute(
-                insert(subscriptions_table)
+            replacing = fields if data.start_after is None else {**fields, "cursor": start}
+            statement = (
+                self._db.backend.insert(subscriptions_table)
                 .values(
                     id=new_id(),
                     project_id=project_id,
                     agent_id=data.agent_id,
-                    needs=data.needs,
-                    event_types=data.event_types,
-                    threshold=data.threshold,
-                    delivery=data.delivery,
-                    target=data.target,
-                    secret_encrypted=sealed,
+                    name=data.name,
                     cursor=start,
-                    is_active=True,
-                    attempts=0,
                     created_at=now,
-                    updated_at=now,
+                    **fields,
+                )
+                .on_conflict_do_update(
+                    index_elements=[sub.project_id, sub.agent_id, sub.name], set_=replacing
                 )
                 .returning(*subscriptions_table.c)
-            ).one()
+            )
+            row = connection.execute(statement).one()
         return subscription_record(row._mapping)
 
     def get(

@@ -7,11 +7,13 @@ key is found by its prefix and then compared by hash in constant time, and an un
 prefix is compared against a dummy hash, so the answer takes the same time however much
 of a key is right.
 
-A key holds rights (a role, the projects it is limited to, an expiry) and passes on only
-what it holds: it creates keys of no higher role, limited to some of its own projects
-(an unlimited key only from an unlimited one) and expiring no later than itself; it
-revokes and lists only keys within its reach (limited to some of its projects), and reads
-only the audit entries of its projects. A key or entry out of reach is simply not found.
+A key holds rights (a role, the projects it is limited to, the scopes it holds, an expiry)
+and passes on only what it holds: it creates keys of no higher role, limited to some of
+its own projects (an unlimited key only from an unlimited one), holding scopes it holds
+(a key of every scope only from one of every scope) and expiring no later than itself; it
+revokes and lists only keys within its reach (limited to some of its projects, holding
+some of its scopes), and reads only the audit entries of its projects. A key or entry out
+of reach is simply not found.
 
 Revoking a key, or changing a tenant (deactivating it, changing its quotas), changes the
 database's key generation (:mod:`ctxbase.store.key_generation`): a server process caching
@@ -105,6 +107,8 @@ class Principal:
     prefix: str
     quotas: Quotas
     expires_at: datetime | None = None
+    #: The only scopes the key holds (``memories:read``, ``events:*``); None: every one.
+    scopes: frozenset[str] | None = None
 
     @property
     def server_admin(self) -> bool:
@@ -118,7 +122,9 @@ class Principal:
 
 
 def _tenant_record(row: Any) -> Tenant:
-    return Tenant.model_validate({**row, "quotas": row["quotas"] or {}})
+    return Tenant.model_validate(
+        {**row, "quotas": row["quotas"] or {}, "settings": row["settings"] or {}}
+    )
 
 
 class _TenantDomain(Domain):
@@ -139,12 +145,15 @@ class Tenants(_TenantDomain):
         name: str | None = None,
         plan: str = "free",
         quotas: Quotas | dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
         actor: str = "library",
     ) -> Tenant:
         """Create a tenant (server administration); ``actor`` names the caller in the audit
-        log."""
+        log. ``quotas`` may hold keys of the application's own beside the enforced ones,
+        and ``settings`` is free JSON; both are kept and returned as given."""
         self._require_server_admin()
         data = parse(TenantIn, given(TenantIn, locals()))
+        self._check_own_json(data.quotas, data.settings)
         now = utcnow()
         tenant_id = new_id()
         row = {
@@ -153,7 +162,7 @@ class Tenants(_TenantDomain):
             "name": data.name or data.slug,
             "plan": data.plan,
             "quotas": data.quotas.model_dump(exclude_none=True),
-            "settings": {},
+            "settings": data.settings,
             "is_active": True,
             "created_at": now,
             "updated_at": now,
@@ -191,12 +200,15 @@ class Tenants(_TenantDomain):
         name: str | None = None,
         plan: str | None = None,
         quotas: Quotas | dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
         is_active: bool | None = None,
         actor: str = "library",
     ) -> Tenant:
-        """Change name, plan, quotas; ``is_active=False`` deactivates (keys stop at once)."""
+        """Change name, plan, quotas or settings (each given one replaced whole);
+        ``is_active=False`` deactivates (keys stop at once)."""
         self._require_server_admin()
         patch = parse(TenantPatch, given(TenantPatch, locals()))
+        self._check_own_json(patch.quotas, patch.settings)
         changes = patch.model_dump(exclude_none=True, exclude={"quotas"})
         if patch.quotas is not None:
             changes["quotas"] = patch.quotas.model_dump(exclude_none=True)
@@ -235,6 +247,13 @@ class Tenants(_TenantDomain):
         if not self._store.scope.server_admin:
             raise PermissionDeniedError("Only the operator's admin keys manage tenants")
 
+    def _check_own_json(self, quotas: Quotas | None, settings: dict[str, Any] | None) -> None:
+        """Quotas and settings are free JSON of the tenant's own: held to the metadata
+        limit like any other."""
+        if quotas is not None:
+            self._check_json("quotas", quotas.model_dump(mode="json", exclude_none=True))
+        self._check_json("settings", settings)
+
 
 class Keys(_TenantDomain):
     """``store.keys``: API keys. A tenant's admins manage the keys within their reach; the
@@ -247,13 +266,16 @@ class Keys(_TenantDomain):
         role: Role,
         name: str = "",
         projects: list[str] | None = None,
+        scopes: list[str] | None = None,
         expires_in_days: int | None = None,
         actor: str = "library",
     ) -> ApiKeyCreated:
         """A new key, returned with the key itself this once (only its hash is kept).
 
         It holds no right the caller lacks: a role no higher, projects among the caller's
-        (unlimited only from an unlimited caller), an expiry no later than the caller's.
+        (unlimited only from an unlimited caller), scopes the caller holds (every scope
+        only from a caller holding every scope), an expiry no later than the caller's.
+        ``scopes`` None or empty: every scope the role allows.
         """
         data = parse(ApiKeyIn, given(ApiKeyIn, locals()))
         scope = self._store.scope
@@ -261,6 +283,8 @@ class Keys(_TenantDomain):
         _require_key_admin(scope)
         self._require_tenant(tenant)
         _check_role_held(scope, data.role)
+        held_scopes = sorted(set(data.scopes)) if data.scopes else None
+        _check_scopes_held(scope, held_scopes)
         key = new_key()
         now = utcnow()
         expires = now + timedelta(days=data.expires_in_days) if data.expires_in_days else None
@@ -279,7 +303,7 @@ class Keys(_TenantDomain):
                 "prefix": key[:_PREFIX_LENGTH],
                 "key_hash": hash_key(key),
                 "role": data.role,
-                "scopes": [],
+                "scopes": held_scopes or [],
                 "projects": sorted(set(data.projects)) if data.projects is not None else None,
                 "created_at": now,
                 "last_used_at": None,
@@ -293,7 +317,12 @@ class Keys(_TenantDomain):
                 "key.create",
                 row["prefix"],
                 tenant_id,
-                {"role": data.role, "name": data.name, "projects": row["projects"]},
+                {
+                    "role": data.role,
+                    "name": data.name,
+                    "projects": row["projects"],
+                    "scopes": held_scopes,
+                },
             )
         return ApiKeyCreated.model_validate({**row, "tenant": tenant, "key": key})
 
@@ -329,9 +358,9 @@ class Keys(_TenantDomain):
                 connection,
                 query,
                 limit + 1,
-                lambda row: within_reach(scope, row.projects),
+                lambda row: key_within_reach(scope, row.projects, row.scopes),
                 lambda q, last: q.where(k.key_id > last.key_id),
-                limited=scope.projects is not None,
+                limited=scope.projects is not None or scope.scopes is not None,
             )
         items = [ApiKey.model_validate(r._mapping) for r in rows]
         return _key_pages.page(items, limit, lambda item: [item.key_id], within)
@@ -349,7 +378,7 @@ class Keys(_TenantDomain):
                 .where(k.key_id == key_id)
             ).first()
             visible = row is not None and (scope.server_admin or row.tenant == scope.tenant)
-            if row is None or not visible or not within_reach(scope, row.projects):
+            if row is None or not visible or not key_within_reach(scope, row.projects, row.scopes):
                 raise NotFoundError(f"No key {key_id}")  # another's key is not found either
             now = utcnow()
             connection.execute(
@@ -364,7 +393,7 @@ class Keys(_TenantDomain):
                 "key.revoke",
                 row.prefix,
                 row.tenant_id,
-                {"role": row.role, "projects": row.projects},
+                {"role": row.role, "projects": row.projects, "scopes": row.scopes or None},
             )
         return ApiKey.model_validate({**row._mapping, "revoked_at": row.revoked_at or now})
 
@@ -391,6 +420,7 @@ class Keys(_TenantDomain):
                     k.key_hash,
                     k.role,
                     k.projects,
+                    k.scopes,
                     k.prefix,
                     k.expires_at,
                     k.revoked_at,
@@ -421,6 +451,7 @@ class Keys(_TenantDomain):
             prefix=match.prefix,
             quotas=Quotas.model_validate(match.quotas or {}),
             expires_at=match.expires_at,
+            scopes=frozenset(match.scopes) if match.scopes else None,
         )
 
     def touch(self, key_id: uuid.UUID, when: datetime) -> None:
@@ -495,6 +526,42 @@ def within_reach(scope: Scope, projects: Iterable[str] | None) -> bool:
     return scope.projects is None or (projects is not None and set(projects) <= scope.projects)
 
 
+def key_within_reach(
+    scope: Scope, projects: Iterable[str] | None, scopes: Iterable[str] | None
+) -> bool:
+    """Whether a key limited to ``projects`` and ``scopes`` (None or empty: all) is within
+    the reach of ``scope``: some of its projects, and scopes it holds itself."""
+    return within_reach(scope, projects) and (
+        scope.scopes is None or (bool(scopes) and _scopes_held(scope.scopes, scopes or ()))
+    )
+
+
+def _scopes_held(held: Iterable[str], wanted: Iterable[str]) -> bool:
+    from ctxbase.api.scopes import covers
+
+    held = list(held)
+    return all(any(covers(h, w) for h in held) for w in wanted)
+
+
+def _check_scopes_held(scope: Scope, scopes: list[str] | None) -> None:
+    if scope.scopes is None:
+        return
+    if scopes is None:
+        raise PermissionDeniedError(
+            "A key limited to scopes cannot create a key without that limit",
+            hint=f"pass scopes among {sorted(scope.scopes)}",
+        )
+    from ctxbase.api.scopes import covers
+
+    for wanted in scopes:
+        if not any(covers(held, wanted) for held in scope.scopes):
+            raise PermissionDeniedError(
+                f"This key does not hold scope {wanted!r}, so it cannot give it",
+                details={"scope": wanted},
+                hint=f"pass scopes among {sorted(scope.scopes)}",
+            )
+
+
 def _require_key_admin(scope: Scope) -> None:
     if scope.role != "admin":
         raise PermissionDeniedError(f"Managing keys needs an admin key; this is a {scope.role}")
@@ -554,7 +621,10 @@ def _entry_projects(details: Any) -> list[str] | None:
 
 def _reach_digest(scope: Scope) -> str:
     """Lists differ by reach, so a cursor is valid only for the same reach."""
-    return "*" if scope.projects is None else ",".join(sorted(scope.projects))
+    projects = "*" if scope.projects is None else ",".join(sorted(scope.projects))
+    if scope.scopes is None:
+        return projects
+    return f"{projects};{','.join(sorted(scope.scopes))}"
 
 
 def _rows_within_reach(

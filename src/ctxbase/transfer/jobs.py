@@ -149,6 +149,7 @@ def to_report(row: dict[str, Any], progress: Progress | None = None) -> Migratio
     verification = row.get("verification")
     return MigrationReport(
         id=row["id"],
+        kind=row.get("kind") or "migration",
         status=row["status"],
         source=row["source"],
         target=row["target"],

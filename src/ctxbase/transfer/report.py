@@ -38,10 +38,15 @@ class Verification(BaseModel):
     tables: dict[str, TableVerification]
 
 
+JobKind = Literal["migration", "reembed"]
+
+
 class MigrationReport(BaseModel):
-    """A migration job as every interface shows it (never with a connection string)."""
+    """A job as every interface shows it (never with a connection string): a migration,
+    or a re-embedding (``kind``), whose source and target name the models."""
 
     id: uuid.UUID
+    kind: JobKind = "migration"
     status: JobStatus
     source: dict[str, Any] = Field(description="The source: backend, host, database.")
     target: dict[str, Any] = Field(description="The target: backend, host, database.")

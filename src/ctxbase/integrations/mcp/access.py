@@ -70,10 +70,8 @@ class Caller:
             return
         from ctxbase.server.access import Gate
 
-        Gate._check_role(op.rule, principal)  # the REST rule table, one for both
-        scopes = getattr(principal, "scopes", None)
-        if scopes is not None and not granted(op.scope, scopes):
-            raise PermissionDeniedError(f"This needs a key with scope {op.scope!r}")
+        Gate._check_role(op.rule, principal)  # the REST rules, one for both doors
+        Gate._check_scope(op.scope, principal)
 
     def check_quota(self) -> None:
         """Refuse a write that adds items when the tenant is at an item or storage quota."""
@@ -99,15 +97,6 @@ class Caller:
         except PermissionDeniedError:
             return False
         return True
-
-
-def granted(scope: str, scopes: object) -> bool:
-    """Whether a key's ``scopes`` include ``scope`` (``memories:write``), itself, by its
-    domain (``memories:*``) or all (``*``)."""
-    if not isinstance(scopes, list | tuple | set | frozenset):
-        return True
-    domain = scope.split(":")[0]
-    return bool({scope, f"{domain}:*", "*"} & set(scopes))
 
 
 def project_for(principal: Principal | None, asked: str | None, configured: str) -> str:

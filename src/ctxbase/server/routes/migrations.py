@@ -2,16 +2,15 @@
 
 Administration routes. A job is checked (tables, both databases, an empty target) before
 the answer, so bad input fails with a 4xx and nothing written; the copy then runs in the
-background. Endpoints are named by registered configuration or by URL; responses show
-URLs masked."""
+background (see :mod:`ctxbase.server.jobs`). Endpoints are named by registered
+configuration or by URL; responses show URLs masked. A registered configuration written
+into shows status ``migrating`` until the job ends."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,23 +19,26 @@ from sse_starlette.sse import EventSourceResponse
 from ctxbase import transfer
 from ctxbase.api.models import DatabaseRef, MigrationIn
 from ctxbase.db.urls import parse_database_url
-from ctxbase.errors import ConfigurationError, InvalidInputError
+from ctxbase.errors import (
+    ConfigurationError,
+    ConflictError,
+    CtxbaseError,
+    InvalidInputError,
+    NotFoundError,
+)
 from ctxbase.server import activation
 from ctxbase.server.deps import audit
-from ctxbase.server.migration_runner import MigrationRunner, RunningJob, report_json
+from ctxbase.server.jobs import job_page, job_report, report_json
+from ctxbase.server.routes.jobs import job_stream, runner
 from ctxbase.server.routing import declared
+from ctxbase.store import Store
 
 router = APIRouter(tags=["migrations"])
+#: ``migrations.list`` shows this many, newest first; ``jobs.list`` pages through all.
+LISTED = 1000
 
 
-def _runner(request: Request) -> MigrationRunner:
-    runner = getattr(request.app.state, "migrations", None)
-    if runner is None:
-        runner = request.app.state.migrations = MigrationRunner()
-    return runner
-
-
-def _url(request: Request, ref: DatabaseRef) -> str:
+def _url(home: Store, ref: DatabaseRef) -> str:
     if ref.url is not None:
         try:
             parse_database_url(ref.url)
@@ -44,43 +46,88 @@ def _url(request: Request, ref: DatabaseRef) -> str:
             raise InvalidInputError(error.message, hint=error.hint) from None
         return ref.url
     assert ref.config is not None
-    return activation.home(request.app).databases.url(ref.config)
+    return home.databases.url(ref.config)
+
+
+def _configs_at(home: Store, ref: DatabaseRef, url: str) -> list[uuid.UUID]:
+    """The registered configurations a job writing to ``ref`` writes into: the one named,
+    or those whose database the URL names."""
+    if ref.config is not None:
+        return [home.databases.get(ref.config).id]
+    wanted = _identity(url)
+    found = []
+    for config in home.databases.list():
+        try:
+            if wanted is not None and _identity(home.databases.url(config.id)) == wanted:
+                found.append(config.id)
+        except CtxbaseError:  # a configuration this server cannot open: not this one
+            continue
+    return found
+
+
+def _identity(url: str) -> tuple[Any, ...] | None:
+    """Which database a URL names, whatever its spelling (None: one in memory)."""
+    parsed = parse_database_url(url)
+    if parsed.in_memory:
+        return None
+    if parsed.sqlite_path is not None:
+        return ("sqlite", str(Path(parsed.sqlite_path).resolve()))
+    u = parsed.url
+    host = u.host or u.query.get("host") or "localhost"
+    return ("postgresql", str(host), u.port or 5432, u.database)
 
 
 @declared(router, "migrations.start")
 def start_migration(body: MigrationIn, request: Request) -> Any:
     home = activation.home(request.app)
-    cancel = threading.Event()
-    prepared = transfer.prepare_migration(
-        _url(request, body.source),
-        _url(request, body.target),
-        tables=body.tables,
-        batch_size=body.batch_size,
-        reembed=body.reembed,
-        settings=home.settings,
-        cancel=cancel,
-    )
-    job = _runner(request).start(prepared, cancel)
+    source, target = _url(home, body.source), _url(home, body.target)
+    marked: list[tuple[uuid.UUID, str]] = []
+    try:
+        for config_id in _configs_at(home, body.target, target):
+            marked.append(home.databases.mark_migrating(config_id))
+        cancel = threading.Event()
+        prepared = transfer.prepare_migration(
+            source,
+            target,
+            tables=body.tables,
+            batch_size=body.batch_size,
+            reembed=body.reembed,
+            settings=home.settings,
+            cancel=cancel,
+        )
+    except BaseException:
+        for config_id, previous in marked:
+            home.databases.unmark_migrating(config_id, previous)
+        raise
+    job = runner(request).start_migration(prepared, cancel, home, target_configs=marked)
     audit(request, "migration.start", str(job.report.id), tables=body.tables)
     return report_json(job.report)
 
 
 @declared(router, "migrations.list")
 def list_migrations(request: Request) -> Any:
-    reports = [job.report for job in _runner(request).all()]
-    reports.sort(key=lambda report: report.created_at, reverse=True)
-    return {"items": [report_json(r) for r in reports], "next_cursor": None}
+    home = activation.home(request.app)
+    page = job_page(runner(request), home, home.jobs.list(kind="migration", limit=LISTED))
+    return {"items": [report_json(r) for r in page.items], "next_cursor": None}
 
 
 @declared(router, "migrations.get")
 def get_migration(job_id: uuid.UUID, request: Request) -> Any:
-    return report_json(_runner(request).get(job_id).report)
+    return report_json(_migration(request, job_id))
 
 
 @declared(router, "migrations.cancel")
 def cancel_migration(job_id: uuid.UUID, request: Request) -> Any:
     """Stop after the batch in hand; the job can be resumed later."""
-    job = _runner(request).get(job_id)
+    report = _migration(request, job_id)
+    job = runner(request).get(job_id)
+    if job is None or job.cancel is None:
+        if report.finished:
+            raise ConflictError(f"Migration job {job_id} has ended ({report.status})")
+        raise ConflictError(
+            f"Migration job {job_id} is not run by this server process",
+            hint="cancel it on the server that started it",
+        )
     job.cancel.set()
     audit(request, "migration.cancel", str(job_id))
     return report_json(job.report)
@@ -88,24 +135,12 @@ def cancel_migration(job_id: uuid.UUID, request: Request) -> Any:
 
 @declared(router, "migrations.stream")
 async def stream_migration(job_id: uuid.UUID, request: Request) -> EventSourceResponse:
-    job = _runner(request).get(job_id)
-    return EventSourceResponse(_events(job, request))
+    _migration(request, job_id)  # 404 now, not inside the stream
+    return job_stream(request, job_id)
 
 
-async def _events(job: RunningJob, request: Request) -> AsyncIterator[dict[str, str]]:
-    seen = -1
-    while not await request.is_disconnected():
-        version, report = job.version, job.report
-        if version != seen:
-            seen = version
-            yield {"event": "progress", "data": json.dumps(report_json(report))}
-            if report.finished:
-                yield {"event": "end", "data": json.dumps({"status": report.status})}
-                return
-        await asyncio.to_thread(_wait_for_change, job, seen)
-
-
-def _wait_for_change(job: RunningJob, seen: int, timeout: float = 0.5) -> None:
-    with job.changed:
-        if job.version == seen:
-            job.changed.wait(timeout)
+def _migration(request: Request, job_id: uuid.UUID) -> Any:
+    report = job_report(runner(request), activation.home(request.app), job_id)
+    if report.kind != "migration":
+        raise NotFoundError(f"No migration job {job_id}", hint="it is a job: see /jobs/{id}")
+    return report

@@ -3,17 +3,42 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
+from ctxbase.api import operation
 from ctxbase.errors import InvalidInputError
+from ctxbase.records import Subscription, SubscriptionIn
 from ctxbase.server.deps import ProjectSlug, StoreDep
 from ctxbase.server.routes.events import SSE_RESPONSE, LastEventId
 from ctxbase.server.routing import declared
 from ctxbase.server.sse import BATCH, Run, event_stream, resume_from
+from ctxbase.store.subscriptions import is_new
 
 router = APIRouter(tags=["subscriptions"])
+
+
+@declared(
+    router,
+    "subscriptions.create",
+    responses={
+        200: {
+            "model": Subscription,
+            "description": "The agent's subscription of that name was replaced in place.",
+        }
+    },
+)
+def create_subscription(
+    project: ProjectSlug, body: Annotated[SubscriptionIn, Body()], store: StoreDep
+) -> JSONResponse:
+    """201 with a new subscription; 200 when the agent's subscription of the same name was
+    replaced (same id, cursor kept unless `start_after` is given)."""
+    made = store.subscriptions.create(**body.model_dump(exclude_unset=True), project=project)
+    status = 201 if is_new(made) else 200
+    return JSONResponse(made.model_dump(mode="json"), status_code=status)
 
 
 @declared(
@@ -23,8 +48,11 @@ def stream_subscription(
     project: ProjectSlug,
     subscription_id: uuid.UUID,
     store: StoreDep,
+    request: Request,
     last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
+    if last_event_id is not None:  # resuming acknowledges: the caller may acknowledge?
+        request.app.state.gate.require(request.state.principal, operation("subscriptions.ack"))
     subscriptions = store.subscriptions
     subscription = subscriptions.get(subscription_id, project=project)
     if subscription.delivery != "sse":
