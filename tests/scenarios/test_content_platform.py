@@ -437,13 +437,6 @@ def test_database_commands(database_url: str, other_database: Other) -> None:
         assert not any(c.is_active for c in store.databases.list())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the migration's check of an SQLite source opens and closes the file with "
-    "open(), which drops every POSIX lock the serving process holds on it; the job's "
-    "worker process then deletes the -wal and -shm files in use, and the server and other "
-    "processes stop seeing each other's writes",
-)
 def test_migrating_out_of_the_served_sqlite_file_keeps_it_shared(
     platform: Platform, backend: str
 ) -> None:

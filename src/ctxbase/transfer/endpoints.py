@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ctxbase.config import Settings
 from ctxbase.db import migrate
+from ctxbase.db.backends.sqlite import holds_an_sqlite_database
 from ctxbase.db.database import Database
 from ctxbase.db.urls import DatabaseURL, parse_database_url
 from ctxbase.errors import InvalidInputError
-
-SQLITE_MAGIC = b"SQLite format 3\x00"
 
 if TYPE_CHECKING:  # not imported at run time: the migrate command does without the store
     from ctxbase.store import Store
@@ -87,9 +86,7 @@ def check_sqlite_file(url: DatabaseURL, role: str, *, create: bool) -> None:
             hint="check the path; reading a database never creates one",
             details={"role": role},
         )
-    with path.open("rb") as file:
-        magic = file.read(len(SQLITE_MAGIC))
-    if magic and magic != SQLITE_MAGIC:
+    if not holds_an_sqlite_database(path):
         raise _not_ctxbase(role, "not an SQLite file")
 
 

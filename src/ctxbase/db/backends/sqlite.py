@@ -369,3 +369,19 @@ def _check_foreign_keys(connection: Connection) -> None:
         raise SchemaError(
             "The migration left rows pointing at missing records", details=[list(r) for r in broken]
         )
+
+
+def holds_an_sqlite_database(path: Path) -> bool:
+    """Whether the file at ``path`` is an SQLite database (an empty one counts: SQLite makes
+    it one). Asked of SQLite itself, read-only: opening and closing the file with plain
+    ``open()`` would drop every lock this process holds on it (POSIX locks belong to the
+    process, not to a descriptor), and another process would then take the live
+    database's write-ahead log for a stale one and delete it."""
+    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        connection.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError:
+        return False
+    finally:
+        connection.close()
+    return True
