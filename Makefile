@@ -10,7 +10,11 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install serve test lint format bench clean
+# The console's browser tests drive Debian's chromium (never a browser downloaded by Playwright).
+CHROMIUM ?= /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install serve test lint format bench clean chromium
 
 install: $(STAMP)
 
@@ -26,8 +30,15 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(BIN)/ctxbase serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Installs chromium with apt-get when it is missing (CI runs as root on a clean machine).
+chromium:
+	@test -x $(CHROMIUM) || { \
+		echo "Installing chromium for the console's browser tests (apt-get)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

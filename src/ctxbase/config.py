@@ -195,6 +195,12 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Server log level."
     )
+    console_session_minutes: int = Field(
+        480,
+        ge=1,
+        le=60 * 24 * 30,
+        description="How long a console sign-in lasts (never longer than its key).",
+    )
 
     # MCP
     mcp_enabled: bool = Field(

@@ -17,6 +17,7 @@ from ctxbase.events.worker import DeliveryWorker
 from ctxbase.server import activation
 from ctxbase.server.access import AuthenticateFirst, Gate, check_auth_mode, warn_if_open
 from ctxbase.server.api_docs import install_api_docs
+from ctxbase.server.console import install_console
 from ctxbase.server.deps import authorize
 from ctxbase.server.errors import install_error_handlers
 from ctxbase.server.jobs import JobRunner, interrupt_dead_jobs
@@ -127,6 +128,7 @@ def create_app(*, store: Store | None = None, settings: Settings | None = None) 
     app.include_router(generated.router(), prefix=API_PREFIX)
     install_api_docs(app, api_prefix=API_PREFIX)
     app.state.mcp = _mount_mcp(app, settings)
+    install_console(app)
     return app
 
 

@@ -1,0 +1,178 @@
+"""What every console page shares: the visitor, the page frame, actions and redirects."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
+
+from fastapi import Depends
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+
+from ctxbase.errors import CtxbaseError, InvalidInputError
+from ctxbase.records import Project
+from ctxbase.server.console.counts import project_counts
+from ctxbase.server.console.guard import Visitor, visitor
+from ctxbase.server.console.render import render
+
+VisitorDep = Annotated[Visitor, Depends(visitor)]
+PAGE = 50
+T = TypeVar("T")
+#: Sections of the navigation: (label, path under the project or console, operation
+#: whose access shows it).
+PROJECT_NAV = (
+    ("Conversations", "conversations", "conversations.list"),
+    ("Memories", "memories", "memories.list"),
+    ("Contexts", "contexts", "contexts.list"),
+    ("State", "state", "state.list"),
+    ("Search", "search", "search"),
+    ("Events", "events", "events.list"),
+    ("Subscriptions", "subscriptions", "subscriptions.list"),
+)
+ADMIN_NAV = (
+    ("Databases", "databases", "databases.list"),
+    ("Migrations", "migrations", "migrations.list"),
+    ("Tenants", "tenants", "tenants.list"),
+    ("Projects", "projects", "projects.list"),
+    ("Keys", "keys", "keys.list"),
+    ("Audit log", "audit", "audit.list"),
+    ("Embeddings", "embeddings", "embeddings.status"),
+)
+
+
+async def visible_projects(v: Visitor) -> list[Project]:
+    """The projects the visitor's key sees (the first 200: the switcher's choices)."""
+    page = await v.api.projects.list(limit=200)
+    return list(page.items)
+
+
+async def page(
+    v: Visitor,
+    template: str,
+    *,
+    title: str,
+    project: str | None = None,
+    section: str | None = None,
+    status: int = 200,
+    projects: list[Project] | None = None,
+    **context: Any,
+) -> Response:
+    """A full page in the console's frame (``projects``: the visible ones, when the
+    handler has read them already)."""
+    if projects is None:
+        projects = await visible_projects(v)
+    if project is None and v.session.project in {p.slug for p in projects}:
+        project = v.session.project  # keep the project's links on other pages
+    admin = [(label, path) for label, path, op in ADMIN_NAV if v.can(op)]
+    frame = {
+        "v": v,
+        "title": title,
+        "project": project,
+        "section": section,
+        "projects": projects,
+        "project_nav": PROJECT_NAV,
+        "admin_nav": admin,
+        "flashes": v.session.take_flashes(),
+    }
+    return render(v.request, template, {**frame, **context}, status=status)
+
+
+def fragment(v: Visitor, template: str, **context: Any) -> Response:
+    """Part of a page, for htmx to swap in."""
+    return render(v.request, template, {"v": v, **context})
+
+
+def redirect(url: str) -> Response:
+    return RedirectResponse(url, status_code=303)
+
+
+async def act(v: Visitor, call: Callable[[], Awaitable[T]], done: str) -> T | None:
+    """Make the API call of a form (reading its fields inside ``call``); flash ``done``,
+    or the reason bad input or a conflict is refused. A key that may not act is
+    answered 403 as the API answered it."""
+    try:
+        result = await call()
+    except CtxbaseError as error:
+        if error.http_status in (401, 403):
+            raise
+        v.flash("error", str(error))
+        return None
+    if done:
+        v.flash("ok", done)
+    return result
+
+
+def field(v: Visitor, name: str) -> str | None:
+    """A form field, stripped; None when empty."""
+    value = v.form.get(name, "").strip()
+    return value or None
+
+
+def json_field(v: Visitor, name: str, *, default: Any = None) -> Any:
+    """A form field holding JSON; InvalidInputError naming the field if it is not JSON."""
+    text = v.form.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise InvalidInputError(f"{name} is not valid JSON: {error}") from None
+
+
+def number_field(v: Visitor, name: str, kind: type[T] = float) -> T | None:  # type: ignore[assignment]
+    text = field(v, name)
+    if text is None:
+        return None
+    try:
+        return kind(text)  # type: ignore[call-arg]
+    except ValueError:
+        raise InvalidInputError(f"{name} must be a number, not {text[:40]!r}") from None
+
+
+async def count_of(v: Visitor, project: str, kind: str) -> int:
+    """How many ``kind`` items ``project`` holds (see :mod:`..counts`)."""
+    counts = await run_in_threadpool(project_counts, v.store(), project, (kind,))
+    return counts[kind]
+
+
+def opened(v: Visitor, project: str) -> None:
+    v.session.project = project
+
+
+def query_string(**values: Any) -> str:
+    """``?a=1&b=2`` of the values given (empty ones left out), for pager links."""
+    kept = {k: v for k, v in values.items() if v not in (None, "")}
+    return f"?{urlencode(kept)}" if kept else ""
+
+
+async def finished(call: Any) -> bool:
+    """True once ``call`` (a deletion, which answers nothing) is done."""
+    await call
+    return True
+
+
+def json_text(text: str) -> dict[str, Any] | None:
+    """A JSON object typed in a filter field; InvalidInputError if it is not one."""
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidInputError('metadata must be a JSON object, e.g. {"k": "v"}') from None
+    if not isinstance(value, dict):
+        raise InvalidInputError('metadata must be a JSON object, e.g. {"k": "v"}')
+    return value
+
+
+def utc(text: str | None) -> datetime | None:
+    """A ``datetime-local`` field's value, read as UTC."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInputError(f"Not a date and time: {text[:40]!r}") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -1,0 +1,143 @@
+"""Database settings: register databases (passwords write-only), test, initialize, measure
+and activate them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from ctxbase.errors import CtxbaseError
+from ctxbase.server.console.guard import Visitor, parse_uuid
+from ctxbase.server.console.pages.common import (
+    VisitorDep,
+    act,
+    field,
+    finished,
+    fragment,
+    number_field,
+    page,
+    redirect,
+)
+
+router = APIRouter(prefix="/admin/databases")
+SSL_MODES = ("", "disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+@router.get("")
+async def databases(v: VisitorDep) -> Response:
+    configs = await v.api.databases.list()
+    return await page(
+        v,
+        "databases.html",
+        title="Databases",
+        section="databases",
+        configs=configs,
+        ssl_modes=SSL_MODES,
+    )
+
+
+@router.post("")
+async def add(v: VisitorDep) -> Response:
+    added = await act(v, lambda: v.api.databases.add(**_config_fields(v)), "Database registered.")
+    if added is None:
+        return redirect(f"{v.base}/admin/databases")
+    return redirect(f"{v.base}/admin/databases/{added.id}")
+
+
+def _config_fields(v: Visitor) -> dict[str, Any]:
+    """The fields of the add form that were filled in (the password is never echoed)."""
+    kind = field(v, "kind") or "postgresql"
+    fields: dict[str, Any] = {
+        "name": field(v, "name") or "",
+        "kind": kind,
+        "description": field(v, "description") or "",
+    }
+    if kind == "sqlite":
+        fields["sqlite_path"] = field(v, "sqlite_path")
+        return fields
+    for name in ("host", "database", "username", "sslmode"):
+        fields[name] = field(v, name)
+    fields["schema_name"] = field(v, "schema")
+    fields["password"] = v.form.get("password") or None
+    for name in ("port", "pool_size", "max_overflow"):
+        fields[name] = number_field(v, name, int)
+    return {k: value for k, value in fields.items() if value is not None}
+
+
+@router.get("/{config_id}")
+async def database(v: VisitorDep, config_id: str) -> Response:
+    return await _detail(v, config_id)
+
+
+async def _detail(v: Visitor, config_id: str, **extra: Any) -> Response:
+    found = await v.api.databases.get(parse_uuid(config_id))
+    return await page(v, "database.html", title=found.name, section="databases", c=found, **extra)
+
+
+async def _report(v: Visitor, config_id: str, what: str, call: Any) -> Response:
+    """Run a test or an initialization; show its report (in place with htmx)."""
+    report, error = None, None
+    try:
+        report = await call
+    except CtxbaseError as failed:
+        if failed.http_status in (401, 403):
+            raise
+        error = str(failed)
+    if v.request.headers.get("hx-request"):
+        return fragment(v, "_db_report.html", what=what, report=report, error=error)
+    return await _detail(v, config_id, what=what, report=report, error=error)
+
+
+@router.post("/{config_id}/test")
+async def test(v: VisitorDep, config_id: str) -> Response:
+    ref = parse_uuid(config_id)
+    return await _report(v, config_id, "Test", v.api.databases.test(ref))
+
+
+@router.post("/{config_id}/initialize")
+async def initialize(v: VisitorDep, config_id: str) -> Response:
+    ref = parse_uuid(config_id)
+    require = v.form.get("require_pgvector") == "on"
+    call = v.api.databases.initialize(ref, require_pgvector=require)
+    return await _report(v, config_id, "Initialize", call)
+
+
+@router.get("/{config_id}/statistics")
+async def statistics(v: VisitorDep, config_id: str) -> Response:
+    ref = parse_uuid(config_id)
+    tables, error = None, None
+    try:
+        tables = await v.api.databases.statistics(ref)
+    except CtxbaseError as failed:
+        if failed.http_status in (401, 403):
+            raise
+        error = str(failed)
+    if v.request.headers.get("hx-request"):
+        return fragment(v, "_db_statistics.html", tables=tables, error=error)
+    return await _detail(v, config_id, tables=tables, error=error)
+
+
+@router.post("/{config_id}/activate")
+async def activate(v: VisitorDep, config_id: str) -> Response:
+    ref = parse_uuid(config_id)
+    await act(
+        v,
+        lambda: v.api.databases.activate(ref),
+        "Activated: the server now serves this database.",
+    )
+    return redirect(f"{v.base}/admin/databases/{ref}")
+
+
+@router.post("/{config_id}/delete")
+async def delete(v: VisitorDep, config_id: str) -> Response:
+    ref = parse_uuid(config_id)
+    deleted = await act(
+        v,
+        lambda: finished(v.api.databases.delete(ref)),
+        "Configuration forgotten (the database itself is untouched).",
+    )
+    if deleted is None:
+        return redirect(f"{v.base}/admin/databases/{ref}")
+    return redirect(f"{v.base}/admin/databases")
