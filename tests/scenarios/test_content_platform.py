@@ -330,14 +330,12 @@ def test_embeddings_over_rest(platform: Platform) -> None:
         status = client.embeddings.status()
         assert status.active_model and status.pending.get("context", 0) == 0
         started = client.embeddings.start_reembed("hash:32", batch_size=2)
-        assert started
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            run = client.embeddings.reembed_status()
-            if run and run.get("status") not in ("pending", "running"):
-                break
+        while (run := client.jobs.get(started["id"])).status in ("pending", "running"):
+            assert time.monotonic() < deadline
             time.sleep(0.05)
-        assert run and run["status"] == "completed", run
+        assert run.status == "completed", run.error_log
+        assert client.embeddings.reembed_status()["status"] == "completed"
         assert client.embeddings.status().active_model == "hash:32"
         hits = client.search(LESSONS[1][1], kinds=["context"], mode="vector").hits
         assert hits[0].item.name == "decimals-5" and hits[0].retrieval_method == "vector"

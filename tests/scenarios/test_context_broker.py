@@ -199,8 +199,9 @@ def test_agent_registrations_are_notified(broker: Served) -> None:
         (delivery,) = [d for d in receiver.deliveries if d.accepted]
         assert json.loads(delivery.body)["event_type"] == "schema.changed"
         assert delivery.headers["X-Ctxbase-Signature"].startswith("sha256=")
-        published = received(1)
-        assert [(m["sequence"], m["event_type"]) for m in published] == [(2, "deploy.finished")]
+        if received is not None:  # a Redis to publish to runs here
+            published = received(1)
+            assert [(m["sequence"], m["event_type"]) for m in published] == [(2, "deploy.finished")]
 
         pending = client.subscriptions.pending(polled.id)
         assert [e.event_type for e in pending.items] == ["deploy.finished"]
@@ -211,7 +212,7 @@ def test_agent_registrations_are_notified(broker: Served) -> None:
         assert "a-shared-secret" not in json.dumps([s.model_dump(mode="json") for s in listed])
 
         health = httpx.get(f"{broker.url}/api/v1/health").json()  # "redis": "connected"
-        assert health["redis"]["reachable"] is True, health
+        assert health["redis"]["reachable"] is (received is not None), health
         client.subscriptions.delete(redis.id)
         with pytest.raises(NotFoundError):
             client.subscriptions.get(redis.id)
@@ -220,15 +221,17 @@ def test_agent_registrations_are_notified(broker: Served) -> None:
 @contextmanager
 def redis_channel() -> Iterator[tuple[str, Any]]:
     """A fresh channel on the Redis the server publishes to, and a function waiting for
-    ``count`` messages on it; skips when no Redis runs there."""
+    ``count`` messages on it (None when no Redis runs there: then the registration is
+    only stored, and health reports Redis unreachable)."""
     redis = pytest.importorskip("redis")
     url = ctxbase.Settings.from_values().redis_url
     client = redis.Redis.from_url(url, socket_timeout=5)
     try:
         client.ping()
-    except redis.RedisError as error:
+    except redis.RedisError:
         client.close()
-        pytest.skip(f"no Redis at {url}: {error}")
+        yield f"contex:ops:{uuid.uuid4().hex}", None
+        return
     channel = f"contex:ops:{uuid.uuid4().hex}"
     pubsub = client.pubsub()
     pubsub.subscribe(channel)
