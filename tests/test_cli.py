@@ -278,3 +278,17 @@ def test_the_command_line_starts_without_the_store() -> None:
         check=True,
     )
     assert loaded.stdout.strip() == "[]"
+
+
+def test_a_key_limited_to_scopes(cli_url: str) -> None:
+    code, output = run("keys", "create", "-d", cli_url, "--scopes", "memories:read, events:*")
+    assert code == 0, output
+    with open_store(cli_url) as store:
+        (key,) = store.keys.list().items
+        assert sorted(key.scopes or []) == ["events:*", "memories:read"]
+    refused = _ctxbase("keys", "create", "-d", cli_url, "--scopes", "memories:reed")
+    message = " ".join((refused.stderr + refused.stdout).split())
+    assert refused.returncode == 1 and "unknown scope 'memories:reed'" in message
+    assert "Traceback" not in message
+    with open_store(cli_url) as store:
+        assert len(store.keys.list().items) == 1

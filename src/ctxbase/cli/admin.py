@@ -59,6 +59,10 @@ def keys_create(
         str | None, typer.Option(help="Comma-separated: the only projects the key sees.")
     ] = None,
     expires: Annotated[str | None, typer.Option(help="Lifetime, e.g. 30d, 12w, 1y.")] = None,
+    scopes: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated: the only scopes it holds (memories:read, events:*)."),
+    ] = None,
 ) -> None:
     """Create an API key and print it, once, alone on the last line."""
     store = open_store(ctx)
@@ -69,10 +73,12 @@ def keys_create(
         name=name,
         projects=[p.strip() for p in projects.split(",") if p.strip()] if projects else None,
         expires_in_days=parse_days(expires) if expires else None,
+        scopes=[s.strip() for s in scopes.split(",") if s.strip()] if scopes else None,
     )
     out.print(
         f"Created {created.role} key {created.prefix}… for tenant {created.tenant}"
         + (f" (projects: {', '.join(created.projects)})" if created.projects else "")
+        + (f" (scopes: {', '.join(created.scopes)})" if created.scopes else "")
         + (f", expires {created.expires_at:%Y-%m-%d}" if created.expires_at else "")
         + ". It is shown only now; store it safely:"
     )
