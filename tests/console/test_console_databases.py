@@ -109,7 +109,7 @@ def test_configure_migrate_and_activate_postgresql(
         b.page.select_option("#target-config", "production")
         b.page.fill("#batch", "100")
         b.page.click("#start-migration button[type=submit]")
-        b.page.wait_for_url(re.compile(r".*/admin/migrations/[0-9a-f-]{36}$"))
+        b.page.wait_for_url(re.compile(r".*/admin/jobs/[0-9a-f-]{36}$"))
         b.page.wait_for_selector("#job[data-finished=true]", timeout=60_000)
         assert b.page.inner_text("#job-percent") == "100.0%"
         assert "completed" in b.page.inner_text("#job-status")

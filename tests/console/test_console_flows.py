@@ -266,7 +266,11 @@ def test_reembedding_is_followed_to_its_end(signed_in: Any, site: Site) -> None:
     b = signed_in["admin"]
     b.goto("/admin/embeddings")
     b.page.fill("#model", "hash:32")
-    b.page.click("form[action$='/reembed'] button[type=submit]")
-    b.page.wait_for_selector("#reembed-status:has-text('completed')", timeout=60_000)
-    assert "hash:32" in b.page.inner_text("#reembed")
+    b.page.click("#start-reembed button[type=submit]")
+    b.page.wait_for_url(re.compile(r".*/admin/jobs/[0-9a-f-]{36}$"))
+    b.page.wait_for_selector("#job-status:has-text('completed')", timeout=60_000)
+    assert "hash:32" in b.page.inner_text("#job")
+    assert b.page.inner_text("#job-percent") == "100.0%"
     b.check()
+    b.goto("/admin/embeddings")
+    assert "hash:32" in b.page.inner_text("table.rows")

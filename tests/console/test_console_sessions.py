@@ -244,3 +244,25 @@ def test_a_key_limited_to_projects_sees_only_those(keyed: Any) -> None:
         assert client.get("/console/p/alpha/memories").status_code == 200
         assert client.get("/console/p/default/memories").status_code == 404
         assert client.get("/console/admin/databases").status_code == 403
+
+
+def test_a_key_limited_to_scopes_sees_only_their_controls(keyed: Any) -> None:
+    store, _keys = keyed
+    memory = store.memories.add("The user likes tea")
+    scoped = store.keys.create(role="writer", scopes=["memories:*"], name="memories only")
+    with _client(store) as client:
+        sign_in(client, scoped.key)
+        page = client.get(f"/console/p/default/memories/{memory.id}")
+        assert page.status_code == 200
+        assert 'id="edit-memory"' in page.text  # memories:write held
+        assert "/p/default/conversations" not in page.text  # no conversations:read
+        assert client.get("/console/p/default/conversations").status_code == 403
+        dashboard = client.get("/console/")
+        assert dashboard.status_code == 200
+        assert 'data-label="Conversations">—<' in dashboard.text  # not even how many
+        assert 'data-label="Memories">—<' not in dashboard.text
+        token = _page_token(client)
+        refused = client.post(
+            "/console/p/default/events/append", data={"csrf_token": token, "event_type": "x"}
+        )
+        assert refused.status_code == 403

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
-from typing import Any
-
 from fastapi import APIRouter
-from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 
-from ctxbase.errors import CtxbaseError, NotFoundError
-from ctxbase.server.console.guard import Visitor
 from ctxbase.server.console.pages.common import (
     PAGE,
     VisitorDep,
@@ -25,7 +17,6 @@ from ctxbase.server.console.pages.common import (
     query_string,
     redirect,
 )
-from ctxbase.server.console.render import ENV
 
 router = APIRouter(prefix="/admin")
 ROLES = ("reader", "writer", "admin")
@@ -192,21 +183,18 @@ async def audit(v: VisitorDep, action: str = "", cursor: str | None = None) -> R
 @router.get("/embeddings")
 async def embeddings(v: VisitorDep) -> Response:
     current = await v.api.embeddings.status()
-    job = await _reembed_status(v, v.api) if v.can("embeddings.reembed_status") else None
+    jobs = []
+    if v.can("jobs.list"):
+        jobs = (await v.api.jobs.list(kind="reembed", limit=10)).items
     return await page(
-        v,
-        "embeddings.html",
-        title="Embeddings",
-        section="embeddings",
-        current=current,
-        panel=_reembed_panel(v, job),
-        running=bool(job and job.get("status") == "running"),
+        v, "embeddings.html", title="Embeddings", section="embeddings", current=current, jobs=jobs
     )
 
 
 @router.post("/embeddings/reembed")
 async def reembed(v: VisitorDep) -> Response:
-    await act(
+    """Start re-embedding, then follow the job on its page."""
+    started = await act(
         v,
         lambda: v.api.embeddings.start_reembed(
             field(v, "model") or "",
@@ -215,45 +203,6 @@ async def reembed(v: VisitorDep) -> Response:
         ),
         "Re-embedding started.",
     )
+    if isinstance(started, dict) and "id" in started:
+        return redirect(f"{v.base}/admin/jobs/{started['id']}")
     return redirect(f"{v.base}/admin/embeddings")
-
-
-@router.get("/embeddings/reembed/stream")
-async def reembed_stream(v: VisitorDep) -> EventSourceResponse:
-    if not v.can("embeddings.reembed_status"):
-        raise NotFoundError("No re-embedding job")
-    return EventSourceResponse(_reembed_panels(v), ping=15, headers={"Cache-Control": "no-store"})
-
-
-async def _reembed_panels(v: Visitor) -> AsyncIterator[dict[str, str]]:
-    api = v.open_api()
-    try:
-        last = None
-        while True:
-            job = await _reembed_status(v, api)
-            html = _reembed_panel(v, job)
-            if html != last:
-                last = html
-                yield {"event": "panel", "data": html}
-            if not job or job.get("status") != "running":
-                yield {"event": "end", "data": json.dumps({"status": (job or {}).get("status")})}
-                return
-            await asyncio.sleep(POLL_SECONDS)
-    finally:
-        await api.aclose()
-
-
-async def _reembed_status(v: Visitor, api: Any) -> dict[str, Any] | None:
-    try:
-        found: dict[str, Any] | None = await api.embeddings.reembed_status()
-    except NotFoundError:
-        return None
-    except CtxbaseError as error:
-        if error.http_status in (401, 403):
-            raise
-        return None
-    return found
-
-
-def _reembed_panel(v: Visitor, job: dict[str, Any] | None) -> str:
-    return ENV.get_template("_reembed_panel.html").render(base=v.base, v=v, job=job)

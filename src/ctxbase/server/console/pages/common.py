@@ -44,7 +44,10 @@ ADMIN_NAV = (
 
 
 async def visible_projects(v: Visitor) -> list[Project]:
-    """The projects the visitor's key sees (the first 200: the switcher's choices)."""
+    """The projects the visitor's key sees (the first 200: the switcher's choices); none
+    when its scopes do not include listing projects."""
+    if not v.can("projects.list"):
+        return []
     page = await v.api.projects.list(limit=200)
     return list(page.items)
 
@@ -64,15 +67,19 @@ async def page(
     handler has read them already)."""
     if projects is None:
         projects = await visible_projects(v)
-    if project is None and v.session.project in {p.slug for p in projects}:
+    slugs = [p.slug for p in projects]
+    if project is None and (v.session.project in slugs or not slugs):
         project = v.session.project  # keep the project's links on other pages
+    choices = [(p.slug, p.name or p.slug) for p in projects]
+    if project is not None and project not in slugs:
+        choices.insert(0, (project, project))  # a key that may not list projects
     admin = [(label, path) for label, path, op in ADMIN_NAV if v.can(op)]
     frame = {
         "v": v,
         "title": title,
         "project": project,
         "section": section,
-        "projects": projects,
+        "projects": choices,
         "project_nav": PROJECT_NAV,
         "admin_nav": admin,
         "flashes": v.session.take_flashes(),

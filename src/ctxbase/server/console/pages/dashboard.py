@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from ctxbase.errors import CtxbaseError, NotFoundError
 from ctxbase.records import Event, Project
-from ctxbase.server.console.counts import project_counts
+from ctxbase.server.console.counts import KINDS, project_counts
 from ctxbase.server.console.guard import Visitor
 from ctxbase.server.console.pages.common import (
     VisitorDep,
@@ -38,7 +38,7 @@ async def dashboard(v: VisitorDep) -> Response:
     events, jobs, counts = await asyncio.gather(
         _recent_events(v, current),
         _jobs(v),
-        run_in_threadpool(_counts, v.store(), projects[:COUNTED_PROJECTS]),
+        run_in_threadpool(_counts, v.store(), _countable(v, projects, current)),
     )
     return await page(
         v,
@@ -76,19 +76,49 @@ async def go(v: VisitorDep, project: str = "") -> Response:
 
 def _current_project(v: Visitor, projects: list[Project]) -> str | None:
     slugs = [p.slug for p in projects]
+    if not slugs:  # a key whose scopes do not list projects: the one it last opened
+        return v.session.project
     for wanted in (v.session.project, "default"):
         if wanted in slugs:
             return wanted
     return slugs[0] if slugs else None
 
 
-def _counts(store: Store, projects: list[Project]) -> list[tuple[Project, dict[str, int]]]:
+#: The operation whose access lets a key see how many items of a kind there are.
+LISTED_BY = {
+    "conversations": "conversations.list",
+    "messages": "messages.list",
+    "contexts": "contexts.list",
+    "memories": "memories.list",
+    "state": "state.list",
+    "events": "events.list",
+    "subscriptions": "subscriptions.list",
+}
+
+
+def _countable(
+    v: Visitor, projects: list[Project], current: str | None
+) -> list[tuple[str, str, list[str]]]:
+    """The projects to count (the first ones, or the current one when the key may not
+    list projects), each with the kinds the key may list in it (its scopes)."""
+    named = [(p.slug, p.name or p.slug) for p in projects[:COUNTED_PROJECTS]]
+    if not named and current is not None:
+        named = [(current, current)]
+    return [
+        (slug, name, [kind for kind in KINDS if v.can(LISTED_BY[kind], slug)])
+        for slug, name in named
+    ]
+
+
+def _counts(
+    store: Store, projects: list[tuple[str, str, list[str]]]
+) -> list[tuple[str, str, dict[str, int]]]:
     found = []
-    for project in projects:
+    for slug, name, kinds in projects:
         try:
-            found.append((project, project_counts(store, project.slug)))
+            found.append((slug, name, project_counts(store, slug, kinds) if kinds else {}))
         except NotFoundError:
-            continue  # deleted meanwhile
+            continue  # deleted meanwhile, or not the key's
     return found
 
 
@@ -113,16 +143,11 @@ async def _recent_events(v: Visitor, project: str | None) -> list[Event]:
     return list(reversed(page_.items))
 
 
-async def _jobs(v: Visitor) -> dict[str, Any] | None:
-    """Running migrations and the last re-embedding, for server admins."""
-    if not v.can("migrations.list"):
+async def _jobs(v: Visitor) -> list[Any] | None:
+    """Running migrations and re-embedding runs, for server admins."""
+    if not v.can("jobs.list"):
         return None
-    migrations, reembed = await asyncio.gather(
-        v.api.migrations.list(),
-        _optional(v, "embeddings.reembed_status", v.api.embeddings.reembed_status()),
-    )
-    running = [job for job in migrations if not job.finished]
-    return {"migrations": running, "reembed": reembed}
+    return list((await v.api.jobs.list(status="running", limit=20)).items)
 
 
 def _pool(v: Visitor) -> dict[str, Any] | None:

@@ -1,4 +1,6 @@
-"""Migrations: copy data between databases, with live progress, cancel and verification."""
+"""Jobs of the server: migrations (copy data between databases, with live progress,
+cancel and verification) and re-embedding runs, read from the job records (so also those
+of earlier runs and of other server processes)."""
 
 from __future__ import annotations
 
@@ -19,27 +21,29 @@ from ctxbase.server.console.pages.common import VisitorDep, act, field, number_f
 from ctxbase.server.console.render import ENV
 from ctxbase.transfer import MigrationReport, data_tables
 
-router = APIRouter(prefix="/admin/migrations")
+router = APIRouter(prefix="/admin")
 #: How often a progress stream rereads the job (its report changes once per batch).
 POLL_SECONDS = 0.25
 
 
-@router.get("")
+@router.get("/migrations")
 async def migrations(v: VisitorDep) -> Response:
-    jobs, configs = await asyncio.gather(v.api.migrations.list(), v.api.databases.list())
+    jobs, configs = await asyncio.gather(
+        v.api.jobs.list(kind="migration", limit=50), v.api.databases.list()
+    )
     return await page(
         v,
         "migrations.html",
         title="Migrations",
         section="migrations",
-        jobs=jobs,
+        jobs=jobs.items,
         configs=configs,
         tables=data_tables(),
         batch_size=DEFAULT_MIGRATION_BATCH,
     )
 
 
-@router.post("")
+@router.post("/migrations")
 async def start(v: VisitorDep) -> Response:
     job: MigrationReport | None = await act(
         v,
@@ -54,7 +58,7 @@ async def start(v: VisitorDep) -> Response:
     )
     if job is None:
         return redirect(f"{v.base}/admin/migrations")
-    return redirect(f"{v.base}/admin/migrations/{job.id}")
+    return redirect(f"{v.base}/admin/jobs/{job.id}")
 
 
 def _ref(v: Visitor, side: str) -> dict[str, str]:
@@ -73,15 +77,18 @@ def _tables(v: Visitor) -> list[str] | None:
     return None if not chosen or sorted(chosen) == sorted(data_tables()) else chosen
 
 
-@router.get("/{job_id}")
-async def migration(v: VisitorDep, job_id: str) -> Response:
-    job = await v.api.migrations.get(parse_uuid(job_id))
+@router.get("/jobs/{job_id}")
+@router.get("/migrations/{job_id}")
+async def job_page(v: VisitorDep, job_id: str) -> Response:
+    job = await v.api.jobs.get(parse_uuid(job_id))
+    section = "migrations" if job.kind == "migration" else "embeddings"
+    title = "Migration" if job.kind == "migration" else "Re-embedding"
     return await page(
-        v, "migration.html", title="Migration", section="migrations", job=job, panel=_panel(v, job)
+        v, "migration.html", title=title, section=section, job=job, panel=_panel(v, job)
     )
 
 
-@router.post("/{job_id}/cancel")
+@router.post("/jobs/{job_id}/cancel")
 async def cancel(v: VisitorDep, job_id: str) -> Response:
     jid = parse_uuid(job_id)
     await act(
@@ -89,15 +96,15 @@ async def cancel(v: VisitorDep, job_id: str) -> Response:
         lambda: v.api.migrations.cancel(jid),
         "Cancelling: the job stops after the batch in hand.",
     )
-    return redirect(f"{v.base}/admin/migrations/{jid}")
+    return redirect(f"{v.base}/admin/jobs/{jid}")
 
 
-@router.get("/{job_id}/stream")
+@router.get("/jobs/{job_id}/stream")
 async def stream(v: VisitorDep, job_id: str) -> EventSourceResponse:
     """The job's progress panel, rendered again each time the job's report changes, until
     the job ends (``panel`` events, then ``end``)."""
     jid = parse_uuid(job_id)
-    await v.api.migrations.get(jid)  # 403/404 now, not inside the stream
+    await v.api.jobs.get(jid)  # 403/404 now, not inside the stream
     return EventSourceResponse(_panels(v, jid), ping=15, headers={"Cache-Control": "no-store"})
 
 
@@ -107,7 +114,7 @@ async def _panels(v: Visitor, job_id: Any) -> AsyncIterator[dict[str, str]]:
         last = None
         while True:
             try:
-                job = await api.migrations.get(job_id)
+                job = await api.jobs.get(job_id)
             except CtxbaseError as error:
                 yield {"event": "panel", "data": f"<p>{escape(str(error))}</p>"}
                 return
