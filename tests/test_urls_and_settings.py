@@ -72,6 +72,18 @@ def test_from_values_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert Settings.from_values(pool_size=3).pool_size == 3
 
 
+def test_options_beside_settings_are_checked_as_alone() -> None:
+    base = Settings.from_values(database_url="sqlite://", pool_size=3)
+    with pytest.raises(ctxbase.InvalidInputError) as error:
+        ctxbase.open(settings=base, pool_sise=10)
+    assert "pool_sise" in str(error.value)
+    with pytest.raises(ctxbase.InvalidInputError) as error:
+        ctxbase.open(settings=base, pool_size="many")
+    assert "pool_size" in str(error.value)
+    with ctxbase.open(settings=base, embedder="hash:64", auto_migrate=True) as store:
+        assert store.settings.pool_size == 3 and store.settings.embedder == "hash:64"
+
+
 def test_an_unknown_store_option_is_refused_by_name() -> None:
     with pytest.raises(ctxbase.InvalidInputError) as error:
         ctxbase.open("sqlite://", pool_sise=10)

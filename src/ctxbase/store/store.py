@@ -96,9 +96,10 @@ class Store:
             values = {"database_url": url, **options} if url else options
             settings = Settings.from_values(**values)
         elif url or options:
-            settings = settings.model_copy(
-                update={"database_url": url or settings.database_url, **options}
-            )
+            # Validated again, like options given alone: model_copy would take an unknown
+            # or mistyped option without a word.
+            given = {"database_url": url} if url else {}
+            settings = Settings.from_values(**{**settings.model_dump(), **given, **options})
         self.settings = settings
         self.secrets = Secrets(settings)
         self.db = Database(settings.database_url, settings=settings)
