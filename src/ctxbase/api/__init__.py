@@ -60,7 +60,7 @@ INTERNAL: frozenset[str] = frozenset(
         "databases.settings_for",
         "databases.url",
         "embeddings.embed",
-        "embeddings.forget",
+        "embeddings.replace",
         "embeddings.insert",
         "embeddings.insert_prepared",
         "embeddings.record_active_model",

@@ -345,12 +345,9 @@ class Messages(Domain):
                 .returning(*messages_table.c)
             ).one()
             message = Message.model_validate(row._mapping)
-            if "content" in changed:  # the old vectors describe the old text
-                embeddings.forget(connection, "message", message_id)
-                item = [(message_id, message.content)]
-                embeddings.insert(
-                    connection, embeddings.rows("message", message.project_id, item, vectors)
-                )
+            if "content" in changed:
+                item = (message.project_id, message_id, message.content)
+                embeddings.replace(connection, "message", item, vectors)
             after = _editable(message)
             connection.execute(
                 insert(message_changes_table),

@@ -157,14 +157,9 @@ class Memories(Domain):
                 .returning(*memories_table.c)
             ).one()
             memory = Memory.model_validate(row._mapping)
-            if "content" in changed:  # the old vectors describe the old text
-                embeddings.forget(connection, "memory", memory_id)
-                embeddings.insert(
-                    connection,
-                    embeddings.rows(
-                        "memory", memory.project_id, [(memory_id, memory.content)], vectors
-                    ),
-                )
+            if "content" in changed:
+                item = (memory.project_id, memory_id, memory.content)
+                embeddings.replace(connection, "memory", item, vectors)
             after = _tracked(memory)
             self._record(
                 connection,

@@ -122,10 +122,20 @@ class Embeddings:
         )
         statement.many(cursor, rows)
 
-    def forget(self, connection: Connection, kind: str, item_id: uuid.UUID) -> None:
-        """Drop every vector of one item (its text changed)."""
+    def replace(
+        self,
+        connection: Connection,
+        kind: str,
+        item: tuple[uuid.UUID, uuid.UUID, str],
+        vectors: Any,
+    ) -> None:
+        """An item's text changed: drop every vector of its old text and store those of
+        the new one. ``item`` is (project id, item id, new text); ``vectors`` are what
+        :meth:`vectors_for` gave for that text."""
+        project_id, item_id, text = item
         owner = embeddings_table.c[EMBEDDING_OWNER_COLUMNS[kind]]
         connection.execute(delete(embeddings_table).where(owner == item_id))
+        self.insert(connection, self.rows(kind, project_id, [(item_id, text)], vectors))
 
     # --- backlog and re-embedding ---
 
