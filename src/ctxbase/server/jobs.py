@@ -142,7 +142,21 @@ class JobRunner:
         record = HomeRecord(home, options, own=load_job(home.db, report.id) is None)
         record.create(report)
         job = RunningJob(report, record, cancel)
-        prepared.migration.on_progress = job.update
+        restored = threading.Event()
+
+        def restore_configs() -> None:
+            if not restored.is_set():
+                restored.set()
+                _restore_configs(home, target_configs)
+
+        def on_progress(progress_report: MigrationReport) -> None:
+            # The migration reports its own end: the configurations get their status back
+            # before that report is seen, so whoever sees the job ended sees them restored.
+            if progress_report.finished:
+                restore_configs()
+            job.update(progress_report)
+
+        prepared.migration.on_progress = on_progress
 
         def run() -> None:
             try:
@@ -151,8 +165,7 @@ class JobRunner:
                 log.exception("Migration job %s failed", report.id)
                 final = _failed(job.report, error)
             finally:
-                # Before the end is reported: whoever sees it ended sees the status back.
-                _restore_configs(home, target_configs)
+                restore_configs()
             job.update(final)
 
         self._start(job, run, f"ctxbase-migration-{report.id}")
