@@ -78,6 +78,14 @@ class Settings(BaseSettings):
         description="Kinds embedded when written (comma-separated in the environment).",
     )
 
+    embed_message_context: int = Field(
+        2,
+        ge=0,
+        le=20,
+        description="Messages: earlier turns of the conversation embedded with each message, "
+        "each as `speaker: content` (0: the content alone).",
+    )
+
     # Search
     search_threshold: float = Field(
         0.7, description="Least similarity a vector-mode hit needs (cosine unless told)."

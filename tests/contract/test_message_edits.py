@@ -85,13 +85,14 @@ def test_search_finds_the_new_text_and_not_the_old(api: Any, store: ctxbase.Stor
         if mode != "hybrid":  # (hybrid ranks every item; its vector leg has no threshold)
             old = api.search(OLD, kinds=["message"], mode=mode)
             assert first.id not in [hit.id for hit in old.hits], mode
-    # one vector, of the new text: the old one is gone, not merely outranked
+    # one vector, of the new text (a first message has no earlier turn for context): the
+    # old one is gone, not merely outranked
     embeddings = table(Embedding)
     with store.db.connect() as connection:
         hashes = connection.execute(
             select(embeddings.c.content_hash).where(embeddings.c.message_id == first.id)
         ).scalars()
-        assert list(hashes) == [text_hash(NEW)]
+        assert list(hashes) == [text_hash(f"user: {NEW}")]
 
 
 def test_an_edit_without_content_keeps_the_vector(api: Any, store: ctxbase.Store) -> None:

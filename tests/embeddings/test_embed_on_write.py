@@ -43,8 +43,9 @@ def test_every_kind_is_embedded_on_write(store: ctxbase.Store) -> None:
     assert set(rows) == {("message", message.id), ("context", unit.id), ("memory", memory.id)}
     row = rows[("message", message.id)]
     assert (row.model, row.dimensions) == ("hash:64", 64)
+    # a message is embedded as a line of its transcript (here with no earlier turn)
     np.testing.assert_allclose(
-        row.vector, HashEmbedder(64).embed(["the build is red"])[0], rtol=1e-6
+        row.vector, HashEmbedder(64).embed(["user: the build is red"])[0], rtol=1e-6
     )
     assert store.embeddings.pending() == {"message": 0, "context": 0, "memory": 0}
 
@@ -54,13 +55,11 @@ def test_identical_text_is_embedded_once(backend: str, store: ctxbase.Store) -> 
     store.embeddings = Embeddings(store, embedder)
     store.memories.add("same words")
     store.memories.add("same words")
-    chat = store.conversations.create()
-    store.messages.append_many(
-        chat.id,
-        [{"role": "user", "content": "same words"}, {"role": "user", "content": "other words"}],
-    )
-    assert embedder.calls == [["same words"], ["other words"]]
-    assert len(_vectors(store)) == 4
+    turns = [{"role": "user", "content": "same words"}, {"role": "user", "content": "other"}]
+    for _ in range(2):  # the same transcript twice: messages embedded with the same context
+        store.messages.append_many(store.conversations.create().id, turns)
+    assert embedder.calls == [["same words"], ["user: same words", "user: same words\nuser: other"]]
+    assert len(_vectors(store)) == 6
     if backend == "sqlite-memory":
         return  # no second process can open it
     fresh = CountingEmbedder()  # another process: nothing in memory, the table still knows

@@ -60,6 +60,8 @@ from ctxbase.store.base import (
     sequence_number,
     uuid_part,
 )
+from ctxbase.store.embedding import turns
+from ctxbase.store.embedding.vectors import Vectors
 from ctxbase.store.filters import metadata_matches
 
 conversations_table = table(ConversationRow)
@@ -267,7 +269,8 @@ class Messages(Domain):
             self._check_text("thinking", item.thinking)
             self._check_json("metadata", item.metadata)
         conversation_id = as_uuid(conversation_id, "conversation")
-        vectors = self._store.embeddings.vectors_for("message", [i.content for i in items])
+        texts = self._embedding_texts(conversation_id, items)
+        vectors = self._store.embeddings.vectors_for("message", texts)
         now = utcnow()
         bump = self._db.prepared("messages.bump", _bump_conversation)
         add = self._db.prepared("messages.insert", lambda: insert(messages_table))
@@ -298,16 +301,44 @@ class Messages(Domain):
             ]
             add.many(cursor, rows)
             embedded = self._store.embeddings.rows(
-                "message", bumped["project_id"], [(r["id"], r["content"]) for r in rows], vectors
+                "message",
+                bumped["project_id"],
+                [(r["id"], text) for r, text in zip(rows, texts, strict=True)],
+                vectors,
             )
             if embedded:
                 self._store.embeddings.insert_prepared(cursor, embedded)
         return [Message.model_validate(row) for row in rows]
 
+    def _embedding_texts(self, conversation_id: uuid.UUID, items: list[MessageIn]) -> list[str]:
+        """What the new messages are embedded from: each after the turns before it (read
+        here, before the write; the conversation's project is checked by the write, and
+        nothing computed here is kept if that fails)."""
+        window = self._store.embeddings.message_context
+        if not window:
+            return [item.content for item in items]
+        with self._db.read() as connection:
+            before = turns.last_turns(connection, [conversation_id], window)
+        return turns.embedding_texts(
+            [turns.Turn.of(item) for item in items], before.get(conversation_id, []), window
+        )
+
     def get(self, message_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT) -> Message:
         return self._point_read(
             Message, "message", message_id, project, ("messages.get", _select_message)
         )
+
+    def _edited_texts(self, message_id: uuid.UUID, patch: MessagePatch) -> dict[uuid.UUID, str]:
+        """The embedding texts an edit changes, read before the write: the message's own
+        when its content (or, with context, its speaker) changes, and those of the
+        messages whose context holds it. Empty when no vector changes."""
+        window = self._store.embeddings.message_context
+        if patch.content is None and (patch.metadata is None or not window):
+            return {}
+        with self._db.read() as connection:
+            return turns.texts_after_edit(
+                connection, message_id, patch.content, patch.metadata, window
+            )
 
     def update(
         self,
@@ -329,8 +360,8 @@ class Messages(Domain):
         changes = patch.model_dump(exclude_none=True)
         message_id = as_uuid(message_id, "message")
         embeddings = self._store.embeddings
-        texts = [patch.content] if patch.content is not None else []
-        vectors = embeddings.vectors_for("message", texts)
+        texts = self._edited_texts(message_id, patch)
+        vectors = embeddings.vectors_for("message", list(texts.values()))
         now = utcnow()
         with self._db.connect(write=True) as connection:
             current = self._by_id(connection, project, message_id)
@@ -345,9 +376,12 @@ class Messages(Domain):
                 .returning(*messages_table.c)
             ).one()
             message = Message.model_validate(row._mapping)
-            if "content" in changed:
-                item = (message.project_id, message_id, message.content)
-                embeddings.replace(connection, "message", item, vectors)
+            if texts and (changed.keys() & {"content", "metadata"}):
+                for (item_id, text), vector in zip(texts.items(), vectors.values, strict=True):
+                    made = Vectors(vectors.model, [vector])
+                    embeddings.replace(
+                        connection, "message", (message.project_id, item_id, text), made
+                    )
             after = _editable(message)
             connection.execute(
                 insert(message_changes_table),

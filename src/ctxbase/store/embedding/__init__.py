@@ -7,7 +7,8 @@ fails, the items are stored anyway and stay pending; :meth:`Embeddings.backfill`
 (``ctxbase embed``) fills them in.
 
 One module per job: ``service`` (``store.embeddings``, vectors on write), ``vectors``
-(computing and reusing them), ``models`` (the database's active model), ``backlog``
+(computing and reusing them), ``turns`` (what a message is embedded from: itself after
+the turns before it), ``models`` (the database's active model), ``backlog``
 (items still without a vector: backfill, and re-embedding with another model).
 """
 

@@ -13,12 +13,13 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import Connection, and_, delete, func, select
 
 from ctxbase.db.database import Database
 from ctxbase.db.schema import EMBEDDING_OWNER_COLUMNS, utcnow
 from ctxbase.embeddings import Embedder
 from ctxbase.errors import InvalidInputError
+from ctxbase.store.embedding import turns
 from ctxbase.store.embedding.models import read_setting, write_setting
 from ctxbase.store.embedding.vectors import KIND_TABLES, Vectors, e, embeddings_table
 
@@ -74,22 +75,23 @@ def fill(
                 query = query.where(KIND_TABLES[kind].c.id.not_in(left_out))
             with embeddings.db.connect() as connection:
                 batch = connection.execute(query.limit(batch_size)).fetchall()
+                texts = _embedding_texts(embeddings, connection, kind, batch)
             if not batch:
                 break
             try:
-                vectors = embeddings.embed([row.content for row in batch], embedder)
+                vectors = embeddings.embed([texts[row.id] for row in batch], embedder)
                 embedded = list(zip(batch, vectors, strict=True))
             except Exception:
                 if failed is None:
                     raise
-                embedded = _one_by_one(embeddings, embedder, kind, batch, refused)
+                embedded = _one_by_one(embeddings, embedder, kind, batch, texts, refused)
                 left_out.update(row.id for row in batch)
             with embeddings.db.connect(write=True) as connection:
                 for row, vector in embedded:
                     made = Vectors(embedder.name, [vector])
                     embeddings.insert(
                         connection,
-                        embeddings.rows(kind, row.project_id, [(row.id, row.content)], made),
+                        embeddings.rows(kind, row.project_id, [(row.id, texts[row.id])], made),
                     )
             done += len(embedded)
             if progress and embedded:
@@ -102,17 +104,28 @@ def fill(
     return done
 
 
+def _embedding_texts(
+    embeddings: Embeddings, connection: Connection, kind: str, batch: Sequence[Any]
+) -> dict[uuid.UUID, str]:
+    """What each item is embedded from: its content, or a message after its turns."""
+    window = embeddings.store.settings.embed_message_context if kind == "message" else 0
+    if not window:
+        return {row.id: row.content for row in batch}
+    return turns.stored_texts(connection, [row.id for row in batch], window)
+
+
 def _one_by_one(
     embeddings: Embeddings,
     embedder: Embedder,
     kind: str,
     batch: Sequence[Any],
+    texts: dict[uuid.UUID, str],
     refused: list[tuple[str, uuid.UUID, Exception]],
 ) -> list[tuple[Any, Any]]:
     embedded: list[tuple[Any, Any]] = []
     for row in batch:
         try:
-            embedded.append((row, embeddings.embed([row.content], embedder)[0]))
+            embedded.append((row, embeddings.embed([texts[row.id]], embedder)[0]))
         except Exception as error:
             refused.append((kind, row.id, error))
     return embedded

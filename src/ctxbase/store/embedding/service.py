@@ -55,6 +55,16 @@ class Embeddings:
 
     # --- computing ---
 
+    def embeds(self, kind: str) -> bool:
+        """Whether ``kind`` gets vectors when written (an embedder, and the kind listed)."""
+        return self.embedder is not None and kind in self.store.settings.embed_on_write
+
+    @property
+    def message_context(self) -> int:
+        """Earlier turns embedded with a message (see :mod:`.turns`), 0 when messages are
+        not embedded on write."""
+        return self.store.settings.embed_message_context if self.embeds("message") else 0
+
     def vectors_for(self, kind: str, texts: list[str]) -> Vectors:
         """One vector per text, or None for each when the kind is not embedded on write
         or the provider fails (those items stay pending). Call it before the write
@@ -86,7 +96,7 @@ class Embeddings:
         items: Iterable[tuple[uuid.UUID, str]],
         vectors: Vectors,
     ) -> list[dict[str, Any]]:
-        """Embedding rows for the (item id, text) pairs, one per vector computed."""
+        """Embedding rows for the (item id, embedded text) pairs, one per vector computed."""
         model, owner = vectors.model, EMBEDDING_OWNER_COLUMNS[kind]
         now = utcnow()
         rows = []

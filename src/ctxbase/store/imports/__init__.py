@@ -25,8 +25,9 @@ from ctxbase.db.schema import utcnow
 from ctxbase.errors import CtxbaseError
 from ctxbase.records.imports import IMPORT_NAMESPACE, ExistingRows, ImportReport, RowsImport
 from ctxbase.store.base import DEFAULT_PROJECT, Domain, parse, projects_table
+from ctxbase.store.embedding import turns
 from ctxbase.store.imports.checking import BatchChecks
-from ctxbase.store.imports.planning import Ids, plan
+from ctxbase.store.imports.planning import Ids, Pending, plan
 from ctxbase.store.imports.reading import Limits, Line, Parsed, RowProblems, lines, rows_error
 from ctxbase.store.imports.reading import parse as parse_line
 from ctxbase.store.imports.writing import EMBEDDED, BatchWrites, LineVectors
@@ -123,7 +124,7 @@ class Imports(Domain):
         pending, problems = plan(parsed, ids)
         if problems:
             raise RowProblems(problems)
-        vectors = self._vectors(parsed)
+        vectors = self._vectors(pending)
         now = utcnow()
         with self._db.connect(write=True) as connection:
             project_id = self._project_id(connection, project)
@@ -146,20 +147,47 @@ class Imports(Domain):
             vector_count,
         )
 
-    def _vectors(self, parsed: list[Parsed]) -> LineVectors:
+    def _vectors(self, pending: list[Pending]) -> LineVectors:
         """Vectors of the batch's texts, computed before its transaction as every write
         does (rows skipped later cost a cache lookup)."""
         models: dict[str, str | None] = {}
         by_line: dict[int, Any] = {}
+        texts: dict[int, str] = {}
         for kind in EMBEDDED:
-            rows = [p for p in parsed if p.kind == kind]
+            rows = [p for p in pending if p.kind == kind]
             if not rows:
                 continue
-            texts = [p.row.content for p in rows]  # type: ignore[union-attr]
-            vectors = self._store.embeddings.vectors_for(kind, texts)
+            written = self._embedding_texts(kind, rows)
+            vectors = self._store.embeddings.vectors_for(kind, written)
             models[kind] = vectors.model
-            by_line.update({p.number: v for p, v in zip(rows, vectors.values, strict=True)})
-        return LineVectors(models, by_line)
+            numbers = [p.parsed.number for p in rows]
+            by_line.update(zip(numbers, vectors.values, strict=True))
+            texts.update(zip(numbers, written, strict=True))
+        return LineVectors(models, by_line, texts)
+
+    def _embedding_texts(self, kind: str, rows: list[Pending]) -> list[str]:
+        """What each row is embedded from: messages after the turns before them, those of
+        the batch (in line order, which is position order) and the last ones stored."""
+        window = self._store.embeddings.message_context if kind == "message" else 0
+        if not window:
+            return [p.row.content for p in rows]
+        by_conversation: dict[uuid.UUID | None, list[int]] = {}
+        for index, p in enumerate(rows):
+            by_conversation.setdefault(p.refs.get("conversation_id"), []).append(index)
+        with self._db.read() as connection:
+            stored = turns.last_turns(
+                connection, [c for c in by_conversation if c is not None], window
+            )
+        texts = [""] * len(rows)
+        for conversation_id, indexes in by_conversation.items():
+            made = turns.embedding_texts(
+                [turns.Turn.of(rows[i].row) for i in indexes],
+                stored.get(conversation_id, []) if conversation_id else [],
+                window,
+            )
+            for index, text in zip(indexes, made, strict=True):
+                texts[index] = text
+        return texts
 
 
 def _after(error: CtxbaseError | RowProblems, batch: list[Line], batches: int) -> CtxbaseError:

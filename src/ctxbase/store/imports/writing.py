@@ -50,9 +50,14 @@ class LineVectors:
 
     models: dict[str, str | None]
     by_line: dict[int, np.ndarray | None]
+    texts: dict[int, str]  # what each line's vector was made from
 
     def of(self, kind: str, rows: list[Pending]) -> Vectors:
         return Vectors(self.models.get(kind), [self.by_line.get(p.parsed.number) for p in rows])
+
+    def items(self, rows: list[Pending]) -> list[tuple[uuid.UUID, str]]:
+        """(item id, embedded text) of each row."""
+        return [(cast(uuid.UUID, p.id), self.texts[p.parsed.number]) for p in rows]
 
 
 class BatchWrites:
@@ -93,8 +98,9 @@ class BatchWrites:
             rows = checked.of_kind(kind)
             if not rows:
                 continue
-            items = [(cast(uuid.UUID, p.id), p.row.content) for p in rows]
-            stored = self.embeddings.rows(kind, self.project_id, items, vectors.of(kind, rows))
+            stored = self.embeddings.rows(
+                kind, self.project_id, vectors.items(rows), vectors.of(kind, rows)
+            )
             self._insert(embeddings_table, stored)  # new items: no vector to collide with
             embedded += len(stored)
         return embedded
