@@ -37,6 +37,17 @@ class SearchFilters(Input):
     created_after: Timestamp | None = None
     created_before: Timestamp | None = None
     metadata: JSONObject | None = None
+    during: Annotated[Text, Field(min_length=1, max_length=200)] | None = Field(
+        None,
+        description="A time expression (`yesterday`, `last Tuesday`, `3 weeks ago`, "
+        "`May 2023`, `2023-05-08`): only items created in the day, week, month or year it "
+        "names, relative ones counted back from `time_anchor`.",
+    )
+    time_anchor: Timestamp | None = Field(
+        None,
+        description="What `during` counts back from (default: the newest item the search "
+        "could return, so that a past conversation's `last Tuesday` is its own).",
+    )
 
 
 class SearchRequest(Input):
@@ -115,7 +126,13 @@ class SearchHit(BaseModel):
     score: float = Field(description="Higher is better; comparable within one search only.")
     retrieval_method: Literal["vector", "text", "hybrid"]
     item: SearchItem
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Why it ranks here. Hybrid: `vector_rank`, `vector_score`, `text_rank`, "
+        "`text_score` for each leg that found it, and `fused_score`; `exact_identifier` when "
+        "it holds an identifier of the query; memories: the `boost` factor. Vector: "
+        "`similarity`; text: `text_score`.",
+    )
 
 
 class SearchResult(BaseModel):

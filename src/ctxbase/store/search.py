@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import TypeAdapter
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from ctxbase.db.schema import EMBEDDING_OWNER_COLUMNS, utcnow
 from ctxbase.db.vectors.base import Distance, VectorMatch
@@ -36,6 +36,7 @@ from ctxbase.records import (
     SearchResult,
     search_values,
 )
+from ctxbase.store import time_expressions
 from ctxbase.store.base import DEFAULT_PROJECT, Domain, parse
 from ctxbase.store.embedding import KIND_TABLES, embeddings_table
 from ctxbase.store.search_conditions import ItemConditions, item_conditions
@@ -74,6 +75,8 @@ class Search(Domain):
         )
         request = parse(SearchRequest, values)
         now = utcnow()
+        if request.filters.during is not None:
+            request = self._within_time(request, project, now)
         # Everything that may read settings or call a model happens before the connection.
         model = self._store.embeddings.model
         query_vector, fallback = self._query_vector(request)
@@ -117,6 +120,31 @@ class Search(Domain):
             if conditions is not None:
                 scopes[kind] = conditions
         return scopes
+
+    def _within_time(self, request: SearchRequest, project: str, now: datetime) -> SearchRequest:
+        """The request with ``during`` applied as created_after / created_before."""
+        filters = request.filters
+        anchor = filters.time_anchor or self._newest(request, project, now) or now
+        start, end = time_expressions.resolve(filters.during or "", anchor)
+        if filters.created_after is not None:
+            start = max(start, filters.created_after)
+        if filters.created_before is not None:
+            end = min(end, filters.created_before)
+        bounded = filters.model_copy(update={"created_after": start, "created_before": end})
+        return request.model_copy(update={"filters": bounded})
+
+    def _newest(self, request: SearchRequest, project: str, now: datetime) -> datetime | None:
+        """When the newest item this search could return was created."""
+        newest = None
+        with self._db.read() as connection:
+            for kind, conditions in self._scopes(request, project, now).items():
+                items = KIND_TABLES[kind]
+                found = connection.execute(
+                    select(func.max(items.c.created_at)).where(*conditions.clauses)
+                ).scalar()
+                if found is not None and (newest is None or found > newest):
+                    newest = found
+        return newest
 
     # --- legs ---
 
@@ -236,6 +264,8 @@ class Search(Domain):
                 entry = fused.setdefault(key, {"score": 0.0})
                 entry["score"] += weight / (s.hybrid_rrf_k + rank)
                 entry[f"{leg}_rank"], entry[f"{leg}_score"] = rank, score
+        for entry in fused.values():  # the fused score, before any boost of the hit's own
+            entry["fused_score"] = entry["score"]
         return [(key, entry.pop("score"), "hybrid", entry) for key, entry in fused.items()]
 
     # --- records ---
