@@ -13,6 +13,8 @@ from ctxbase.server import create_app
 from tests.conftest import open_store
 
 API = "/api/v1/projects/default"
+#: An id no conversation has (fixed: test ids must be the same in every collection).
+MISSING = "00000000-0000-4000-8000-00000000dead"
 
 
 @pytest.fixture
@@ -79,7 +81,7 @@ BAD_REQUESTS = [
     ("get", f"{API}/conversations", {"params": {"metadata": "[1]"}}, 422),
     (
         "post",
-        f"{API}/conversations/{uuid.uuid4()}/messages",
+        f"{API}/conversations/{MISSING}/messages",
         {"json": {"role": "user", "content": "x"}},
         404,
     ),
