@@ -83,6 +83,23 @@ def test_edit_a_memory_and_see_the_edit_in_its_history(signed_in: Any, site: Sit
     assert stored.importance == 0.85
 
 
+def test_a_memorys_expiry_is_removed_from_its_edit_form(signed_in: Any, site: Site) -> None:
+    memory = site.store.memories.add("Remind the user of the invoice run", ttl_seconds=86_400)
+    b = signed_in["writer"]
+    b.goto(f"/p/default/memories/{memory.id}")
+    b.page.check("#never-expires")
+    b.page.click("#edit-memory button[type=submit]")
+    b.page.wait_for_selector(".flash.ok")
+    facts = b.page.inner_text("dl.facts")
+    assert re.search(r"Expires \(UTC\)\s+never", facts), facts
+    assert b.page.locator("#never-expires").count() == 0  # nothing left to remove
+    latest = b.page.locator("#history > li").first.inner_text()
+    assert "expires_at" in latest and "console (key:" in latest
+    b.check()
+    assert site.store.memories.get(memory.id).expires_at is None
+    assert site.store.memories.history(memory.id)[-1].new_value == {"expires_at": None}
+
+
 def test_search_in_each_mode_shows_why_hits_rank(signed_in: Any, site: Site) -> None:
     b = signed_in["reader"]
     b.goto("/p/default/search")
