@@ -188,6 +188,8 @@ def prepare_resume(
             on_progress=on_progress,
             cancel=cancel,
         )
+        # Pending again, as a new job is once prepared: it no longer reads as ended.
+        migration.record.save(status="pending", finished_at=None)
     except BaseException:
         for endpoint in endpoints:
             endpoint.close()
