@@ -94,6 +94,20 @@ BAD_REQUESTS = [
 ]
 
 
+def test_a_memorys_expiry_is_cleared_over_rest(http: TestClient, store: ctxbase.Store) -> None:
+    memory = store.memories.add("until tomorrow", ttl_seconds=86_400)
+    url = f"{API}/memories/{memory.id}"
+    both = http.patch(url, json={"clear_expiry": True, "expires_at": "2999-01-01T00:00:00Z"})
+    assert both.status_code == 422
+    message = both.json()["error"]["message"]
+    assert "expires_at" in message and "clear_expiry" in message
+    assert store.memories.get(memory.id).expires_at is not None
+    cleared = http.patch(url, json={"clear_expiry": True}, headers={"X-Ctxbase-Agent": "ops"})
+    assert cleared.status_code == 200 and cleared.json()["expires_at"] is None
+    change = http.get(f"{url}/history").json()["items"][-1]
+    assert (change["new_value"], change["actor"]) == ({"expires_at": None}, "ops")
+
+
 @pytest.mark.parametrize(("method", "url", "kwargs", "status"), BAD_REQUESTS)
 def test_bad_input_is_4xx_with_the_error_shape_and_writes_nothing(
     http: TestClient, store: ctxbase.Store, method: str, url: str, kwargs: dict, status: int
