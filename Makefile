@@ -30,8 +30,12 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(BIN)/ctxbase serve --host $(HOST) --port $(PORT)
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist), each with its own embedded
+# PostgreSQL; TEST_WORKERS=0 runs it in this one process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Installs chromium with apt-get when it is missing (CI runs as root on a clean machine).
 chromium:

@@ -18,11 +18,15 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.engine import make_url
 
-TEMPLATE = "ctxbase_test_template"
+#: The test process's own suffix (pytest-xdist runs several): processes sharing a server
+#: (CTXBASE_TEST_POSTGRES_URL) must not drop each other's templates and roles.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_SUFFIX = f"_{_WORKER}" if _WORKER else ""
+TEMPLATE = f"ctxbase_test_template{_SUFFIX}"
 #: A role that may not create extensions (pgvector is not trusted): databases it owns and
 #: migrates have no pgvector, as on a server without it.
-NOVECTOR_ROLE = "ctxbase_test_novector"
-NOVECTOR_TEMPLATE = "ctxbase_test_novector_template"
+NOVECTOR_ROLE = f"ctxbase_test_novector{_SUFFIX}"
+NOVECTOR_TEMPLATE = f"ctxbase_test_novector_template{_SUFFIX}"
 
 
 @dataclass

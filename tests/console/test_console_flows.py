@@ -7,9 +7,14 @@ import threading
 import time
 from typing import Any
 
+from sqlalchemy import insert
+
+from ctxbase.db.schema import new_id, utcnow
+from ctxbase.store.subscriptions import dead_letters_table
 from ctxbase.store.tenancy import KEY_PREFIX
 from tests.console.browsing import Browsing
 from tests.console.sites import Site
+from tests.events.receiver import webhook_receiver
 
 
 def test_sign_in_exchanges_the_key_for_a_strict_cookie(browser: Any, site: Site) -> None:
@@ -81,6 +86,23 @@ def test_edit_a_memory_and_see_the_edit_in_its_history(signed_in: Any, site: Sit
     stored = site.store.memories.get(memory_id)
     assert stored.content == "The user drinks black coffee in the morning"
     assert stored.importance == 0.85
+
+
+def test_a_memorys_expiry_is_removed_from_its_edit_form(signed_in: Any, site: Site) -> None:
+    memory = site.store.memories.add("Remind the user of the invoice run", ttl_seconds=86_400)
+    b = signed_in["writer"]
+    b.goto(f"/p/default/memories/{memory.id}")
+    b.page.check("#never-expires")
+    b.page.click("#edit-memory button[type=submit]")
+    b.page.wait_for_selector(".flash.ok")
+    facts = b.page.inner_text("dl.facts")
+    assert re.search(r"Expires \(UTC\)\s+never", facts), facts
+    assert b.page.locator("#never-expires").count() == 0  # nothing left to remove
+    latest = b.page.locator("#history > li").first.inner_text()
+    assert "expires_at" in latest and "console (key:" in latest
+    b.check()
+    assert site.store.memories.get(memory.id).expires_at is None
+    assert site.store.memories.history(memory.id)[-1].new_value == {"expires_at": None}
 
 
 def test_search_in_each_mode_shows_why_hits_rank(signed_in: Any, site: Site) -> None:
@@ -158,6 +180,62 @@ def test_a_reader_sees_no_write_controls_and_a_forged_post_is_refused(
     admin_page = b.page.request.get(site.console("/admin/databases"), max_redirects=0)
     assert admin_page.status == 403
     assert site.store.memories.get(memory_id).content == before
+
+
+def test_a_dead_letter_is_retried_by_a_writer_and_not_offered_to_a_reader(
+    signed_in: Any, site: Site
+) -> None:
+    store = site.store
+    with webhook_receiver() as receiver:
+        ping = store.events.append("hook.ping", {"n": 1})
+        sub = store.subscriptions.create(
+            agent_id="hooked",
+            event_types=["hook.ping"],
+            delivery="webhook",
+            target=f"{receiver.url}/ok",
+            secret="a-shared-secret-for-tests",
+        )
+        with store.db.connect(write=True) as connection:  # given up on, as the worker does
+            connection.execute(
+                insert(dead_letters_table).values(
+                    id=new_id(),
+                    subscription_id=sub.id,
+                    event_id=ping.id,
+                    sequence=ping.sequence,
+                    attempts=8,
+                    last_error="the receiver answered HTTP 503",
+                    created_at=utcnow(),
+                )
+            )
+        page = f"/p/default/subscriptions/{sub.id}"
+        reader = signed_in["reader"]
+        reader.goto(page)
+        assert "HTTP 503" in reader.page.inner_text("#dead-letters")
+        assert reader.page.locator("main form[method=post]").count() == 0
+        token = re.search(
+            r'"X-CSRF-Token": "([^"]+)"', reader.page.get_attribute("body", "hx-headers") or ""
+        )
+        assert token is not None
+        forged = reader.page.request.post(
+            site.console(f"{page}/dead-letters/retry"),
+            form={"csrf_token": token.group(1)},
+            headers={"Origin": site.url},
+            max_redirects=0,
+        )
+        assert forged.status == 403, forged.text()
+        assert receiver.deliveries == []
+
+        b = signed_in["writer"]
+        b.goto(page)
+        b.accessible()
+        b.page.click(f"#dead-letters button[aria-label='Retry event #{ping.sequence}']")
+        b.page.wait_for_selector(".flash.ok")
+        assert "Delivered 1" in b.page.inner_text(".flash.ok")
+        assert "No dead letters" in b.page.inner_text("#dead-letters")
+        b.check()
+        assert receiver.accepted(str(sub.id)) == [ping.sequence]
+    assert store.subscriptions.dead_letters(sub.id).items == []
+    store.subscriptions.delete(sub.id)
 
 
 def test_a_request_without_the_csrf_token_is_refused(signed_in: Any, site: Site) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -71,6 +72,42 @@ def test_expired_memories_are_never_returned_and_pruned(api: Any, store: ctxbase
     assert api.memories.prune() == 2
     assert api.memories.prune() == 0
     assert api.memories.get(kept.id).content == "forever"
+
+
+def test_an_expiry_is_cleared_and_the_change_recorded(api: Any) -> None:
+    soon = datetime.now(UTC) + timedelta(hours=1)
+    memory = api.memories.add("a passing thought", expires_at=soon)
+    cleared = api.memories.update(memory.id, clear_expiry=True, actor="agent:keeper")
+    assert cleared.expires_at is None
+    assert api.memories.get(memory.id).expires_at is None
+    change = api.memories.history(memory.id)[-1]
+    assert change.action == "update" and change.actor == "agent:keeper"
+    assert change.new_value == {"expires_at": None}
+    assert abs(datetime.fromisoformat(change.old_value["expires_at"]) - soon) < timedelta(seconds=1)
+    # Clearing what is already clear changes nothing and records nothing.
+    assert api.memories.update(memory.id, clear_expiry=True).expires_at is None
+    assert len(api.memories.history(memory.id)) == 2
+    # An expiry can be set again afterwards, and cleared with other fields at once.
+    api.memories.update(memory.id, expires_at=soon)
+    both = api.memories.update(memory.id, importance=0.9, clear_expiry=True)
+    assert (both.importance, both.expires_at) == (0.9, None)
+    assert api.memories.history(memory.id)[-1].new_value == {"importance": 0.9, "expires_at": None}
+    if isinstance(api, ctxbase.Store):  # the asyncio facade takes it as the Store does
+        api.memories.update(memory.id, expires_at=soon)
+        facade = ctxbase.AsyncStore(api)
+        done = asyncio.run(facade.memories.update(memory.id, clear_expiry=True))
+        assert done.expires_at is None
+
+
+def test_an_expiry_given_and_cleared_at_once_is_refused(api: Any) -> None:
+    soon = datetime.now(UTC) + timedelta(hours=1)
+    memory = api.memories.add("keep me", expires_at=soon)
+    with pytest.raises(InvalidInputError) as refused:
+        api.memories.update(memory.id, expires_at=soon, clear_expiry=True, content="changed")
+    assert "expires_at" in str(refused.value) and "clear_expiry" in str(refused.value)
+    kept = api.memories.get(memory.id)
+    assert kept.content == "keep me" and kept.expires_at is not None
+    assert len(api.memories.history(memory.id)) == 1
 
 
 def test_memory_linked_to_conversation(api: Any) -> None:

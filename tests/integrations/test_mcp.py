@@ -63,6 +63,19 @@ def test_the_parameters_keep_the_declared_limits_and_descriptions() -> None:
     assert update.annotations.destructive_hint is True
 
 
+def test_update_memory_clears_an_expiry(store: ctxbase.Store) -> None:
+    memory = store.memories.add("a passing thought", ttl_seconds=3600)
+    update = next(tool for tool in TOOLS if tool.name == "update_memory")
+    clear = update.input_model.model_validate({"memory_id": str(memory.id), "clear_expiry": True})
+    caller = Caller.of(store, None, "default")
+    done = update.call(caller, clear.model_dump(exclude_unset=True))
+    assert done["expires_at"] is None and done["version"] == 2
+    assert store.memories.history(memory.id)[-1].new_value == {"expires_at": None}
+    both = {"memory_id": str(memory.id), "clear_expiry": True, "expires_at": "2999-01-01T00:00Z"}
+    with pytest.raises(ctxbase.InvalidInputError, match="clear_expiry"):
+        update.call(caller, update.input_model.model_validate(both).model_dump(exclude_unset=True))
+
+
 def test_operators_append_their_own_text_to_descriptions() -> None:
     notes = {"*": "Project: billing.", "recall": "Call it before every answer."}
     recall = next(tool for tool in TOOLS if tool.name == "recall").describe(notes)

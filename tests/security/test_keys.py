@@ -192,11 +192,11 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def test_cli_prints_a_new_key_once_alone_on_its_last_line(
-    cli_env: str, capsys: pytest.CaptureFixture[str]
+    cli_env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from typer.testing import CliRunner
 
-    from ctxbase.cli import app
+    from ctxbase.cli import app, common
 
     runner = CliRunner()
     made = runner.invoke(
@@ -205,7 +205,9 @@ def test_cli_prints_a_new_key_once_alone_on_its_last_line(
     assert made.exit_code == 0, made.output
     key = made.output.strip().splitlines()[-1]
     assert key.startswith("cbk_") and " " not in key
-    listed = runner.invoke(app, ["keys", "list"], env={"COLUMNS": "250"})
+    # The CLI's console took its width when first imported, whichever test did that.
+    monkeypatch.setattr(common.out, "width", 250)
+    listed = runner.invoke(app, ["keys", "list"])
     assert listed.exit_code == 0 and key not in listed.output and key[:12] in listed.output
     with ctxbase.open(cli_env, embedder="none") as store:
         principal = store.keys.authenticate(key)

@@ -13,6 +13,8 @@ from ctxbase.server import create_app
 from tests.conftest import open_store
 
 API = "/api/v1/projects/default"
+#: An id no conversation has (fixed: test ids must be the same in every collection).
+MISSING = "00000000-0000-4000-8000-00000000dead"
 
 
 @pytest.fixture
@@ -79,7 +81,7 @@ BAD_REQUESTS = [
     ("get", f"{API}/conversations", {"params": {"metadata": "[1]"}}, 422),
     (
         "post",
-        f"{API}/conversations/{uuid.uuid4()}/messages",
+        f"{API}/conversations/{MISSING}/messages",
         {"json": {"role": "user", "content": "x"}},
         404,
     ),
@@ -90,6 +92,20 @@ BAD_REQUESTS = [
     ("put", f"{API}/state/k", {"json": {}}, 422),
     ("post", "/api/v1/projects", {"json": {"slug": "Has Spaces"}}, 422),
 ]
+
+
+def test_a_memorys_expiry_is_cleared_over_rest(http: TestClient, store: ctxbase.Store) -> None:
+    memory = store.memories.add("until tomorrow", ttl_seconds=86_400)
+    url = f"{API}/memories/{memory.id}"
+    both = http.patch(url, json={"clear_expiry": True, "expires_at": "2999-01-01T00:00:00Z"})
+    assert both.status_code == 422
+    message = both.json()["error"]["message"]
+    assert "expires_at" in message and "clear_expiry" in message
+    assert store.memories.get(memory.id).expires_at is not None
+    cleared = http.patch(url, json={"clear_expiry": True}, headers={"X-Ctxbase-Agent": "ops"})
+    assert cleared.status_code == 200 and cleared.json()["expires_at"] is None
+    change = http.get(f"{url}/history").json()["items"][-1]
+    assert (change["new_value"], change["actor"]) == ({"expires_at": None}, "ops")
 
 
 @pytest.mark.parametrize(("method", "url", "kwargs", "status"), BAD_REQUESTS)

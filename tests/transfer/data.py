@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import insert, select
 
 import ctxbase
+from ctxbase import transfer
 from ctxbase.config import Settings
 from ctxbase.db.database import Database
 from ctxbase.db.migrate import detect_vector_storage
@@ -53,6 +54,30 @@ def cancel_after(table: str, rows: int) -> tuple[threading.Event, ProgressCallba
             cancel.set()
 
     return cancel, on_progress
+
+
+def cancel_first_run(monkeypatch: pytest.MonkeyPatch, table: str, rows: int) -> None:
+    """The next migration run is cancelled once ``table`` has ``rows`` copied, as a person
+    pressing Cancel then would (through the job's own cancel event); later runs, such as
+    its resume, go on undisturbed."""
+    run = transfer.PreparedMigration.run
+    first = [True]
+
+    def cancelling(self: transfer.PreparedMigration) -> MigrationReport:
+        if first:
+            first.clear()
+            migration, reported = self.migration, self.migration.on_progress
+
+            def on_progress(report: MigrationReport) -> None:
+                if report.progress.rows.get(table, 0) >= rows:
+                    migration.cancel.set()
+                if reported is not None:
+                    reported(report)
+
+            migration.on_progress = on_progress
+        return run(self)
+
+    monkeypatch.setattr(transfer.PreparedMigration, "run", cancelling)
 
 
 def settings() -> Settings:

@@ -30,6 +30,7 @@ from ctxbase.store.jobs import HOME_COPY, record_job
 from ctxbase.transfer.report import MigrationReport, Progress
 from tests.conftest import open_store
 from tests.postgres import PostgresServer
+from tests.transfer.data import assert_same_data, cancel_first_run
 
 API = "/api/v1"
 
@@ -310,3 +311,91 @@ def test_jobs_of_a_server_process_that_died_are_cancelled_at_the_next_start(
         assert http.get(f"{API}/jobs/{alive.id}").json()["status"] == "running"
         assert http.get(f"{API}/jobs/{elsewhere.id}").json()["status"] == "running"
         assert http.get(f"{API}/database-configs/{config_id}").json()["status"] == "tested"
+
+
+# --- migrations: resumed over HTTP, under the same id ---------------------------------------
+
+
+@pytest.fixture
+def cancelled_midway(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first migration started meanwhile is cancelled once it has copied 300 memories."""
+    cancel_first_run(monkeypatch, "memories", 300)
+
+
+def test_a_cancelled_migration_resumes_into_its_configuration_and_verifies(
+    home: ctxbase.Store,
+    source_url: str,
+    target_config: tuple[dict[str, Any], str],
+    cancelled_midway: None,
+) -> None:
+    body, url = target_config
+    with TestClient(_app(home)) as http:
+        config = http.post(f"{API}/database-configs", json=body).json()
+        config_url = f"{API}/database-configs/{config['id']}"
+        before = http.get(config_url).json()["status"]
+        started = http.post(
+            f"{API}/migrations",
+            json={"source": {"url": source_url}, "target": {"config": "target"}, "batch_size": 100},
+        )
+        assert started.status_code == 202, started.text
+        job_id = started.json()["id"]
+        stopped = _wait(http, f"{API}/migrations/{job_id}")
+        assert stopped["status"] == "cancelled"
+        assert 0 < stopped["progress"]["rows"]["memories"] < 1500
+        assert http.get(config_url).json()["status"] == before
+
+        resumed = http.post(f"{API}/migrations/{job_id}/resume")  # no body: its target
+        assert resumed.status_code == 202, resumed.text
+        assert resumed.json()["id"] == job_id
+        assert resumed.json()["status"] in ("pending", "running", "completed")
+        report = _wait(http, f"{API}/migrations/{job_id}")
+        assert report["status"] == "completed", report["error_log"]
+        assert report["verification"]["passed"] and report["progress"]["percent"] == 100
+        assert http.get(config_url).json()["status"] == before
+        assert [j["id"] for j in http.get(f"{API}/migrations").json()["items"]] == [job_id]
+        assert http.post(f"{API}/migrations/{job_id}/resume").status_code == 409  # finished
+        audited = http.get(f"{API}/audit", params={"action": "migration.resume"}).json()
+        assert [e["target"] for e in audited["items"]] == [job_id]
+    # After a restart, the home record holds the resumed run's end, under the same id.
+    with TestClient(_app(home)) as http:
+        recorded = http.get(f"{API}/migrations/{job_id}").json()
+        assert recorded["status"] == "completed" and recorded["verification"]["passed"]
+        assert recorded["options"][HOME_COPY] is True and recorded["finished_at"]
+    with open_store(url) as target:
+        assert target.jobs.get(job_id).status == "completed"
+    assert_same_data(source_url, url)
+
+
+def test_what_cannot_be_resumed_is_refused(
+    home: ctxbase.Store, source_url: str, tmp_path: Path, paused: threading.Event
+) -> None:
+    url = f"sqlite:///{tmp_path / 'unregistered.db'}"
+    with TestClient(_app(home)) as http:
+        assert http.post(f"{API}/migrations/{uuid.uuid4()}/resume").status_code == 404
+        job_id = http.post(
+            f"{API}/migrations", json={"source": {"url": source_url}, "target": {"url": url}}
+        ).json()["id"]
+        resume = f"{API}/migrations/{job_id}/resume"
+        running = http.post(resume, json={"target": {"url": url}})
+        assert running.status_code == 409 and "this server process" in running.text
+        assert http.post(f"{API}/migrations/{job_id}/cancel").status_code == 202
+        paused.set()
+        assert _wait(http, f"{API}/migrations/{job_id}")["status"] == "cancelled"
+
+        unknown = http.post(resume)  # a URL no configuration names: the target is not known
+        assert unknown.status_code == 422
+        assert unknown.json()["error"]["message"].startswith("target:")
+        for bad in ({"target": {"config": "a", "url": url}}, {"tagret": {"url": url}}):
+            assert http.post(resume, json=bad).status_code == 422, bad
+        assert http.post(resume, json={"target": {"config": "nope"}}).status_code == 404
+
+        resumed = http.post(resume, json={"target": {"url": url}, "source": {"url": source_url}})
+        assert resumed.status_code == 202, resumed.text
+        report = _wait(http, f"{API}/migrations/{job_id}")
+        assert report["status"] == "completed" and report["verification"]["passed"]
+
+        elsewhere = _report(status="running")
+        record_job(home.db, elsewhere, {HOME_COPY: True, RUNNER: {"host": "elsewhere", "pid": 1}})
+        other = http.post(f"{API}/migrations/{elsewhere.id}/resume", json={"target": {"url": url}})
+        assert other.status_code == 409 and "another server process" in other.text
+    assert_same_data(source_url, url)

@@ -14,6 +14,7 @@ from ctxbase.api.models import (
     InitializeIn,
     MigrationIn,
     MigrationPage,
+    MigrationResumeIn,
     Readiness,
     ReembedRequest,
     Statistics,
@@ -158,6 +159,10 @@ ADMIN_OPERATIONS = (
         result=MigrationReport, args=(Arg("job_id", ID),), on="rest"),
     Operation("migrations.cancel", "POST", "/migrations/{job_id}/cancel", "server", "Cancel a job",
         result=MigrationReport, args=(Arg("job_id", ID),), status=202, on="rest"),
+    Operation("migrations.resume", "POST", "/migrations/{job_id}/resume", "server",
+        "Resume a cancelled, failed or interrupted job after its last committed batch (same "
+        "id); 409 when it finished or runs", result=MigrationReport, body=MigrationResumeIn,
+        args=(Arg("job_id", ID),), status=202, on="rest"),
     Operation("migrations.stream", "GET", "/migrations/{job_id}/stream", "server",
         "Progress as server-sent events until the job ends", result=Any, args=(Arg("job_id", ID),),
         on="rest", custom_client=True),

@@ -18,6 +18,8 @@ from ctxbase.records import (
     ConversationIn,
     ConversationPatch,
     DeadLetter,
+    DeadLetterRetry,
+    DeadLettersRetried,
     Event,
     EventAppend,
     EventBatch,
@@ -187,6 +189,12 @@ DATA_OPERATIONS = (
         f"{P}/subscriptions/{{subscription_id}}/dead-letters", "read",
         "Events given up on after the last delivery attempt", result=Page[DeadLetter],
         query=q.PageQuery, args=(_id("subscription_id"),)),
+    Operation("subscriptions.retry_dead_letters", "POST",
+        f"{P}/subscriptions/{{subscription_id}}/dead-letters/retry", "write",
+        "Send dead-lettered events once more, now (`ids`, or the oldest 100; the body may be "
+        "left out): delivered ones leave the dead letters, failed ones stay with one more "
+        "attempt counted",
+        result=DeadLettersRetried, body=DeadLetterRetry, args=(_id("subscription_id"),)),
     Operation("subscriptions.stream", "GET", f"{P}/subscriptions/{{subscription_id}}/stream",
         "read",
         "Receive an `sse` subscription's events live, from its cursor; reconnecting with "

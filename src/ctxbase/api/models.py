@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ctxbase.db.diagnostics import PgvectorReport, ProblemReport
 from ctxbase.records import Input, Text
@@ -107,6 +107,23 @@ class MigrationIn(Input):
     )
     batch_size: int = Field(DEFAULT_MIGRATION_BATCH, ge=1, le=100_000)
     reembed: bool = Field(False, description="Re-embed with the target's model afterwards.")
+
+
+class MigrationResumeIn(Input):
+    """Where a stopped job goes on; the body may be left out."""
+
+    target: DatabaseRef | None = Field(
+        None,
+        description="The database the job copies into (default: the registered configuration "
+        "it was started into).",
+    )
+    source: DatabaseRef | None = Field(
+        None, description="The database it copies from (default: the job's own source)."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"target": {"config": "production"}}]}
+    )
 
 
 class MigrationPage(BaseModel):

@@ -17,12 +17,11 @@ from sqlalchemy import ColumnElement, and_, insert, or_, select, update
 
 from ctxbase.db.database import Database
 from ctxbase.db.schema import new_id, utcnow
+from ctxbase.events.transports import PUSH_METHODS
 from ctxbase.records import Subscription
 from ctxbase.store.event_writer import events_table, streams_table
 from ctxbase.store.subscriptions import dead_letters_table, sub, subscription_record
 from ctxbase.store.subscriptions import subscriptions_table as subscriptions
-
-PUSH_METHODS = ("webhook", "redis")
 
 
 class EventRef(Protocol):

@@ -11,19 +11,51 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
 from ctxbase.db.urls import mask_url
 from ctxbase.records import Event, Subscription
 
+if TYPE_CHECKING:
+    from ctxbase.config import Settings
+    from ctxbase.secrets import Secrets
+
 SIGNATURE_HEADER = "X-Ctxbase-Signature"
 TIMESTAMP_HEADER = "X-Ctxbase-Timestamp"
+#: The delivery methods ctxbase pushes through a transport (the others are read by agents).
+PUSH_METHODS = ("webhook", "redis")
 
 
 class DeliveryFailed(Exception):
     """The receiver did not take the event; the message says why (never the secret)."""
+
+
+def open_transport(method: str, settings: Settings) -> Transport:
+    """The transport of push delivery ``method`` (one of :data:`PUSH_METHODS`), as the
+    settings configure it; the caller closes it."""
+    if method == "webhook":
+        return WebhookTransport(settings.webhook_timeout)
+    if method == "redis":
+        return RedisTransport(settings.redis_url)
+    raise ValueError(f"{method} delivery is not pushed")
+
+
+def signing_secret(secrets: Secrets, sealed: bytes | None) -> str | None:
+    """A subscription's stored secret, decrypted for signing (None: deliveries unsigned)."""
+    return secrets.decrypt(sealed) if sealed is not None else None
+
+
+def describe(error: BaseException) -> str:
+    """An error as a dead letter records it: its kind and message, never a traceback."""
+    return f"{type(error).__name__}: {error}"[:2000]
+
+
+def failure_reason(error: BaseException) -> str:
+    """Why sending failed: the receiver's refusal as :class:`DeliveryFailed` says it,
+    anything else (a bug, an unexpected library error) described by its kind."""
+    return str(error) if isinstance(error, DeliveryFailed) else describe(error)
 
 
 def payload(subscription: Subscription, event: Event) -> bytes:

@@ -31,11 +31,14 @@ from ctxbase.errors import CtxbaseError, DatabaseError
 from ctxbase.events.ledger import Claim, EventRef, Ledger
 from ctxbase.events.matching import Matcher
 from ctxbase.events.transports import (
+    PUSH_METHODS,
     DeliveryFailed,
-    RedisTransport,
     Transport,
-    WebhookTransport,
+    describe,
+    failure_reason,
+    open_transport,
     payload,
+    signing_secret,
 )
 from ctxbase.records import Event, Subscription
 
@@ -55,8 +58,7 @@ class DeliveryWorker:
         self._ledger = Ledger(store.db, owner[:100], self._settings.delivery_lease_seconds)
         self._matcher = Matcher(store)
         self._transports: dict[str, Transport] = {
-            "webhook": WebhookTransport(self._settings.webhook_timeout),
-            "redis": RedisTransport(self._settings.redis_url),
+            method: open_transport(method, self._settings) for method in PUSH_METHODS
         }
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -120,11 +122,7 @@ class DeliveryWorker:
     def _deliver(self, claim: Claim) -> int:
         subscription = claim.subscription
         transport = self._transports[subscription.delivery]
-        secret = (
-            self._store.secrets.decrypt(claim.secret_encrypted)
-            if claim.secret_encrypted is not None
-            else None
-        )
+        secret = signing_secret(self._store.secrets, claim.secret_encrypted)
         cursor, attempts, delivered = subscription.cursor, subscription.attempts, 0
         while not self._stop.is_set():
             events = self._read(subscription.project_id, cursor)
@@ -144,7 +142,7 @@ class DeliveryWorker:
                 try:
                     body = payload(subscription, event)
                 except Exception as error:  # the stored event cannot be rendered
-                    self._give_up(subscription, event, attempts + 1, _describe(error))
+                    self._give_up(subscription, event, attempts + 1, describe(error))
                     cursor, attempts = event.sequence, 0
                     continue
                 try:
@@ -158,7 +156,7 @@ class DeliveryWorker:
                         attempts,
                         cursor,
                         event,
-                        str(error) if isinstance(error, DeliveryFailed) else _describe(error),
+                        failure_reason(error),
                         max_attempts=self._settings.delivery_max_attempts,
                         retry_at=utcnow() + self._backoff(attempts),
                     )
@@ -201,7 +199,7 @@ class DeliveryWorker:
                 stored = self._ledger.next_stored_event(project_id, cursor)
                 if stored is None:
                     raise  # not a bad row: the error is the database's, retried as one
-                readable.append(Unreadable(stored.id, stored.sequence, _describe(error)))
+                readable.append(Unreadable(stored.id, stored.sequence, describe(error)))
                 return readable
             if not one:
                 break
@@ -230,7 +228,7 @@ class DeliveryWorker:
                 except CtxbaseError:
                     raise
                 except Exception as error:
-                    chosen.append(Poison(_describe(error)))
+                    chosen.append(Poison(describe(error)))
         for (i, _), flag in zip(readable, chosen, strict=True):
             flags[i] = flag
         return flags
@@ -278,8 +276,3 @@ class Unreadable:
 
     def __init__(self, id: uuid.UUID, sequence: int, reason: str) -> None:
         self.id, self.sequence, self.reason = id, sequence, reason
-
-
-def _describe(error: BaseException) -> str:
-    """An error as a dead letter records it: its kind and message, never a traceback."""
-    return f"{type(error).__name__}: {error}"[:2000]

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     ConfigDict,
     Field,
+    model_validator,
 )
 
 from ctxbase.records.values import (
@@ -249,11 +250,23 @@ class MemoryIn(Input):
 
 
 class MemoryPatch(Input):
+    """The fields to change; one left out (or None) stays as it is."""
+
     content: Annotated[Text, Field(min_length=1)] | None = None
     memory_type: Annotated[Text, Field(min_length=1, max_length=32)] | None = None
     importance: Annotated[float, Field(ge=0, le=1)] | None = None
     metadata: JSONObject | None = None
     expires_at: Timestamp | None = None
+    # None already means "unchanged" for expires_at, so removing an expiry needs its own field.
+    clear_expiry: bool = Field(
+        False, description="True removes the expiry: the memory never expires."
+    )
+
+    @model_validator(mode="after")
+    def _one_expiry_change(self) -> MemoryPatch:
+        if self.clear_expiry and self.expires_at is not None:
+            raise ValueError("give expires_at or clear_expiry, not both")
+        return self
 
 
 class MemoryChange(Record):

@@ -186,3 +186,41 @@ class DeadLetter(Record):
     attempts: int
     last_error: str
     created_at: datetime
+
+
+#: Dead letters one retry sends at most: each is a delivery attempt made while the caller
+#: waits (a webhook may take its whole timeout), so a retry stays a request's worth.
+RETRY_LIMIT = 100
+
+
+class DeadLetterRetry(Input):
+    ids: list[uuid.UUID] | None = Field(
+        None,
+        min_length=1,
+        max_length=RETRY_LIMIT,
+        description=f"The dead letters to send again, by `id` (default: the oldest {RETRY_LIMIT}).",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"ids": ["0190f3c2-7a41-7d2e-9b8a-5c4d3e2f1a0b"]}]}
+    )
+
+
+class RetryFailure(BaseModel):
+    id: uuid.UUID = Field(description="The dead letter, still held.")
+    error: str = Field(description="Why it failed again (also its `last_error` now).")
+
+
+class DeadLettersRetried(BaseModel):
+    """What a retry of dead letters did, each sent once more."""
+
+    delivered: list[uuid.UUID] = Field(
+        description="Dead letters the receiver took: no longer held."
+    )
+    failed: list[RetryFailure] = Field(
+        description="Dead letters that failed again: still held, one more attempt counted."
+    )
+    remaining: int = Field(
+        description="Dead letters the subscription holds after the retry (those a retry "
+        "had no time left for, in neither list, among them)."
+    )

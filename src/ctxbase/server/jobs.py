@@ -13,9 +13,9 @@ shows status ``migrating``; it returns to its previous status when the job ends.
 
 A process keeps its own running jobs in memory too: their live progress (rate, time left)
 and a way to cancel a migration. Jobs still running when the server stops are cancelled
-(a migration resumes with ``ctxbase migrate --resume``; a re-embedding started again skips
-what is done). A job whose server process died without a word is marked cancelled when a
-server next starts on the same host.
+(a migration resumes with ``POST /migrations/{id}/resume`` or ``ctxbase migrate
+--resume``; a re-embedding started again skips what is done). A job whose server process
+died without a word is marked cancelled when a server next starts on the same host.
 """
 
 from __future__ import annotations
@@ -65,17 +65,31 @@ def this_process() -> dict[str, Any]:
 class HomeRecord:
     """A job's record in the home database: written from its reports, at most once a
     second while its status stays the same. ``own`` is False when the job's own record is
-    already there (a migration into the home database): nothing is written then."""
+    already there (a migration into the home database): nothing is written then.
+    ``recorded`` is True when a copy of an earlier run of the job is there (a resumed
+    job): it is written over."""
 
-    def __init__(self, home: Store, options: dict[str, Any], *, own: bool) -> None:
+    def __init__(
+        self, home: Store, options: dict[str, Any], *, own: bool, recorded: bool = False
+    ) -> None:
         self.db, self.options, self.own = home.db, options, own  # own: write a record
+        self.recorded = recorded
         self._saved_at = 0.0
         self._saved_status: str | None = None
         self._lock = threading.Lock()
 
+    @classmethod
+    def of_migration(cls, home: Store, job_id: uuid.UUID, options: dict[str, Any]) -> HomeRecord:
+        """The home record of migration ``job_id``: a new copy, the copy an earlier run of
+        it left, or none to write when its own record is in the home database."""
+        found = load_job(home.db, job_id)
+        if found is None:
+            return cls(home, options, own=True)
+        return cls(home, options, own=bool((found["options"] or {}).get(HOME_COPY)), recorded=True)
+
     def create(self, report: MigrationReport) -> None:
         if self.own:
-            record_job(self.db, report, self.options)
+            (save_job if self.recorded else record_job)(self.db, report, self.options)
             self._saved_at, self._saved_status = time.monotonic(), report.status
 
     def save(self, report: MigrationReport) -> None:
@@ -120,6 +134,9 @@ class JobRunner:
         self._jobs: dict[uuid.UUID, RunningJob] = {}
         self._lock = threading.Lock()
         self._reembedding = threading.Lock()  # held from the check to the start
+        #: Held by a resume from its checks to its start: one job is never resumed twice
+        #: at once by this process.
+        self.resuming = threading.Lock()
 
     # --- migrations ---------------------------------------------------------------------------
 
@@ -139,7 +156,7 @@ class JobRunner:
             RUNNER: this_process(),
             TARGET_CONFIGS: [{"id": str(c), "previous_status": s} for c, s in target_configs],
         }
-        record = HomeRecord(home, options, own=load_job(home.db, report.id) is None)
+        record = HomeRecord.of_migration(home, report.id, options)
         record.create(report)
         job = RunningJob(report, record, cancel)
         restored = threading.Event()
@@ -305,7 +322,7 @@ def interrupt_dead_jobs(home: Store) -> list[uuid.UUID]:
         if runner.get("host") != here or _alive(runner.get("pid")):
             continue
         hint = (
-            f"resume it with `ctxbase migrate --resume {row['id']}`"
+            f"resume it (POST /migrations/{row['id']}/resume, or `ctxbase migrate --resume`)"
             if row["kind"] == "migration"
             else "start it again: it skips what is done"
         )

@@ -131,15 +131,19 @@ class Memories(Domain):
         importance: float | None = None,
         metadata: dict[str, Any] | None = None,
         expires_at: datetime | None = None,
+        clear_expiry: bool = False,
         actor: str | None = None,
         project: str = DEFAULT_PROJECT,
     ) -> Memory:
-        """Change the given fields (``None`` leaves one as it is) and record the change."""
+        """Change the given fields (``None`` leaves one as it is) and record the change;
+        ``clear_expiry=True`` removes the expiry (with ``expires_at`` too: InvalidInputError)."""
         patch = parse(MemoryPatch, given(MemoryPatch, locals()))
         self._check_text("content", patch.content)
         self._check_json("metadata", patch.metadata)
         self._check_actor(actor)
-        changes = patch.model_dump(exclude_none=True)
+        changes: dict[str, Any] = patch.model_dump(exclude_none=True, exclude={"clear_expiry"})
+        if patch.clear_expiry:
+            changes["expires_at"] = None
         memory_id = as_uuid(memory_id, "memory")
         embeddings = self._store.embeddings
         vectors = embeddings.vectors_for("memory", [patch.content] if patch.content else [])

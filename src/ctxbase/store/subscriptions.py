@@ -9,17 +9,22 @@ deliveries (webhook, redis) are made by the delivery worker; ``poll`` subscriber
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from ctxbase.db.schema import DeadLetter as DeadLetterRow
 from ctxbase.db.schema import Subscription as SubscriptionRow
 from ctxbase.db.schema import new_id, table, utcnow
 from ctxbase.errors import InvalidInputError, NotFoundError
 from ctxbase.events.matching import Matcher
+from ctxbase.events.redelivery import redeliver
+from ctxbase.events.transports import PUSH_METHODS
 from ctxbase.records import (
     DeadLetter,
+    DeadLetterRetry,
+    DeadLettersRetried,
     DeliveryMethod,
     Event,
     Page,
@@ -27,6 +32,7 @@ from ctxbase.records import (
     Subscription,
     SubscriptionIn,
 )
+from ctxbase.records.events import RETRY_LIMIT
 from ctxbase.store.base import (
     DEFAULT_PAGE,
     DEFAULT_PROJECT,
@@ -239,6 +245,38 @@ class Subscriptions(Domain):
             items = [DeadLetter.model_validate(r._mapping) for r in rows]
         return _dead_letter_pages.page(items, limit, lambda item: [item.sequence], within)
 
+    def retry_dead_letters(
+        self,
+        subscription_id: uuid.UUID | str,
+        *,
+        ids: Sequence[uuid.UUID | str] | None = None,
+        project: str = DEFAULT_PROJECT,
+    ) -> DeadLettersRetried:
+        """Send dead-lettered events once more, now, as the delivery worker would: those
+        named by ``ids`` (each this subscription's, or NotFoundError naming them), else the
+        oldest ``RETRY_LIMIT``. A delivered one leaves the dead letters; a failed one stays,
+        one more attempt counted and its last error replaced; after ``RETRY_SECONDS`` the
+        rest are left as they are (in neither list). The cursor does not move. Only push
+        subscriptions (webhook, redis) are retried. See :mod:`ctxbase.events.redelivery`."""
+        request = parse(DeadLetterRetry, given(DeadLetterRetry, locals()))
+        with self._db.connect() as connection:
+            row = self._row(connection, subscription_id, project)
+            letters = _letters_to_retry(connection, row["id"], request.ids)
+        subscription = subscription_record(row)
+        if subscription.delivery not in PUSH_METHODS:
+            raise InvalidInputError(
+                f"This subscription delivers by {subscription.delivery}: only webhook and "
+                "redis deliveries are retried"
+            )
+        delivered, failed = redeliver(self._store, subscription, row["secret_encrypted"], letters)
+        with self._db.connect() as connection:
+            remaining = connection.execute(
+                select(func.count())
+                .select_from(dead_letters_table)
+                .where(dead_letters_table.c.subscription_id == subscription.id)
+            ).scalar_one()
+        return DeadLettersRetried(delivered=delivered, failed=failed, remaining=remaining)
+
     # --- helpers ---
 
     def _row(self, connection: Connection, subscription_id: uuid.UUID | str, project: str) -> Any:
@@ -269,6 +307,25 @@ class Subscriptions(Domain):
             .one()
             ._mapping
         )
+
+
+def _letters_to_retry(
+    connection: Connection, subscription_id: uuid.UUID, ids: list[uuid.UUID] | None
+) -> list[DeadLetter]:
+    """The subscription's dead letters named by ``ids`` (all of them, or NotFoundError
+    naming those it does not hold), else its oldest ``RETRY_LIMIT``; by sequence."""
+    dl = dead_letters_table.c
+    query = select(dead_letters_table).where(dl.subscription_id == subscription_id)
+    query = query.limit(RETRY_LIMIT) if ids is None else query.where(dl.id.in_(set(ids)))
+    rows = connection.execute(query.order_by(dl.sequence))
+    letters = [DeadLetter.model_validate(r._mapping) for r in rows]
+    missing = sorted({str(i) for i in ids or ()} - {str(letter.id) for letter in letters})
+    if missing:
+        raise NotFoundError(
+            f"No dead letter {', '.join(missing)} of subscription {subscription_id}",
+            details={"ids": missing},
+        )
+    return letters
 
 
 def _last_sequence(connection: Connection, project_id: uuid.UUID) -> int:

@@ -142,10 +142,30 @@ def resume(
     """Continue job ``job_id`` recorded in ``target`` after its last committed batch.
 
     The source defaults to the one the job was started with."""
+    return prepare_resume(
+        job_id, target, source=source, settings=settings, on_progress=on_progress, cancel=cancel
+    ).run()
+
+
+def prepare_resume(
+    job_id: uuid.UUID | str,
+    target: EndpointSpec,
+    *,
+    source: EndpointSpec | None = None,
+    settings: Settings | None = None,
+    on_progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> PreparedMigration:
+    """Open both databases of job ``job_id`` and check it can go on; copy nothing yet.
+
+    A job that finished is a ConflictError, a source that cannot be reopened (it was in
+    memory) an InvalidInputError, both raised here before anything is written."""
     settings = settings or Settings.from_values()
     job_uuid = _job_uuid(job_id)
-    target_end = open_endpoint(target, settings, role="target")
+    endpoints: list[Endpoint] = []
     try:
+        target_end = open_endpoint(target, settings, role="target")
+        endpoints.append(target_end)
         require_head(target_end, "target")
         with target_end.db.connect() as connection:
             job = jobs.load_job(connection, job_uuid)
@@ -158,21 +178,23 @@ def resume(
                 )
             source = Secrets(settings).decrypt(job["source_encrypted"])
         source_end = open_endpoint(source, settings, role="source")
-        try:
-            require_head(source_end, "source")
-            migration = Migration(
-                source_end,
-                target_end,
-                job_uuid,
-                settings=settings,
-                on_progress=on_progress,
-                cancel=cancel,
-            )
-            return migration.run()
-        finally:
-            source_end.close()
-    finally:
-        target_end.close()
+        endpoints.insert(0, source_end)  # closed first, as prepare_migration's
+        require_head(source_end, "source")
+        migration = Migration(
+            source_end,
+            target_end,
+            job_uuid,
+            settings=settings,
+            on_progress=on_progress,
+            cancel=cancel,
+        )
+        # Pending again, as a new job is once prepared: it no longer reads as ended.
+        migration.record.save(status="pending", finished_at=None)
+    except BaseException:
+        for endpoint in endpoints:
+            endpoint.close()
+        raise
+    return PreparedMigration(migration, endpoints)
 
 
 def discard(
@@ -229,5 +251,6 @@ __all__ = [
     "job_report",
     "migrate",
     "prepare_migration",
+    "prepare_resume",
     "resume",
 ]

@@ -86,7 +86,8 @@ class Migration:
         """Copy what is left, verify, and return the final report. A failure during the
         copy does not raise: the job records it as ``failed``, ready to be resumed."""
         record = self.record
-        record.save(status="running", started_at=record.job["started_at"] or utcnow())
+        started = record.job["started_at"] or utcnow()
+        record.save(status="running", started_at=started, finished_at=None)  # also resumed
         try:
             with BackgroundFinishing(self.finishing) as background:
                 loaded = self._load(background)

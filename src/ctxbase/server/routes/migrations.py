@@ -1,4 +1,5 @@
-"""``/migrations``: copy data between databases as a job; status, live stream, cancel.
+"""``/migrations``: copy data between databases as a job; status, live stream, cancel,
+resume.
 
 Administration routes. A job is checked (tables, both databases, an empty target) before
 the answer, so bad input fails with a 4xx and nothing written; the copy then runs in the
@@ -11,13 +12,13 @@ from __future__ import annotations
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 from sse_starlette.sse import EventSourceResponse
 
 from ctxbase import transfer
-from ctxbase.api.models import DatabaseRef, MigrationIn
+from ctxbase.api.models import DatabaseRef, MigrationIn, MigrationResumeIn
 from ctxbase.db.urls import parse_database_url
 from ctxbase.errors import (
     ConfigurationError,
@@ -28,10 +29,12 @@ from ctxbase.errors import (
 )
 from ctxbase.server import activation
 from ctxbase.server.deps import audit
-from ctxbase.server.jobs import job_page, job_report, report_json
+from ctxbase.server.jobs import TARGET_CONFIGS, RunningJob, job_page, job_report, report_json
 from ctxbase.server.routes.jobs import job_stream, runner
 from ctxbase.server.routing import declared
 from ctxbase.store import Store
+from ctxbase.store.jobs import load_job
+from ctxbase.transfer.report import MigrationReport
 
 router = APIRouter(tags=["migrations"])
 #: ``migrations.list`` shows this many, newest first; ``jobs.list`` pages through all.
@@ -131,6 +134,76 @@ def cancel_migration(job_id: uuid.UUID, request: Request) -> Any:
     job.cancel.set()
     audit(request, "migration.cancel", str(job_id))
     return report_json(job.report)
+
+
+@declared(router, "migrations.resume")
+def resume_migration(
+    job_id: uuid.UUID,
+    request: Request,
+    body: Annotated[MigrationResumeIn | None, Body()] = None,
+) -> Any:
+    """Go on after the job's last committed batch, in a job of the same id. The target is
+    by default the configuration the job was started into (422 naming `target` when there
+    is none); configurations written into show `migrating` again until it ends."""
+    body = body or MigrationResumeIn()
+    home = activation.home(request.app)
+    jobs = runner(request)
+    with jobs.resuming:  # from the checks to the start: never two runs of one job here
+        report = _migration(request, job_id)
+        _require_resumable(report, jobs.get(job_id))
+        if body.target is not None:
+            target = _url(home, body.target)
+            configs = _configs_at(home, body.target, target)
+        else:
+            target, configs = _recorded_target(home, job_id)
+        source = _url(home, body.source) if body.source is not None else None
+        marked: list[tuple[uuid.UUID, str]] = []
+        try:
+            for config_id in configs:
+                marked.append(home.databases.mark_migrating(config_id))
+            cancel = threading.Event()
+            prepared = transfer.prepare_resume(
+                job_id, target, source=source, settings=home.settings, cancel=cancel
+            )
+        except BaseException:
+            for config_id, previous in marked:
+                home.databases.unmark_migrating(config_id, previous)
+            raise
+        job = jobs.start_migration(prepared, cancel, home, target_configs=marked)
+    audit(request, "migration.resume", str(job_id))
+    return report_json(job.report)
+
+
+def _require_resumable(report: MigrationReport, local: RunningJob | None) -> None:
+    if report.status in ("completed", "completed_with_errors"):
+        raise ConflictError(f"Migration job {report.id} has finished ({report.status})")
+    if local is not None and not local.report.finished:
+        raise ConflictError(f"Migration job {report.id} is running in this server process")
+    if not report.finished:  # recorded as running by another process: it may well be
+        raise ConflictError(
+            f"Migration job {report.id} is {report.status} in another server process",
+            hint="cancel it on the server that runs it; a server that stopped marks its "
+            "jobs cancelled when it starts again",
+        )
+
+
+def _recorded_target(home: Store, job_id: uuid.UUID) -> tuple[str, list[uuid.UUID]]:
+    """The URL of the registered configurations the job was started into, and their ids
+    (those still registered); InvalidInputError naming ``target`` when there are none."""
+    recorded = load_job(home.db, job_id) or {}
+    configs = []
+    for entry in (recorded.get("options") or {}).get(TARGET_CONFIGS) or []:
+        try:
+            configs.append(home.databases.get(entry["id"]).id)
+        except NotFoundError:  # forgotten since
+            continue
+    if not configs:
+        problem = "the database it copies into is not a registered configuration"
+        raise InvalidInputError(
+            f"target: give the target of migration job {job_id}: {problem}",
+            details=[{"location": ["target"], "message": problem, "type": "missing"}],
+        )
+    return home.databases.url(configs[0]), configs
 
 
 @declared(router, "migrations.stream")

@@ -11,7 +11,7 @@ from sse_starlette import EventSourceResponse
 
 from ctxbase.api import operation
 from ctxbase.errors import InvalidInputError
-from ctxbase.records import Subscription, SubscriptionIn
+from ctxbase.records import DeadLetterRetry, DeadLettersRetried, Subscription, SubscriptionIn
 from ctxbase.server.deps import ProjectSlug, StoreDep
 from ctxbase.server.routes.events import SSE_RESPONSE, LastEventId
 from ctxbase.server.routing import declared
@@ -39,6 +39,18 @@ def create_subscription(
     made = store.subscriptions.create(**body.model_dump(exclude_unset=True), project=project)
     status = 201 if is_new(made) else 200
     return JSONResponse(made.model_dump(mode="json"), status_code=status)
+
+
+@declared(router, "subscriptions.retry_dead_letters")
+def retry_dead_letters(
+    project: ProjectSlug,
+    subscription_id: uuid.UUID,
+    store: StoreDep,
+    body: Annotated[DeadLetterRetry | None, Body()] = None,
+) -> DeadLettersRetried:
+    """Without a body, the oldest dead letters are retried, as with `{}`."""
+    given = body.model_dump(exclude_unset=True) if body is not None else {}
+    return store.subscriptions.retry_dead_letters(subscription_id, **given, project=project)
 
 
 @declared(

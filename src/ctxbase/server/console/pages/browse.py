@@ -206,14 +206,18 @@ async def memory(v: VisitorDep, project: str, memory_id: str) -> Response:
 
 @router.post("/memories/{memory_id}/edit")
 async def edit_memory(v: VisitorDep, project: str, memory_id: str) -> Response:
+    """Save the form; "never expires" removes the expiry, whatever the date field still
+    shows (it is filled in with the current expiry)."""
     mid = parse_uuid(memory_id)
+    never = v.form.get("never_expires") == "on"
     await act(
         v,
         lambda: v.api.memories.update(
             mid,
             content=field(v, "content"),
             importance=number_field(v, "importance"),
-            expires_at=utc(field(v, "expires_at")),
+            expires_at=None if never else utc(field(v, "expires_at")),
+            clear_expiry=never,
             actor=v.actor,
             project=project,
         ),

@@ -11,8 +11,9 @@ from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 
 from ctxbase.errors import NotFoundError
-from ctxbase.records import Subscription
-from ctxbase.server.console.guard import parse_uuid
+from ctxbase.events.transports import PUSH_METHODS
+from ctxbase.records import DeadLettersRetried, Subscription
+from ctxbase.server.console.guard import Visitor, parse_uuid
 from ctxbase.server.console.pages.common import (
     PAGE,
     VisitorDep,
@@ -128,6 +129,7 @@ async def subscription(v: VisitorDep, project: str, subscription_id: str) -> Res
         target=masked_target(found),
         pending=pending,
         dead=dead.items,
+        retryable=found.delivery in PUSH_METHODS,
     )
 
 
@@ -163,6 +165,30 @@ async def ack(v: VisitorDep, project: str, subscription_id: str) -> Response:
         "Acknowledged.",
     )
     return redirect(f"{v.base}/p/{project}/subscriptions/{sid}")
+
+
+@router.post("/subscriptions/{subscription_id}/dead-letters/retry")
+async def retry_dead_letters(v: VisitorDep, project: str, subscription_id: str) -> Response:
+    """Send the dead letters named in the form (``ids``; none: the oldest) once more."""
+    sid = parse_uuid(subscription_id)
+    ids = [parse_uuid(i) for i in _lines(v.form.get("ids", ""))] or None
+    retried: DeadLettersRetried | None = await act(
+        v, lambda: v.api.subscriptions.retry_dead_letters(sid, ids=ids, project=project), ""
+    )
+    if retried is not None:
+        _flash_retry(v, retried)
+    return redirect(f"{v.base}/p/{project}/subscriptions/{sid}")
+
+
+def _flash_retry(v: Visitor, retried: DeadLettersRetried) -> None:
+    if retried.delivered:
+        v.flash("ok", f"Delivered {len(retried.delivered)}; they left the dead letters.")
+    for failure in retried.failed[:5]:
+        v.flash("error", f"Failed again, kept: {failure.error}")
+    if len(retried.failed) > 5:
+        v.flash("error", f"{len(retried.failed) - 5} more failed again, kept.")
+    if not retried.delivered and not retried.failed:
+        v.flash("ok", "No dead letters to retry.")
 
 
 @router.post("/subscriptions/{subscription_id}/delete")

@@ -1,6 +1,6 @@
 """Jobs of the server: migrations (copy data between databases, with live progress,
-cancel and verification) and re-embedding runs, read from the job records (so also those
-of earlier runs and of other server processes)."""
+cancel, resume and verification) and re-embedding runs, read from the job records (so also
+those of earlier runs and of other server processes)."""
 
 from __future__ import annotations
 
@@ -97,6 +97,25 @@ async def cancel(v: VisitorDep, job_id: str) -> Response:
         "Cancelling: the job stops after the batch in hand.",
     )
     return redirect(f"{v.base}/admin/jobs/{jid}")
+
+
+@router.post("/jobs/{job_id}/resume")
+async def resume(v: VisitorDep, job_id: str) -> Response:
+    jid = parse_uuid(job_id)
+    await act(
+        v,
+        lambda: v.api.migrations.resume(jid, target=_typed_ref(v, "target")),
+        "Resumed: the job goes on after the last batch it committed.",
+    )
+    return redirect(f"{v.base}/admin/jobs/{jid}")
+
+
+def _typed_ref(v: Visitor, name: str) -> dict[str, str] | None:
+    """A database typed in one field: a URL (it has a scheme) or a configuration's name."""
+    text = field(v, name)
+    if text is None:
+        return None
+    return {"url": text} if "://" in text else {"config": text}
 
 
 @router.get("/jobs/{job_id}/stream")
