@@ -163,12 +163,27 @@ class Scores:
 Ranker = Callable[[Conversation, Question], list[str]]
 
 
-def evaluate(conversations: Iterable[Conversation], ranker: Ranker) -> Scores:
+def evaluate(
+    conversations: Iterable[Conversation], ranker: Ranker, ranked: list[list[str]] | None = None
+) -> Scores:
+    """The measures of ``ranker``; each question's ranking appended to ``ranked``."""
     scores = Scores()
     for conversation in conversations:
         for question in conversation.questions:
-            scores.add(ranker(conversation, question), question.evidence)
+            found = ranker(conversation, question)
+            scores.add(found, question.evidence)
+            if ranked is not None:
+                ranked.append(found)
     return scores
+
+
+def overlap(a: list[list[str]], b: list[list[str]]) -> float:
+    """Mean share of top-10 items two rankings of the same questions have in common."""
+    shares = [
+        1.0 if not x and not y else len(set(x) & set(y)) / max(len(x), len(y))
+        for x, y in zip(a, b, strict=True)
+    ]
+    return sum(shares) / len(shares)
 
 
 # --- baselines ----------------------------------------------------------------------------
@@ -257,14 +272,20 @@ def main() -> None:
     for name, ranker in baselines.items():
         print(f"{name:<28} {evaluate(conversations, ranker).row()}")
     urls = {"sqlite": sqlite_url, "postgresql": postgres_url}
+    text_rankings: dict[str, list[list[str]]] = {}
     for backend in args.backends.split(","):
         with urls[backend]() as url, ctxbase.open(url, embedder=embedder) as store:
             started = time.perf_counter()
             rankers = ctxbase_rankers(store, conversations)
             loaded = time.perf_counter() - started
             for mode, ranker in rankers.items():
-                print(f"{f'ctxbase {mode}, {backend}':<28} {evaluate(conversations, ranker).row()}")
+                ranked = text_rankings.setdefault(backend, []) if mode == "text" else None
+                scores = evaluate(conversations, ranker, ranked)
+                print(f"{f'ctxbase {mode}, {backend}':<28} {scores.row()}")
             print(f"  ({backend}: imported and embedded in {loaded:.0f} s)")
+    if len(text_rankings) == 2:
+        shared = overlap(*text_rankings.values())
+        print(f"text mode top-10 overlap, SQLite and PostgreSQL: {shared:.3f}")
 
 
 if __name__ == "__main__":

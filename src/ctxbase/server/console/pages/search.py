@@ -20,7 +20,7 @@ router = APIRouter(prefix="/p/{project}")
 MODES = get_args(SearchMode)
 DISTANCES = get_args(DistanceName)
 #: Filter fields the form offers as text inputs (metadata is a JSON object).
-TEXT_FILTERS = ("agent_id", "user_id", "conversation_id", "source_type", "memory_type")
+TEXT_FILTERS = ("agent_id", "user_id", "conversation_id", "source_type", "memory_type", "during")
 
 
 @router.get("/search")
@@ -41,6 +41,7 @@ async def search(
     created_after: str = "",
     created_before: str = "",
     metadata: str = "",
+    during: str = "",
 ) -> Response:
     opened(v, project)
     chosen = [kind for kind in (kinds or SEARCH_KINDS) if kind in SEARCH_KINDS]
@@ -53,6 +54,7 @@ async def search(
         "created_after": created_after,
         "created_before": created_before,
         "metadata": metadata,
+        "during": during,
     }
     form = {"q": q, "kinds": chosen, "mode": mode, "k": k, "threshold": threshold}
     form.update(distance=distance, **filters)
