@@ -50,7 +50,9 @@ def measured(persistent_database_url: str, conversation: Conversation) -> Iterat
 
 @pytest.mark.model
 def test_hybrid_beats_text_and_vectors_by_a_clear_margin(measured: Any) -> None:
+    # Measured: hybrid 0.75, text 0.63 (SQLite) and 0.65 (PostgreSQL), vectors 0.46.
+    # Messages embedded alone give hybrid below text.
     recall = measured()
-    assert recall["hybrid"] >= recall["text"] + 0.05, recall
-    assert recall["hybrid"] >= recall["vector"] + 0.05, recall
-    assert recall["hybrid"] >= 0.70, recall
+    assert recall["hybrid"] >= recall["text"] + 0.07, recall
+    assert recall["hybrid"] >= recall["vector"] + 0.15, recall
+    assert recall["hybrid"] >= 0.72, recall

@@ -50,10 +50,9 @@ NIGHTLY_LOG = (
 
 @pytest.mark.model
 def test_hybrid_finds_an_identifier_vector_search_misses(model_store: ctxbase.Store) -> None:
-    chat = model_store.conversations.create()
-    model_store.messages.append_many(
-        chat.id, [{"role": "user", "content": text} for text in [*GATEWAY_NOTES, NIGHTLY_LOG]]
-    )
+    # Context units: embedded as they are (a message's vector holds its speaker and turns).
+    for number, text in enumerate([*GATEWAY_NOTES, NIGHTLY_LOG]):
+        model_store.contexts.add(f"notes/{number}.md", text)
     query = "how do I fix ERR_CONN_RESET_4412 in the payment gateway?"
 
     def top3(mode: str) -> list[str]:
