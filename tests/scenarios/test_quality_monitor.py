@@ -221,7 +221,9 @@ def test_seven_tables_and_their_queries(store: ctxbase.Store) -> None:
         threshold=0.3,
         filters={"conversation_id": str(chat.id)},
     ).hits
-    assert similar[0].id == net.id and similar[0].retrieval_method == "vector"
+    # (a message's vector holds the two turns before it: its next turns rank beside it)
+    assert net.id in [hit.id for hit in similar[:3]]
+    assert {hit.retrieval_method for hit in similar} == {"vector"}
     assert {hit.item.conversation_id for hit in similar} == {chat.id}
     across = store.search(
         "VAT net amount invoice", kinds=["message"], mode="vector", k=10, threshold=0.3

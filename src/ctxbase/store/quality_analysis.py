@@ -2,9 +2,11 @@
 
 **Loops.** Among a conversation's last ``window`` messages, each role's turns are taken
 in position order; a turn joins the first group whose first turn it repeats (the most
-similar, when several), else starts a group. Two turns repeat when both have a stored
-vector of the active model and the cosine similarity of the vectors is at least
-``threshold``, or, when either lacks one, when the Jaccard similarity of their
+similar, when several), else starts a group. Two turns repeat when both have a vector of
+their own text from the active model and the cosine similarity of the vectors is at
+least ``threshold`` (a message's stored vector also holds the turns before it, see
+:mod:`ctxbase.store.embedding.turns`: the turn alone is embedded here, once per process
+and text), or, when either lacks one, when the Jaccard similarity of their
 normalised text (lower case, words only, as sets of consecutive word pairs) is at least
 ``text_threshold``. A group of ``min_occurrences`` turns or more is a loop. Comparing with
 a group's first turn, not with any member, keeps a slow drift from chaining unrelated
@@ -34,6 +36,7 @@ from ctxbase.db.schema import Message as MessageRow
 from ctxbase.db.schema import QualityMetric as QualityMetricRow
 from ctxbase.db.schema import RepetitionLoop as RepetitionLoopRow
 from ctxbase.db.schema import new_id, table, utcnow
+from ctxbase.embeddings import EmbeddingError
 from ctxbase.records import (
     DetectedLoop,
     HealthComponent,
@@ -42,8 +45,10 @@ from ctxbase.records import (
     LoopDetection,
     LoopDetectionIn,
 )
+from ctxbase.store.embedding.vectors import text_hash
 
 if TYPE_CHECKING:
+    from ctxbase.store.embedding import Embeddings
     from ctxbase.store.quality import Quality
 
 #: Weights of the health score when none are given: metric name -> weight. Each metric's
@@ -88,10 +93,13 @@ class _Group:
 def detect_loops(
     quality: Quality, conversation_id: uuid.UUID, options: LoopDetectionIn, project: str
 ) -> LoopDetection:
-    model = quality._store.embeddings.model
+    embeddings = quality._store.embeddings
+    model = embeddings.model
     with quality._db.connect() as connection:
         project_id = quality._owner(connection, project, conversation_id)
-        turns = _turns(connection, conversation_id, project_id, options.window, model)
+        turns, in_context = _turns(connection, conversation_id, project_id, options.window, model)
+    remade = set(in_context)
+    _embed_alone(embeddings, [t for t in turns if t.id in remade])
     roles = [options.role] if options.role else sorted({t.role for t in turns})
     found: list[DetectedLoop] = []
     for role in roles:
@@ -116,7 +124,9 @@ def _turns(
     project_id: uuid.UUID,
     window: int,
     model: str | None,
-) -> list[_Turn]:
+) -> tuple[list[_Turn], list[uuid.UUID]]:
+    """The last ``window`` turns, with their stored vectors where those are of the turn
+    alone, and the ids of those whose stored vectors hold earlier turns too."""
     m, e = messages_table.c, embeddings_table.c
     rows = connection.execute(
         select(m.id, m.position, m.role, m.content)
@@ -124,18 +134,37 @@ def _turns(
         .order_by(m.position.desc())
         .limit(window)
     ).all()
-    vectors: dict[uuid.UUID, np.ndarray] = {}
+    vectors: dict[uuid.UUID, np.ndarray | None] = {}
     if model is not None and rows:
         stored = connection.execute(
-            select(e.message_id, e.vector).where(
+            select(e.message_id, e.content_hash, e.vector).where(
                 e.message_id.in_([r.id for r in rows]), e.model == model
             )
         )
-        vectors = {owner: _unit(vector) for owner, vector in stored}
+        alone = {r.id: text_hash(r.content) for r in rows}
+        # A vector made with earlier turns stands for the turn alone only once re-made.
+        vectors = {
+            owner: _unit(vector) if alone[owner] == digest else None
+            for owner, digest, vector in stored
+        }
     return [
         _Turn(r.id, r.position, r.role, r.content, vectors.get(r.id), _shingles(r.content))
         for r in reversed(rows)
-    ]
+    ], [r.id for r in rows if r.id in vectors and vectors[r.id] is None]
+
+
+def _embed_alone(embeddings: Embeddings, turns: list[_Turn]) -> None:
+    """Give ``turns``, whose stored vectors hold earlier turns too, vectors of their own
+    text (when the embedder fails, they are compared by text). Turns with no stored
+    vector (pending) are compared by text, as before any vector exists."""
+    if embeddings.model is None or not turns:
+        return
+    try:
+        made = embeddings.embed([t.content for t in turns])
+    except EmbeddingError:
+        return
+    for turn, vector in zip(turns, made, strict=True):
+        turn.vector = _unit(vector)
 
 
 def _unit(vector: Any) -> np.ndarray:
