@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from benchmarks.retrieval import Conversation, Scores, ctxbase_rankers, load
 
 import ctxbase
-from benchmarks.retrieval import Conversation, Scores, load
 from tests.conftest import open_store
 
 CONVERSATION = "conv-30"
@@ -28,8 +28,6 @@ def conversation() -> Conversation:
 
 
 def _recall(store: ctxbase.Store, conversation: Conversation) -> dict[str, float]:
-    from benchmarks.retrieval import ctxbase_rankers
-
     recall = {}
     for mode, rank in ctxbase_rankers(store, [conversation]).items():
         scores = Scores()
