@@ -26,6 +26,8 @@ TOPICS = 24
 WORDS = [f"w{i}" for i in range(400)]
 #: Small enough that every test here searches through the HNSW index.
 HNSW_FROM = 50
+#: Messages embedded as their text alone: the vectors here are looked up by that text.
+ALONE = 0
 
 
 class TableEmbedder:
@@ -71,7 +73,10 @@ def _vector_ids(store: ctxbase.Store, query: str, k: int = 10, **options: Any) -
 def clustered(tmp_path: Path) -> Any:
     embedder = TableEmbedder()
     store = ctxbase.open(
-        f"sqlite:///{tmp_path / 'v.db'}", embedder=embedder, sqlite_hnsw_min_vectors=HNSW_FROM
+        f"sqlite:///{tmp_path / 'v.db'}",
+        embedder=embedder,
+        sqlite_hnsw_min_vectors=HNSW_FROM,
+        embed_message_context=ALONE,
     )
     with store:
         yield store, embedder
@@ -117,7 +122,7 @@ def _other_process(url: str, action: str, texts: list[str]) -> None:
         connection.execute("BEGIN IMMEDIATE")
         connection.execute("DELETE FROM embeddings")
         os._exit(3)
-    with open_store(url) as store:
+    with open_store(url, embed_message_context=ALONE) as store:
         if action == "replace":
             for chat in store.conversations.list(limit=1000).items:
                 if store.messages.list(chat.id).items[0].content == texts[0]:
@@ -142,7 +147,7 @@ def _words(rng: np.random.Generator) -> str:
 def test_other_processes_writes_are_seen(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     rng = np.random.default_rng(3)
-    with open_store(url, sqlite_hnsw_min_vectors=HNSW_FROM) as store:
+    with open_store(url, sqlite_hnsw_min_vectors=HNSW_FROM, embed_message_context=ALONE) as store:
         _append(store, [_words(rng) for _ in range(300)])
         store.search.prepare_index("hash:64", 64)
         new = "espresso grinder calibration"
@@ -174,7 +179,11 @@ def _contents(store: ctxbase.Store, query: str) -> list[str]:
 
 def test_updates_and_deletions_in_this_process(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
-    with open_store(f"sqlite:///{tmp_path / 'u.db'}", sqlite_hnsw_min_vectors=HNSW_FROM) as store:
+    with open_store(
+        f"sqlite:///{tmp_path / 'u.db'}",
+        sqlite_hnsw_min_vectors=HNSW_FROM,
+        embed_message_context=ALONE,
+    ) as store:
         _append(store, [_words(rng) for _ in range(200)])
         store.search.prepare_index("hash:64", 64)
         unit = store.contexts.add("plan", "kubernetes upgrade plan")
@@ -202,7 +211,9 @@ def test_index_builds_in_the_background_and_agrees(clustered: Any) -> None:
 
 
 def test_exact_below_the_threshold(tmp_path: Path) -> None:
-    with open_store(f"sqlite:///{tmp_path / 'e.db'}", sqlite_hnsw_min_vectors=0) as store:
+    with open_store(
+        f"sqlite:///{tmp_path / 'e.db'}", sqlite_hnsw_min_vectors=0, embed_message_context=ALONE
+    ) as store:
         _append(store, [" ".join(WORDS[i : i + 5]) for i in range(100)])
         store.search.prepare_index("hash:64", 64)
         tracked = _vector_index(store)._tracked
@@ -216,7 +227,7 @@ def test_exact_below_the_threshold(tmp_path: Path) -> None:
 def test_threads_search_while_another_writes(tmp_path: Path) -> None:
     rng = np.random.default_rng(9)
     url = f"sqlite:///{tmp_path / 't.db'}"
-    with open_store(url, sqlite_hnsw_min_vectors=HNSW_FROM) as store:
+    with open_store(url, sqlite_hnsw_min_vectors=HNSW_FROM, embed_message_context=ALONE) as store:
         _append(store, [_words(rng) for _ in range(200)])
         store.search.prepare_index("hash:64", 64)
         failures: list[BaseException] = []

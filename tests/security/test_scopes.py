@@ -242,7 +242,12 @@ def test_every_route_refuses_a_key_lacking_its_scope_and_accepts_one_holding_it(
             wrong.append(f"{op.name} with {op.scope}: {accepted.status_code} {accepted.text}")
     assert not wrong, "\n".join(wrong)
     succeeded = [name for name, status in statuses.items() if status < 300]
-    assert len(succeeded) >= len(ROUTED) - 6, statuses  # activate, migrations.*: no such id
+    # No such id here: a configuration to activate, a job, a dead letter to retry.
+    absent = {"databases.activate", "subscriptions.retry_dead_letters"}
+    absent |= {op.name for op in ROUTED if op.name.startswith("migrations.")} - {
+        "migrations.list"
+    }
+    assert set(statuses) - set(succeeded) <= absent, statuses
 
 
 def test_wildcards_and_roles(world: World) -> None:

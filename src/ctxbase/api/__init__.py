@@ -60,6 +60,7 @@ INTERNAL: frozenset[str] = frozenset(
         "databases.settings_for",
         "databases.url",
         "embeddings.embed",
+        "embeddings.embeds",
         "embeddings.replace",
         "embeddings.insert",
         "embeddings.insert_prepared",
