@@ -244,9 +244,7 @@ def test_every_route_refuses_a_key_lacking_its_scope_and_accepts_one_holding_it(
     succeeded = [name for name, status in statuses.items() if status < 300]
     # No such id here: a configuration to activate, a job, a dead letter to retry.
     absent = {"databases.activate", "subscriptions.retry_dead_letters"}
-    absent |= {op.name for op in ROUTED if op.name.startswith("migrations.")} - {
-        "migrations.list"
-    }
+    absent |= {op.name for op in ROUTED if op.name.startswith("migrations.")} - {"migrations.list"}
     assert set(statuses) - set(succeeded) <= absent, statuses
 
 
