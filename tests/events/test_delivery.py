@@ -7,12 +7,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 import ctxbase
 from ctxbase.events.transports import verify_signature
 from ctxbase.events.worker import DeliveryWorker
+from tests.conftest import store_on
+from tests.events.conftest import FAST_DELIVERY
 from tests.events.receiver import webhook_receiver
 
 SECRET = "a-shared-secret-for-tests"
@@ -125,8 +128,16 @@ def test_retry_waits_for_its_backoff(fast_store: ctxbase.Store) -> None:
 
 
 def test_two_workers_never_deliver_for_one_subscription_at_once(
-    fast_store: ctxbase.Store,
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    # A lease long enough that no worker stalls past it on a busy machine: one that did
+    # would count as dead, and its events would rightly be delivered again.
+    options = {**FAST_DELIVERY, "delivery_lease_seconds": 60.0}
+    for fast_store in store_on(backend, tmp_path, request, **options):
+        _deliver_with_three_workers(fast_store)
+
+
+def _deliver_with_three_workers(fast_store: ctxbase.Store) -> None:
     with webhook_receiver() as receiver:
         receiver.slow_seconds = 0.005
         subs = [
