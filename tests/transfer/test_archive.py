@@ -46,6 +46,7 @@ def test_project_export_into_a_store_with_its_own_default_tenant(
         with Database(target) as db:
             report = import_archive(db, archive)
         assert "embeddings" not in report.rows  # exported without vectors
+        assert not {"api_keys", "audit_log", "store_settings"} & set(report.rows)  # tenant-wide
         memories = store.memories.list(project="second").items
         assert {m.content for m in memories} == {"the user prefers green tea", "expires later"}
         latest = store.contexts.get_latest("notes second", project="second")
