@@ -4,6 +4,7 @@ phase otherwise, nothing with ``--quiet``; standard output keeps only the result
 from __future__ import annotations
 
 import io
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from ctxbase.db.database import Database
 from ctxbase.transfer.archive import export_archive, import_archive
 from ctxbase.transfer.backup import backup, restore
 from tests.conftest import open_store
+from tests.transfer.rows_data import source_rows
 
 runner = CliRunner()
 MEMORIES = 30
@@ -53,6 +55,11 @@ def test_without_a_terminal_one_plain_line_per_phase(filled: str, tmp_path: Path
     code, stdout, stderr = invoke("-d", filled, "backup", "-o", str(backup_file))
     assert code == 0 and stdout.startswith("Backup of")
     assert stderr.startswith(("Backing up…", "Exporting: "))  # pg_dump, or an archive
+    rows = tmp_path / "rows.jsonl"  # another system's rows: counted, in no table
+    rows.write_text("".join(json.dumps(row) + "\n" for row in source_rows(2)))
+    code, stdout, stderr = invoke("-d", filled, "import", "--format", "rows", str(rows))
+    assert (code, stderr) == (0, f"Importing: {len(source_rows(2))} row(s)…\n"), stderr
+    assert "Imported" in stdout
 
 
 def test_quiet_shows_no_progress(filled: str, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 
 import ctxbase
 from ctxbase import transfer
@@ -24,6 +25,12 @@ from ctxbase.db.schema import (
     DatabaseConfig,
     Event,
     EventStream,
+    LangGraphCheckpoint,
+    LangGraphItemMemory,
+    LangGraphItemTTL,
+    LangGraphWrite,
+    Memory,
+    StateEntry,
     Subscription,
     metadata,
     new_id,
@@ -87,7 +94,7 @@ def settings() -> Settings:
 
 def fill(store: ctxbase.Store, *, conversations: int = 3, messages: int = 5) -> None:
     """Write every kind of record through the store, and the rest through Core."""
-    store.projects.create("second", name="Second project")
+    store.projects.create("second", name="Second project", settings={"color": "teal"})
     for project in ("default", "second"):
         for c in range(conversations):
             chat = store.conversations.create(
@@ -109,7 +116,11 @@ def fill(store: ctxbase.Store, *, conversations: int = 3, messages: int = 5) -> 
                 project=project,
             )
         first = store.contexts.add(
-            f"notes {project}", "first version", source_type="note", project=project
+            f"notes {project}",
+            "first version",
+            source_type="note",
+            metadata={"path": "notes.md"},
+            project=project,
         )
         store.contexts.add(first.name, "second version", source_type="note", project=project)
         memory = store.memories.add(
@@ -125,7 +136,124 @@ def fill(store: ctxbase.Store, *, conversations: int = 3, messages: int = 5) -> 
             "plan", {"steps": [1, 2, 3], "ratio": 0.25}, namespace="agent/a", project=project
         )
         store.state.put("counter", 7, namespace="agent/b", project=project)
+        _fill_reviewed_conversation(store, project)
+    _fill_administration(store)
     _fill_core_tables(store)
+
+
+def _fill_reviewed_conversation(store: ctxbase.Store, project: str) -> None:
+    """A conversation with every optional field: an edited message (its history, its
+    ``updated_at``), quality records of each kind, a health score, and memories and state
+    it owns or that came from it."""
+    chat = store.conversations.create(
+        project=project,
+        title="reviewed",
+        task="explain the invoice drift",
+        agent_id="billing-agent",
+        provider="openai",
+        model="gpt-x",
+        provider_config={"temperature": 0.2},
+        metadata={"reviewed": True},
+    )
+    first, second, third = store.messages.append_many(
+        chat.id,
+        [
+            {"role": "user", "content": "Why does the total drift?", "input_tokens": 9},
+            {
+                "role": "assistant",
+                "content": "Rounding per line.",
+                "thinking": "lines are rounded before summing",
+                "output_tokens": 4,
+                "finish_reason": "stop",
+            },
+            {"role": "assistant", "content": "Rounding per invoice, see doc:7."},
+        ],
+        project=project,
+    )
+    store.messages.update(
+        second.id,
+        content="Rounding per line, then per invoice.",
+        metadata={"edited": 1},
+        actor="reviewer",
+        project=project,
+    )
+    quality = store.quality
+    quality.add_metric(chat.id, metric="coherence", value=0.5, details={"n": 3}, project=project)
+    contradiction = quality.add_contradiction(
+        chat.id,
+        first_message_id=second.id,
+        second_message_id=third.id,
+        description="line or invoice",
+        details={"why": "rounding"},
+        project=project,
+    )
+    quality.update_contradiction(chat.id, contradiction.id, status="resolved", project=project)
+    quality.add_loop(
+        chat.id,
+        pattern="rounding",
+        message_ids=[second.id, third.id],
+        details={"k": 1},
+        project=project,
+    )
+    citation = quality.add_citation(
+        chat.id,
+        message_id=third.id,
+        source_reference="doc:7",
+        quoted_text="per invoice",
+        project=project,
+    )
+    quality.update_citation(chat.id, citation.id, status="verified", note="found", project=project)
+    quality.compute_health(chat.id, weights={"coherence": 1}, save=True, project=project)
+    learned = store.memories.add(
+        "totals are rounded per invoice",
+        agent_id="billing-agent",
+        user_id="u-1",
+        conversation_id=chat.id,
+        first_message_id=first.id,
+        actor="reviewer",
+        project=project,
+    )
+    store.memories.get(learned.id, project=project)  # an access: last_accessed_at
+    store.memories.add(
+        "scratch note of the review",
+        owner_conversation_id=chat.id,
+        ttl_seconds=7200,
+        project=project,
+    )
+    store.state.put(
+        "draft",
+        {"step": 2},
+        namespace="review",
+        owner_conversation_id=chat.id,
+        ttl_seconds=7200,
+        project=project,
+    )
+    store.subscriptions.create(
+        agent_id="billing-agent", name="digest", event_types=["task.*"], project=project
+    )
+
+
+def _fill_administration(store: ctxbase.Store) -> None:
+    """A second tenant with settings and quota keys of its own, and keys limited to
+    projects and scopes (one used, one revoked): the audit log records each."""
+    store.tenants.create(
+        "acme",
+        name="Acme",
+        plan="team",
+        quotas={"projects": 3, "agents": 25, "tier": "gold"},
+        settings={"region": "eu"},
+    )
+    store.tenants.update("acme", settings={"region": "eu", "features": {"beta": True}})
+    scoped = store.keys.create(
+        role="writer",
+        name="scoped",
+        projects=["second"],
+        scopes=["memories:read", "events:*"],
+        expires_in_days=30,
+    )
+    store.keys.touch(scoped.key_id, datetime.now(UTC))
+    revoked = store.keys.create(role="reader", name="old")
+    store.keys.revoke(revoked.key_id)
 
 
 def _fill_core_tables(store: ctxbase.Store) -> None:
@@ -162,7 +290,7 @@ def _fill_core_tables(store: ctxbase.Store) -> None:
                     "sequence": sequence,
                     "event_type": "task.done",
                     "data": {"seq": sequence},
-                    "metadata": {},
+                    "metadata": {"source": "ci"} if sequence == 2 else {},
                     "created_at": now,
                 },
             )
@@ -173,6 +301,7 @@ def _fill_core_tables(store: ctxbase.Store) -> None:
                 "id": subscription_id,
                 "project_id": project.id,
                 "agent_id": "a1",
+                "name": "hook",
                 "needs": ["billing"],
                 "event_types": ["task.done"],
                 "threshold": 0.6,
@@ -180,6 +309,11 @@ def _fill_core_tables(store: ctxbase.Store) -> None:
                 "target": "https://example.com/hook",
                 "secret_encrypted": b"\x00\x01token",
                 "cursor": 1,
+                "attempts": 2,
+                "next_attempt_at": now + timedelta(minutes=1),
+                "last_error": "HTTP 503 from the receiver",
+                "lease_owner": "worker-1",
+                "lease_expires_at": now + timedelta(seconds=30),
                 "created_at": now,
                 "updated_at": now,
             },
@@ -211,6 +345,88 @@ def _fill_core_tables(store: ctxbase.Store) -> None:
                 "updated_at": now,
             },
         )
+        _fill_langgraph_tables(connection, project.id)
+
+
+def _fill_langgraph_tables(connection: Connection, project_id: uuid.UUID) -> None:
+    """Checkpoints and a pending write in the root namespace and a subgraph's, and a
+    store item (a state entry) with a time to live and an indexed field (a memory), as
+    the LangGraph adapters write them."""
+    for n, namespace in enumerate(("", "review:1")):
+        thread = {"project_id": project_id, "thread_id": "thread-1", "checkpoint_ns": namespace}
+        connection.execute(
+            insert(table(LangGraphCheckpoint)),
+            [
+                {
+                    **thread,
+                    "id": new_id(),
+                    "checkpoint_id": f"{step:04}",
+                    "parent_checkpoint_id": f"{step - 1:04}" if step > 1 else None,
+                    "run_id": "run-1" if step > 1 else None,
+                    "checkpoint_type": "msgpack",
+                    "checkpoint": bytes([0x81, n, step]),
+                    "metadata": {"step": step, "source": "loop"},
+                }
+                for step in (1, 2)
+            ],
+        )
+        connection.execute(
+            insert(table(LangGraphWrite)),
+            {
+                **thread,
+                "id": new_id(),
+                "checkpoint_id": "0002",
+                "task_id": "task-1",
+                "task_path": "~__pregel_pull, write",
+                "idx": n,
+                "channel": "text",
+                "value_type": "json",
+                "value": b'"draft"',
+            },
+        )
+    now = datetime.now(UTC)
+    entry_id, memory_id = new_id(), new_id()
+    connection.execute(
+        insert(table(StateEntry)),
+        {
+            "id": entry_id,
+            "project_id": project_id,
+            "namespace": "langgraph/posts",
+            "key": "draft",
+            "value": {"text": "A post about tea"},
+            "version": 1,
+            "expires_at": now + timedelta(minutes=10),
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    connection.execute(
+        insert(table(Memory)),
+        {
+            "id": memory_id,
+            "project_id": project_id,
+            "content": "A post about tea",
+            "memory_type": "semantic",
+            "importance": 0.5,
+            "metadata": {},
+            "access_count": 0,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    connection.execute(
+        insert(table(LangGraphItemTTL)),
+        {"state_entry_id": entry_id, "project_id": project_id, "ttl_minutes": 10.0},
+    )
+    connection.execute(
+        insert(table(LangGraphItemMemory)),
+        {
+            "memory_id": memory_id,
+            "project_id": project_id,
+            "state_entry_id": entry_id,
+            "field": "text",
+        },
+    )
 
 
 def table_rows(db: Database, name: str) -> list[dict[str, Any]]:
@@ -223,6 +439,37 @@ def table_rows(db: Database, name: str) -> list[dict[str, Any]]:
         {k: v.astype("<f4").tobytes() if isinstance(v, np.ndarray) else v for k, v in row.items()}
         for row in rows
     ]
+
+
+#: Tables of :func:`data_tables` that ``fill`` leaves empty, each with the reason. None:
+#: a copy that forgot a table could not be noticed on an empty one. (``migration_jobs``
+#: is never copied and ``database_configs`` only when chosen: neither is a data table.)
+EMPTY_TABLES: dict[str, str] = {}
+#: Columns ``fill`` leaves empty (None, "", {}, [] or b"") in every row, each with the
+#: reason. None: a copy that dropped a column's values could not be noticed otherwise.
+EMPTY_COLUMNS: dict[str, str] = {}
+_EMPTY_VALUES: tuple[object, ...] = (None, "", {}, [], b"")
+
+
+def assert_fills_every_column(db: Database) -> None:
+    """Every data table holds a row and every column a value (neither None nor an empty
+    string, object, list or bytes) in some row, but for :data:`EMPTY_TABLES` and
+    :data:`EMPTY_COLUMNS`; and an edited message has its own ``updated_at``."""
+    assert set(EMPTY_TABLES) <= set(data_tables()), "EMPTY_TABLES names no data table"
+    for name in data_tables():
+        rows = table_rows(db, name)
+        if name in EMPTY_TABLES:
+            continue
+        assert rows, f"fill writes no row in {name}"
+        for column in metadata.tables[name].columns:
+            if f"{name}.{column.name}" not in EMPTY_COLUMNS:
+                values = [row[column.name] for row in rows]
+                assert any(_filled(v) for v in values), f"fill leaves {name}.{column.name} empty"
+    assert any(m["updated_at"] != m["created_at"] for m in table_rows(db, "messages"))
+
+
+def _filled(value: object) -> bool:
+    return not any(type(value) is type(e) and value == e for e in _EMPTY_VALUES)
 
 
 def assert_same_data(left_url: str, right_url: str, tables: list[str] | None = None) -> None:

@@ -14,7 +14,7 @@ from ctxbase.transfer import data_tables
 from ctxbase.transfer.archive import export_archive, import_archive
 from tests.conftest import open_store
 from tests.postgres import PostgresServer
-from tests.transfer.data import assert_same_data, table_rows
+from tests.transfer.data import assert_fills_every_column, assert_same_data, table_rows
 
 
 def test_full_export_imports_into_another_backend(
@@ -22,6 +22,7 @@ def test_full_export_imports_into_another_backend(
 ) -> None:
     archive = tmp_path / "store.ctxbase.jsonl.gz"
     with Database(source_url) as db:
+        assert_fills_every_column(db)  # every table and column has something to carry
         report = export_archive(db, archive, with_embeddings=True)
     assert report.rows["embeddings"] > 1500
     with gzip.open(archive, "rt") as file:
@@ -32,6 +33,13 @@ def test_full_export_imports_into_another_backend(
             imported = import_archive(db, archive)
         assert imported.rows == {k: v for k, v in report.rows.items() if v}
         assert_same_data(source_url, target, [t for t in data_tables() if t != "database_configs"])
+        # and back, exported from PostgreSQL into SQLite
+        with Database(target) as db:
+            export_archive(db, tmp_path / "back.jsonl.gz", with_embeddings=True)
+    back = f"sqlite:///{tmp_path / 'back.db'}"
+    with Database(back) as db:
+        import_archive(db, tmp_path / "back.jsonl.gz")
+    assert_same_data(source_url, back)
 
 
 def test_project_export_into_a_store_with_its_own_default_tenant(
@@ -46,8 +54,17 @@ def test_project_export_into_a_store_with_its_own_default_tenant(
         with Database(target) as db:
             report = import_archive(db, archive)
         assert "embeddings" not in report.rows  # exported without vectors
+        assert not {"api_keys", "audit_log", "store_settings"} & set(report.rows)  # tenant-wide
         memories = store.memories.list(project="second").items
-        assert {m.content for m in memories} == {"the user prefers green tea", "expires later"}
+        assert {m.content for m in memories} == {
+            "the user prefers green tea",
+            "expires later",
+            "totals are rounded per invoice",
+            "scratch note of the review",
+        }
+        (owned,) = [m for m in memories if m.owner_conversation_id is not None]
+        owner = store.conversations.get(owned.owner_conversation_id, project="second")
+        assert owner.title == "reviewed"  # the memory still goes with its conversation
         latest = store.contexts.get_latest("notes second", project="second")
         assert len(store.contexts.versions(latest.id, project="second")) == 2
         assert [m.content for m in store.memories.list().items] == ["already here"]

@@ -1,13 +1,17 @@
-"""SQLite → PostgreSQL → SQLite with every kind of record: every table equal at the end."""
+"""SQLite → PostgreSQL → SQLite with every kind of record: every table equal at the end.
+
+The source holds a row in every table the transfer copies and a value in every column
+(``assert_fills_every_column``), so a table or column the copy forgets fails here."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ctxbase import transfer
+from ctxbase.db.database import Database
 from tests.conftest import open_store
 from tests.postgres import PostgresServer
-from tests.transfer.data import assert_same_data, fill, settings
+from tests.transfer.data import assert_fills_every_column, assert_same_data, fill, settings
 
 
 def test_sqlite_postgres_sqlite_round_trip(tmp_path: Path, postgres: PostgresServer) -> None:
@@ -15,6 +19,8 @@ def test_sqlite_postgres_sqlite_round_trip(tmp_path: Path, postgres: PostgresSer
     end = f"sqlite:///{tmp_path / 'end.db'}"
     with open_store(start) as store:
         fill(store)
+    with Database(start) as db:
+        assert_fills_every_column(db)
     with postgres.database() as middle:
         there = transfer.migrate(start, middle, batch_size=7, settings=settings())
         assert there.status == "completed", there.error_log

@@ -6,9 +6,10 @@ with ``tail -n1``), and never again: only its hash is stored.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Annotated, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 from rich.table import Table
@@ -119,32 +120,125 @@ def keys_revoke(
 # --- tenants ------------------------------------------------------------------------------
 
 
+NameOption = Annotated[str | None, typer.Option(help="Display name.")]
+MaxProjectsOption = Annotated[int | None, typer.Option(help="Quota: projects.")]
+MaxItemsOption = Annotated[int | None, typer.Option(help="Quota: stored items.")]
+RequestsOption = Annotated[int | None, typer.Option(help="Quota: per key.")]
+MaxStorageOption = Annotated[int | None, typer.Option(help="Quota: stored bytes.")]
+QuotaOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--quota",
+        metavar="KEY=VALUE",
+        help="A quota, of ctxbase's or of your own (VALUE is JSON, else text); repeatable.",
+        show_default=False,
+    ),
+]
+SettingsOption = Annotated[
+    str | None,
+    typer.Option("--settings", metavar="JSON", help="The tenant's settings: a JSON object."),
+]
+
+
+#: The quotas ctxbase enforces, in the order of their ``--max-…`` options.
+ENFORCED_QUOTAS = ("projects", "items", "requests_per_minute", "storage_bytes")
+
+
+def parse_quotas(pairs: list[str] | None, enforced: list[int | None]) -> dict[str, Any]:
+    """The quotas of the ``--max-…`` options (``enforced``, in :data:`ENFORCED_QUOTAS`
+    order) and of ``--quota KEY=VALUE`` options: VALUE is read as JSON (``25``, ``true``,
+    ``"gold"``), else kept as text. A key given twice is refused; the store checks the
+    keys, and the values of the quotas it enforces."""
+    given = zip(ENFORCED_QUOTAS, enforced, strict=True)
+    quotas: dict[str, Any] = {k: v for k, v in given if v is not None}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InvalidInputError(
+                f"--quota takes KEY=VALUE, not {pair!r}", hint="e.g. --quota agents=25"
+            )
+        if key in quotas:
+            raise InvalidInputError(f"Quota {key!r} is given twice")
+        try:
+            quotas[key] = json.loads(text)
+        except ValueError:
+            quotas[key] = text
+    return quotas
+
+
+def parse_settings(text: str | None) -> dict[str, Any] | None:
+    """``--settings``: a JSON object, or None when not given."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise InvalidInputError(
+            f"--settings is not JSON: {error}", hint="""e.g. --settings '{"region": "eu"}'"""
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidInputError(
+            f"--settings must be a JSON object, not {type(value).__name__} {text.strip()!r}",
+            hint="""e.g. --settings '{"region": "eu"}'""",
+        )
+    return value
+
+
 @tenants_app.command("create")
 def tenants_create(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Lowercase letters, digits, - and _.")],
-    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    name: NameOption = None,
     plan: Annotated[str, typer.Option(help="Plan name.")] = "free",
-    max_projects: Annotated[int | None, typer.Option(help="Quota: projects.")] = None,
-    max_items: Annotated[int | None, typer.Option(help="Quota: stored items.")] = None,
-    requests_per_minute: Annotated[int | None, typer.Option(help="Quota: per key.")] = None,
-    max_storage_bytes: Annotated[int | None, typer.Option(help="Quota: stored bytes.")] = None,
+    max_projects: MaxProjectsOption = None,
+    max_items: MaxItemsOption = None,
+    requests_per_minute: RequestsOption = None,
+    max_storage_bytes: MaxStorageOption = None,
+    quota: QuotaOption = None,
+    settings: SettingsOption = None,
 ) -> None:
-    """Create a tenant (with its quotas), then give it keys with `ctxbase keys create`."""
-    quotas = {
-        "projects": max_projects,
-        "items": max_items,
-        "requests_per_minute": requests_per_minute,
-        "storage_bytes": max_storage_bytes,
-    }
+    """Create a tenant (with its quotas and settings), then give it keys with
+    `ctxbase keys create`."""
+    quotas = parse_quotas(quota, [max_projects, max_items, requests_per_minute, max_storage_bytes])
+    own_settings = parse_settings(settings) or {}
     tenant = open_store(ctx).tenants.create(
-        slug,
-        actor=CLI_ACTOR,
-        name=name,
-        plan=plan,
-        quotas={k: v for k, v in quotas.items() if v is not None},
+        slug, actor=CLI_ACTOR, name=name, plan=plan, quotas=quotas, settings=own_settings
     )
     out.print(f"Created tenant {tenant.slug} (plan {tenant.plan})")
+
+
+@tenants_app.command("update")
+def tenants_update(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The tenant.")],
+    name: NameOption = None,
+    plan: Annotated[str | None, typer.Option(help="Plan name.")] = None,
+    max_projects: MaxProjectsOption = None,
+    max_items: MaxItemsOption = None,
+    requests_per_minute: RequestsOption = None,
+    max_storage_bytes: MaxStorageOption = None,
+    quota: QuotaOption = None,
+    settings: SettingsOption = None,
+) -> None:
+    """Change a tenant's name, plan, quotas or settings. Quotas given (--max-… and --quota)
+    replace all its quotas, --settings all its settings; what is not given stays."""
+    quotas = parse_quotas(quota, [max_projects, max_items, requests_per_minute, max_storage_bytes])
+    new_settings = parse_settings(settings)
+    changes = {"name": name, "plan": plan, "quotas": quotas or None, "settings": new_settings}
+    changed = [k for k, v in changes.items() if v is not None]
+    if not changed:
+        raise InvalidInputError(
+            "Nothing to change",
+            hint="give --name, --plan, --max-…, --quota KEY=VALUE or --settings JSON",
+        )
+    tenant = open_store(ctx).tenants.update(
+        slug, actor=CLI_ACTOR, name=name, plan=plan, quotas=quotas or None, settings=new_settings
+    )
+    if quotas:  # replaced whole: show what the tenant has now
+        now = tenant.quotas.model_dump(exclude_none=True)
+        changed[changed.index("quotas")] = f"quotas ({_quota_list(now)})"
+    out.print(f"Updated tenant {tenant.slug}: {', '.join(changed)}", highlight=False)
 
 
 @tenants_app.command("list")
@@ -158,7 +252,7 @@ def tenants_list(ctx: typer.Context) -> None:
             tenant.slug,
             tenant.name,
             tenant.plan,
-            ", ".join(f"{k}={v}" for k, v in quotas.items()) or "none",
+            _quota_list(quotas),
             "active" if tenant.is_active else "deactivated",
         )
     out.print(table)
@@ -180,6 +274,10 @@ def tenants_activate(
     """Reactivate a tenant."""
     open_store(ctx).tenants.update(slug, actor=CLI_ACTOR, is_active=True)
     out.print(f"Activated tenant {slug}")
+
+
+def _quota_list(quotas: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in quotas.items()) or "none"
 
 
 # --- secrets ------------------------------------------------------------------------------

@@ -80,11 +80,13 @@ class TransferProgress:
                 self._finish_steps()
             self.bars.stop()
 
-    def phase(self, name: str, totals: Mapping[str, int | None]) -> None:
-        """A phase starts: a bar per table that has rows to move, or one spinner."""
+    def phase(self, name: str, totals: Mapping[str, int | None], *, tables: bool = True) -> None:
+        """A phase starts: a bar per table that has rows to move, or one spinner.
+        ``tables=False``: the totals are not per table (the rows of a file), and the
+        plain line counts rows alone."""
         self.phase_name = name
         if self.mode == "plain":
-            self.console.print(_plain_line(name, totals), highlight=False)
+            self.console.print(_plain_line(name, totals, tables=tables), highlight=False)
         if self.bars is None:
             return
         self._finish_steps()
@@ -125,9 +127,10 @@ class TransferProgress:
         self.steps, self.unbounded = [], {}
 
 
-def _plain_line(name: str, totals: Mapping[str, int | None]) -> str:
+def _plain_line(name: str, totals: Mapping[str, int | None], *, tables: bool = True) -> str:
     known = [total for total in totals.values() if total is not None]
     if totals and len(known) == len(totals):
         moving = [total for total in known if total]
-        return f"{name.capitalize()}: {sum(known)} row(s) in {len(moving)} table(s)…"
+        where = f" in {len(moving)} table(s)" if tables else ""
+        return f"{name.capitalize()}: {sum(known)} row(s){where}…"
     return f"{name.capitalize()}…"

@@ -52,7 +52,7 @@ def import_rows(
     embedded = batches = 0
     seconds = 0.0
     with path.open("rb") as handle, TransferProgress(quiet=quiet) as shown:
-        shown.phase("importing", {"rows": total})
+        shown.phase("importing", {"rows": total}, tables=False)
         for first_line, lines, count in _batches(handle, batch_size):
             try:
                 report = store.imports.rows(

@@ -60,8 +60,9 @@ from ctxbase.transfer.writing import CoreInsertWriter, LinkWriter, describe
 FORMAT = "ctxbase-archive"
 VERSION = 1
 BATCH = 1000
-#: Tables that belong to a tenant rather than a project: left out of a project's export.
-TENANT_WIDE = frozenset({"api_keys", "store_settings"})
+#: Tables that belong to a tenant rather than a project: left out of a project's export
+#: (the audit log records the tenant's keys and administration, not the project's data).
+TENANT_WIDE = frozenset({"api_keys", "audit_log", "store_settings"})
 
 Encoder = Callable[[Any], Any]
 #: Told of the rows written or read, per table, as they go.
