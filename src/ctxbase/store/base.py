@@ -10,14 +10,15 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection, bindparam, select, true
+from pydantic_core import to_jsonable_python
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, true, update
 
 from ctxbase.db.schema import Project as ProjectRow
 from ctxbase.db.schema import Tenant as TenantRow
-from ctxbase.db.schema import table
+from ctxbase.db.schema import new_id, table
 from ctxbase.errors import (
     InvalidCursorError,
     InvalidInputError,
@@ -40,6 +41,7 @@ projects_table = table(ProjectRow)
 tenants_table = table(TenantRow)
 
 M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,43 @@ class Domain:
             raise NotFoundError(f"No {what} {item_id}")
         return found[0]
 
+    def _one(
+        self,
+        connection: Connection,
+        target: Table,
+        model: type[M],
+        what: str,
+        item_id: uuid.UUID,
+        project: str,
+        *where: Any,
+    ) -> M:
+        """The row of ``target`` with id ``item_id`` in ``project`` of this scope (and
+        meeting ``where``) as ``model``; NotFoundError naming the ``what`` if none."""
+        row = connection.execute(
+            select(target).where(
+                target.c.id == item_id,
+                target.c.project_id == self._project_id(connection, project),
+                *where,
+            )
+        ).first()
+        if row is None:
+            raise NotFoundError(f"No {what} {item_id}")
+        return model.model_validate(row._mapping)
+
+    def _delete_one(self, target: Table, what: str, item_id: uuid.UUID | str, project: str) -> None:
+        """Delete the row of ``target`` with id ``item_id`` in ``project`` of this scope
+        (the schema's cascades take what it owns); NotFoundError naming the ``what`` if none."""
+        item_id = as_uuid(item_id, what)
+        with self._db.connect(write=True) as connection:
+            done = connection.execute(
+                delete(target).where(
+                    target.c.id == item_id,
+                    target.c.project_id == self._project_id(connection, project),
+                )
+            )
+            if done.rowcount == 0:
+                raise NotFoundError(f"No {what} {item_id}")
+
     # --- limits ---
 
     def _check_text(self, field: str, text: str | None) -> None:
@@ -155,6 +194,82 @@ class Domain:
             )
         if count == 0:
             raise InvalidInputError("The batch is empty")
+
+
+# --- histories ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class History(Generic[M]):
+    """A table of changes to the records of ``target`` (messages' edits, memories'
+    changes): per change the old and new values of the fields it ``tracks`` (in JSON
+    form), the action, who made it and when. ``owner`` is its column naming the record."""
+
+    table: Table
+    owner: str
+    model: type[M]
+    target: Table
+    tracks: tuple[str, ...]
+
+    def values(self, item: BaseModel) -> dict[str, Any]:
+        """The tracked fields of ``item``, as a change records them."""
+        return item.model_dump(mode="json", include=set(self.tracks))
+
+    def entry(
+        self,
+        owner_id: uuid.UUID,
+        action: str,
+        old: dict[str, Any] | None,
+        new: dict[str, Any] | None,
+        actor: str | None,
+        at: datetime,
+    ) -> dict[str, Any]:
+        """The row recording one change."""
+        return {
+            "id": new_id(),
+            self.owner: owner_id,
+            "action": action,
+            "old_value": old,
+            "new_value": new,
+            "actor": actor,
+            "created_at": at,
+        }
+
+    def edit(
+        self,
+        connection: Connection,
+        current: R,
+        item_id: uuid.UUID,
+        changes: dict[str, Any],
+        actor: str | None,
+        at: datetime,
+    ) -> tuple[R, set[str]]:
+        """Write those of ``changes`` that differ from ``current`` (the record ``item_id``)
+        and record them as an update; returns the record as it then is and the fields
+        that changed. When none differs nothing is written: ``current``, no fields."""
+        before = self.values(current)
+        changed = {k: v for k, v in changes.items() if before[k] != to_jsonable_python(v)}
+        if not changed:
+            return current, set()
+        row = connection.execute(
+            update(self.target)
+            .where(self.target.c.id == item_id)
+            .values(**changed, updated_at=at)
+            .returning(*self.target.c)
+        ).one()
+        updated = type(current).model_validate(row._mapping)
+        after = self.values(updated)
+        old, new = {k: before[k] for k in changed}, {k: after[k] for k in changed}
+        connection.execute(insert(self.table), self.entry(item_id, "update", old, new, actor, at))
+        return updated, set(changed)
+
+    def of(self, connection: Connection, owner_id: uuid.UUID) -> list[M]:
+        """Every change of the record ``owner_id``, oldest first."""
+        t = self.table.c
+        rows = connection.execute(
+            select(self.table).where(t[self.owner] == owner_id).order_by(t.id)
+        )
+        return [self.model.model_validate(r._mapping) for r in rows]
 
 
 def project_id_subquery(tenant: str | None = None, project: str | None = None) -> Any:

@@ -23,8 +23,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
-from pydantic_core import to_jsonable_python
-from sqlalchemy import BigInteger, Integer, bindparam, delete, insert, select, update
+from sqlalchemy import BigInteger, Integer, bindparam, insert, select, update
 
 from ctxbase.db.schema import Conversation as ConversationRow
 from ctxbase.db.schema import Message as MessageRow
@@ -50,6 +49,7 @@ from ctxbase.store.base import (
     DEFAULT_PAGE,
     DEFAULT_PROJECT,
     Domain,
+    History,
     Keyset,
     as_uuid,
     count_part,
@@ -71,6 +71,7 @@ c = conversations_table.c
 m = messages_table.c
 #: Fields of a message an edit may change, recorded in its history.
 EDITABLE = ("content", "thinking", "metadata")
+_edits = History(message_changes_table, "message_id", MessageChange, messages_table, EDITABLE)
 _timestamp = TypeAdapter(Timestamp | None)
 _conversation_pages = Keyset("conversations", (uuid_part,))
 _message_pages = Keyset("messages", (count_part(INT32_MAX),))  # by position
@@ -129,16 +130,6 @@ class Conversations(Domain):
             project,
             ("conversations.get", _select_conversation),
         )
-
-    def _get(self, connection: Any, project: str, conversation_id: uuid.UUID) -> Conversation:
-        row = connection.execute(
-            select(conversations_table).where(
-                c.id == conversation_id, c.project_id == self._project_id(connection, project)
-            )
-        ).first()
-        if row is None:
-            raise NotFoundError(f"No conversation {conversation_id}")
-        return Conversation.model_validate(row._mapping)
 
     def list(
         self,
@@ -208,30 +199,23 @@ class Conversations(Domain):
         changes = patch.model_dump(exclude_none=True)
         conversation_id = as_uuid(conversation_id, "conversation")
         with self._db.connect(write=True) as connection:
-            done = connection.execute(
+            row = connection.execute(
                 update(conversations_table)
                 .where(
                     c.id == conversation_id, c.project_id == self._project_id(connection, project)
                 )
                 .values(**changes, updated_at=utcnow())
-            )
-            if done.rowcount == 0:
-                raise NotFoundError(f"No conversation {conversation_id}")
-            return self._get(connection, project, conversation_id)
+                .returning(*conversations_table.c)
+            ).first()
+        if row is None:
+            raise NotFoundError(f"No conversation {conversation_id}")
+        return Conversation.model_validate(row._mapping)
 
     def delete(self, conversation_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT) -> None:
         """Delete the conversation with its messages (their embeddings and edits), its
         quality records and the state entries and memories it owns, all at once.
         Memories that name it only as ``conversation_id`` stay, with that link cleared."""
-        conversation_id = as_uuid(conversation_id, "conversation")
-        with self._db.connect(write=True) as connection:
-            done = connection.execute(
-                delete(conversations_table).where(
-                    c.id == conversation_id, c.project_id == self._project_id(connection, project)
-                )
-            )
-            if done.rowcount == 0:
-                raise NotFoundError(f"No conversation {conversation_id}")
+        self._delete_one(conversations_table, "conversation", conversation_id, project)
 
 
 class Messages(Domain):
@@ -365,36 +349,13 @@ class Messages(Domain):
         now = utcnow()
         with self._db.connect(write=True) as connection:
             current = self._by_id(connection, project, message_id)
-            before = _editable(current)
-            changed = {k: v for k, v in changes.items() if before[k] != to_jsonable_python(v)}
-            if not changed:
-                return current
-            row = connection.execute(
-                update(messages_table)
-                .where(m.id == message_id)
-                .values(**changed, updated_at=now)
-                .returning(*messages_table.c)
-            ).one()
-            message = Message.model_validate(row._mapping)
-            if texts and (changed.keys() & {"content", "metadata"}):
+            message, changed = _edits.edit(connection, current, message_id, changes, actor, now)
+            if texts and (changed & {"content", "metadata"}):
                 for (item_id, text), vector in zip(texts.items(), vectors.values, strict=True):
                     made = Vectors(vectors.model, [vector])
                     embeddings.replace(
                         connection, "message", (message.project_id, item_id, text), made
                     )
-            after = _editable(message)
-            connection.execute(
-                insert(message_changes_table),
-                {
-                    "id": new_id(),
-                    "message_id": message_id,
-                    "action": "update",
-                    "old_value": {k: before[k] for k in changed},
-                    "new_value": {k: after[k] for k in changed},
-                    "actor": actor,
-                    "created_at": now,
-                },
-            )
         return message
 
     def history(
@@ -402,15 +363,9 @@ class Messages(Domain):
     ) -> list[MessageChange]:
         """Every edit of the message, oldest first (appending is not recorded)."""
         message_id = as_uuid(message_id, "message")
-        changes = message_changes_table.c
         with self._db.connect() as connection:
             self._by_id(connection, project, message_id)
-            rows = connection.execute(
-                select(message_changes_table)
-                .where(changes.message_id == message_id)
-                .order_by(changes.id)
-            )
-            return [MessageChange.model_validate(r._mapping) for r in rows]
+            return _edits.of(connection, message_id)
 
     def list(
         self,
@@ -444,18 +399,7 @@ class Messages(Domain):
         return _message_pages.page(items, limit, lambda item: [item.position], within)
 
     def _by_id(self, connection: Any, project: str, message_id: uuid.UUID) -> Message:
-        row = connection.execute(
-            select(messages_table).where(
-                m.id == message_id, m.project_id == self._project_id(connection, project)
-            )
-        ).first()
-        if row is None:
-            raise NotFoundError(f"No message {message_id}")
-        return Message.model_validate(row._mapping)
-
-
-def _editable(message: Message) -> dict[str, Any]:
-    return message.model_dump(mode="json", include=set(EDITABLE))
+        return self._one(connection, messages_table, Message, "message", message_id, project)
 
 
 # --- prepared statements (compiled once per database) --------------------------------------

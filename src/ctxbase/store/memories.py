@@ -16,7 +16,6 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic_core import to_jsonable_python
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from ctxbase.db.schema import Memory as MemoryRow
@@ -29,6 +28,7 @@ from ctxbase.store.base import (
     DEFAULT_PAGE,
     DEFAULT_PROJECT,
     Domain,
+    History,
     Keyset,
     as_uuid,
     given,
@@ -42,11 +42,11 @@ memories_table = table(MemoryRow)
 changes_table = table(MemoryChangeRow)
 messages_table = table(MessageRow)
 mem = memories_table.c
-chg = changes_table.c
 _pages = Keyset("memories", (uuid_part,))
 
 #: Fields a history entry records.
 TRACKED = ("content", "memory_type", "importance", "metadata", "expires_at")
+HISTORY = History(changes_table, "memory_id", MemoryChange, memories_table, TRACKED)
 
 
 def _alive(now: Any) -> Any:
@@ -103,7 +103,8 @@ class Memories(Domain):
                 embeddings.rows("memory", row["project_id"], [(row["id"], data.content)], vector),
             )
             memory = Memory.model_validate(row)
-            self._record(connection, memory.id, "add", None, _tracked(memory), actor, now)
+            added = HISTORY.entry(memory.id, "add", None, HISTORY.values(memory), actor, now)
+            connection.execute(insert(changes_table), added)
         return memory
 
     def get(self, memory_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT) -> Memory:
@@ -150,43 +151,15 @@ class Memories(Domain):
         now = utcnow()
         with self._db.connect(write=True) as connection:
             current = self._alive_by_id(connection, project, memory_id, now)
-            before = _tracked(current)
-            changed = {k: v for k, v in changes.items() if before.get(k) != to_jsonable_python(v)}
-            if not changed:
-                return current
-            row = connection.execute(
-                update(memories_table)
-                .where(mem.id == memory_id)
-                .values(**changed, updated_at=now)
-                .returning(*memories_table.c)
-            ).one()
-            memory = Memory.model_validate(row._mapping)
+            memory, changed = HISTORY.edit(connection, current, memory_id, changes, actor, now)
             if "content" in changed:
                 item = (memory.project_id, memory_id, memory.content)
                 embeddings.replace(connection, "memory", item, vectors)
-            after = _tracked(memory)
-            self._record(
-                connection,
-                memory_id,
-                "update",
-                {k: before[k] for k in changed},
-                {k: after[k] for k in changed},
-                actor,
-                now,
-            )
         return memory
 
     def delete(self, memory_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT) -> None:
         """Delete the memory, its history and its embeddings."""
-        memory_id = as_uuid(memory_id, "memory")
-        with self._db.connect(write=True) as connection:
-            done = connection.execute(
-                delete(memories_table).where(
-                    mem.id == memory_id, mem.project_id == self._project_id(connection, project)
-                )
-            )
-        if done.rowcount == 0:
-            raise NotFoundError(f"No memory {memory_id}")
+        self._delete_one(memories_table, "memory", memory_id, project)
 
     def history(
         self, memory_id: uuid.UUID | str, *, project: str = DEFAULT_PROJECT
@@ -195,10 +168,7 @@ class Memories(Domain):
         memory_id = as_uuid(memory_id, "memory")
         with self._db.connect() as connection:
             self._alive_by_id(connection, project, memory_id, utcnow())
-            rows = connection.execute(
-                select(changes_table).where(chg.memory_id == memory_id).order_by(chg.id)
-            )
-            return [MemoryChange.model_validate(r._mapping) for r in rows]
+            return HISTORY.of(connection, memory_id)
 
     def list(
         self,
@@ -256,38 +226,8 @@ class Memories(Domain):
     def _alive_by_id(
         self, connection: Connection, project: str, memory_id: uuid.UUID, now: Any
     ) -> Memory:
-        row = connection.execute(
-            select(memories_table).where(
-                mem.id == memory_id,
-                mem.project_id == self._project_id(connection, project),
-                _alive(now),
-            )
-        ).first()
-        if row is None:
-            raise NotFoundError(f"No memory {memory_id}")
-        return Memory.model_validate(row._mapping)
-
-    def _record(
-        self,
-        connection: Connection,
-        memory_id: uuid.UUID,
-        action: str,
-        old: dict[str, Any] | None,
-        new: dict[str, Any] | None,
-        actor: str | None,
-        now: Any,
-    ) -> None:
-        connection.execute(
-            insert(changes_table),
-            {
-                "id": new_id(),
-                "memory_id": memory_id,
-                "action": action,
-                "old_value": old,
-                "new_value": new,
-                "actor": actor,
-                "created_at": now,
-            },
+        return self._one(
+            connection, memories_table, Memory, "memory", memory_id, project, _alive(now)
         )
 
 
@@ -309,10 +249,6 @@ def check_references(
             query = query.where(messages_table.c.conversation_id == data.conversation_id)
         if connection.execute(query).first() is None:
             raise no_such("first_message_id", "message", project)
-
-
-def _tracked(memory: Memory) -> dict[str, Any]:
-    return memory.model_dump(mode="json", include=set(TRACKED))
 
 
 def prune_expired_memories(connection: Connection) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import TypeAdapter
 from sqlalchemy import Connection, Table, bindparam, insert, update
 
-from ctxbase.db.schema import MemoryChange, new_id, table
+from ctxbase.db.schema import new_id
 from ctxbase.store.embedding import Vectors, embeddings_table, text_hash
 from ctxbase.store.imports.checking import (
     Checked,
@@ -30,13 +30,12 @@ from ctxbase.store.imports.checking import (
     streams_table,
 )
 from ctxbase.store.imports.planning import Pending
-from ctxbase.store.memories import TRACKED
+from ctxbase.store.memories import HISTORY
 
 if TYPE_CHECKING:
     from ctxbase.db.database import Database
     from ctxbase.store.embedding import Embeddings
 
-changes_table = table(MemoryChange)
 _json_time: TypeAdapter[datetime | None] = TypeAdapter(datetime | None)
 #: The kinds embedded on write, as the store names them.
 EMBEDDED = ("message", "context", "memory")
@@ -232,21 +231,14 @@ class BatchWrites:
             }
             rows.append(row)
             # What memories.add records, in the same JSON form.
-            tracked = {name: row[name] for name in TRACKED}
+            tracked = {name: row[name] for name in HISTORY.tracks}
             tracked["expires_at"] = _json_time.dump_python(row["expires_at"], mode="json")
+            memory_id = cast(uuid.UUID, item.id)
             changes.append(
-                {
-                    "id": new_id(),
-                    "memory_id": item.id,
-                    "action": "add",
-                    "old_value": None,
-                    "new_value": tracked,
-                    "actor": IMPORT_ACTOR,
-                    "created_at": row["created_at"],
-                }
+                HISTORY.entry(memory_id, "add", None, tracked, IMPORT_ACTOR, row["created_at"])
             )
         self._insert(memories_table, rows)
-        self._insert(changes_table, changes)
+        self._insert(HISTORY.table, changes)
 
     def _state(self, checked: Checked) -> None:
         rows = []
