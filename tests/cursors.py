@@ -1,5 +1,6 @@
 """Material for the cursor tests: a store where every list has a second page in two
-projects, and cursors that no list may accept.
+projects of each of two tenants (the same project names in both), and cursors that no
+list may accept.
 
 The lists themselves are found by walking the interface under test (the OpenAPI document,
 or the library's methods with a ``cursor`` parameter), never listed here.
@@ -19,9 +20,13 @@ from sqlalchemy import insert
 import ctxbase
 from ctxbase.db.schema import new_id, utcnow
 from ctxbase.records import Event
+from ctxbase.store.base import Scope
 from ctxbase.store.subscriptions import dead_letters_table
 
 PROJECTS = ("default", "other")
+#: A second tenant, with projects named as the first tenant's: a cursor binds its tenant,
+#: not only its project's name.
+OTHER_TENANT = "acme"
 
 
 @dataclass(frozen=True)
@@ -41,13 +46,25 @@ class Parents:
 def seed_every_list(store: ctxbase.Store) -> dict[str, Parents]:
     """Two of everything, in each of :data:`PROJECTS`: with ``limit=1`` every list in every
     project has a next page. Returns each project's parent records."""
-    store.tenants.create("acme", name="Acme")
+    store.tenants.create(OTHER_TENANT, name="Acme")
     store.keys.create(role="reader", name="first")
     store.keys.create(role="reader", name="second")
     store.projects.create(slug="other", name="Other")
     for kind in ("migration", "reembed"):
         _record_job(store, kind)
     return {project: _seed_project(store, project) for project in PROJECTS}
+
+
+def seed_the_other_tenant(store: ctxbase.Store) -> dict[str, Parents]:
+    """The same for :data:`OTHER_TENANT` (made by :func:`seed_every_list`): its projects of
+    :data:`PROJECTS` and two keys (and so two audit entries) of its own, as one of its
+    admins would make them. Returns each of its projects' parent records."""
+    theirs = store.scoped(Scope(tenant=OTHER_TENANT, server_admin=False))
+    for project in PROJECTS:
+        theirs.projects.create(slug=project, name=project.title())
+    theirs.keys.create(role="reader", name="first")
+    theirs.keys.create(role="reader", name="second")
+    return {project: _seed_project(theirs, project) for project in PROJECTS}
 
 
 def _record_job(store: ctxbase.Store, kind: str) -> None:

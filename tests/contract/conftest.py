@@ -46,19 +46,28 @@ def backend(target: str) -> str:
 
 
 @pytest.fixture
-def api(target: str, store: ctxbase.Store) -> Iterator[Any]:
-    """A Store, or a Client talking to a live server over that store."""
+def http_server(target: str, store: ctxbase.Store) -> Iterator[tuple[str, str] | None]:
+    """For the HTTP targets: the URL of a live server over ``store`` and an admin key of
+    the store's tenant; None for the library's."""
     if target.startswith("store-"):
-        yield store
+        yield None
         return
-    # Over HTTP with authentication on, as deployed: an admin key of the store's tenant.
-    # (The concurrency tests send thousands of requests a minute with that one key.)
+    # Authentication on, as deployed. (The concurrency tests send thousands of requests a
+    # minute with that one key.)
     settings = store.settings.model_copy(
         update={"auth": "required", "rate_limit_per_minute": 1_000_000}
     )
     key = store.keys.create(role="admin", name="contract tests").key
-    with (
-        live_server(create_app(store=store, settings=settings)) as url,
-        ctxbase.Client(url, api_key=key) as client,
-    ):
+    with live_server(create_app(store=store, settings=settings)) as url:
+        yield url, key
+
+
+@pytest.fixture
+def api(http_server: tuple[str, str] | None, store: ctxbase.Store) -> Iterator[Any]:
+    """A Store, or a Client talking to a live server over that store."""
+    if http_server is None:
+        yield store
+        return
+    url, key = http_server
+    with ctxbase.Client(url, api_key=key) as client:
         yield client

@@ -1,5 +1,5 @@
 """SQLite's in-memory vector index: in step with the table whoever writes it, and its HNSW
-index finding what exact search finds."""
+index finding what exact search finds; exact search's product on the searching thread."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,11 @@ import pytest
 
 import ctxbase
 from ctxbase.db.backends.sqlite import SQLiteBackend
+from ctxbase.db.vectors import base, blas, memory
 from ctxbase.db.vectors.base import reference_scores
 from ctxbase.db.vectors.sqlite import SQLiteVectorIndex
 from ctxbase.embeddings.hashing import HashEmbedder
-from tests.conftest import open_store
+from tests.conftest import open_store, store_on
 
 DIMENSIONS = 32
 TOPICS = 24
@@ -261,3 +263,62 @@ def _vector_index(store: ctxbase.Store) -> SQLiteVectorIndex:
     backend = store.db.backend
     assert isinstance(backend, SQLiteBackend)
     return backend.vector_index
+
+
+# --- exact search's product ------------------------------------------------------------------
+
+#: Operations numpy was given a :class:`NotingMatrix` for: (name, keyword arguments).
+NOTED: list[tuple[str, dict[str, Any]]] = []
+
+
+class NotingMatrix(np.ndarray):
+    """A view of a matrix that notes each numpy function and ufunc it is handed to."""
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        NOTED.append((func.__name__, dict(kwargs)))
+        return super().__array_function__(func, types, args, kwargs)
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        NOTED.append((ufunc.__name__, dict(kwargs)))
+        plain = [np.asarray(i) if isinstance(i, NotingMatrix) else i for i in inputs]
+        return getattr(ufunc, method)(*plain, **kwargs)
+
+
+@pytest.mark.parametrize("backend", ["sqlite-file", "postgres-novector"])
+def test_exact_search_multiplies_on_the_searching_thread(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: Any
+) -> None:
+    """The product of every stored vector with the query is numpy's own einsum loop, on
+    the thread that searches: never BLAS, which splits a large product over every core
+    and stalls concurrent searches (see ctxbase.db.vectors.blas). Both exact searches:
+    SQLite's in-memory vectors, and PostgreSQL's without pgvector."""
+    rows, dimensions = 200, 384  # 76,800 elements: BLAS would split it over threads
+    products: list[tuple[int, tuple[int, ...], list[tuple[str, dict[str, Any]]]]] = []
+
+    def noting(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        NOTED.clear()
+        result = blas.matrix_times_vector(matrix.view(NotingMatrix), vector)
+        products.append((threading.get_ident(), matrix.shape, list(NOTED)))
+        return np.asarray(result)
+
+    monkeypatch.setattr(memory, "matrix_times_vector", noting)  # SQLite's vector sets
+    monkeypatch.setattr(base, "matrix_times_vector", noting)  # reference_scores
+    opened = contextmanager(store_on)(
+        backend,
+        tmp_path,
+        request,
+        embedder=f"hash:{dimensions}",
+        sqlite_hnsw_min_vectors=10 * rows,  # exact, never the HNSW index
+        embed_message_context=ALONE,
+    )
+    with opened as store:
+        texts = [f"note {i} on {WORDS[i % 37]} and {WORDS[i % 11]}" for i in range(rows)]
+        _append(store, texts)
+        products.clear()
+        assert len(_contents(store, f"{WORDS[3]} {WORDS[5]}")) == 5
+    full = [(thread, noted) for thread, shape, noted in products if shape == (rows, dimensions)]
+    assert full, f"no product of every stored vector went through blas: {products}"
+    for thread, noted in full:
+        assert thread == threading.get_ident()
+        assert len(noted) == 1 and noted[0][0] == "einsum", noted
+        assert not noted[0][1].get("optimize"), noted  # optimize hands the product to BLAS

@@ -2,10 +2,10 @@
 
 For every operation with a body model and a route (``ctxbase.api.OPERATIONS``), each text
 and JSON field of the body gets a lone surrogate (valid JSON, not valid Unicode) and a NUL,
-each numeric field an integer past 64 bits; every query parameter and the ``If-Match``
-header get the same. Each request must answer 4xx with the one error shape, naming the
-field, and write nothing. One store per backend; the failures of all operations are
-collected and listed together.
+each numeric field an integer past 64 bits; every query parameter and the ``If-Match`` and
+``Last-Event-ID`` headers get the same. Each request must answer 4xx with the one error
+shape, naming the field, and write nothing. One store per backend; the failures of all
+operations are collected and listed together.
 """
 
 from __future__ import annotations
@@ -301,6 +301,23 @@ def test_if_match_past_any_version_is_bad_input(
     for response in (put, delete):
         assert response.status_code == 422, response.text
         assert _problem(response, "If-Match") is None
+    assert _digest(hostile_store) == before
+
+
+@pytest.mark.timeout(30)  # a stream that took the header would follow for ever
+@pytest.mark.parametrize("last_event_id", [str(HUGE), str(2**63), str(2**62 + 1), "-1", "seven"])
+def test_last_event_id_past_any_sequence_is_bad_input(
+    hostile_store: ctxbase.Store, client: TestClient, last_event_id: str
+) -> None:
+    """A stream resumed after no sequence there can be is refused before it starts."""
+    before = _digest(hostile_store)
+    response = client.get(
+        f"{API_PREFIX}/projects/default/events/stream",
+        headers={"Last-Event-ID": last_event_id},
+    )
+    assert response.status_code == 422, response.text
+    assert _problem(response, "Last-Event-ID") is None
+    assert response.json()["error"]["code"] == "invalid_input"
     assert _digest(hostile_store) == before
 
 

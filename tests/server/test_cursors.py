@@ -3,14 +3,16 @@
 The lists are the GET routes of the OpenAPI document with a ``cursor`` query parameter,
 so a list is covered the day it is declared. Each gets its own next page's cursor back
 (and must accept it), then random bytes, truncated cursors, real cursors of every other
-list and of the same list in another project, real cursors re-encoded with keys of the
-wrong type or range, and text that is no cursor at all.
+list, of the same list in another project and of every list another tenant's admin reads
+(in projects of the same names), real cursors re-encoded with keys of the wrong type or
+range, and text that is no cursor at all.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pytest
@@ -19,7 +21,14 @@ from fastapi.testclient import TestClient
 import ctxbase
 from ctxbase.config import Settings
 from ctxbase.server import create_app
-from tests.cursors import PROJECTS, Parents, garbage, seed_every_list
+from tests.cursors import (
+    OTHER_TENANT,
+    PROJECTS,
+    Parents,
+    garbage,
+    seed_every_list,
+    seed_the_other_tenant,
+)
 
 _SPEC = create_app(settings=Settings.from_values(database_url="sqlite://")).openapi()
 
@@ -51,19 +60,33 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@dataclass(frozen=True)
+class Seeded:
+    """The client (as the operator's admin) and the parent records of each tenant."""
+
+    http: TestClient
+    parents: dict[str, Parents]
+    their_parents: dict[str, Parents]
+    #: Authorization of an admin key of :data:`OTHER_TENANT`.
+    their_key: dict[str, str]
+
+
 @pytest.fixture
-def seeded(store: ctxbase.Store) -> Iterator[tuple[TestClient, dict[str, Parents]]]:
-    """A server with keys required, over a store where every list has a second page, and
-    an admin key of the operator tenant (which may read every list)."""
+def seeded(store: ctxbase.Store) -> Iterator[Seeded]:
+    """A server with keys required, over a store where every list has a second page in
+    both tenants, an admin key of the operator tenant (which may read every list) and one
+    of the other tenant."""
     parents = seed_every_list(store)
+    their_parents = seed_the_other_tenant(store)
     settings = store.settings.model_copy(
         update={"auth": "required", "rate_limit_per_minute": 1_000_000}
     )
     key = store.keys.create(role="admin", name="cursor tests").key
+    theirs = store.keys.create(tenant=OTHER_TENANT, role="admin", name="their admin").key
     app = create_app(store=store, settings=settings)
     headers = {"Authorization": f"Bearer {key}"}
     with TestClient(app, headers=headers, raise_server_exceptions=False) as http:
-        yield http, parents
+        yield Seeded(http, parents, their_parents, {"Authorization": f"Bearer {theirs}"})
 
 
 def test_the_walk_finds_the_lists() -> None:
@@ -72,10 +95,8 @@ def test_the_walk_finds_the_lists() -> None:
 
 
 @pytest.mark.parametrize("route", LIST_ROUTES)
-def test_a_list_refuses_every_cursor_it_did_not_return(
-    seeded: tuple[TestClient, dict[str, Parents]], route: str
-) -> None:
-    http, parents = seeded
+def test_a_list_refuses_every_cursor_it_did_not_return(seeded: Seeded, route: str) -> None:
+    http, parents = seeded.http, seeded.parents
     real = {
         (path, project): _next_cursor(http, _url(path, project, parents))
         for path in LIST_ROUTES
@@ -87,12 +108,34 @@ def test_a_list_refuses_every_cursor_it_did_not_return(
     accepted = http.get(url, params={"limit": 1, "cursor": own})
     assert accepted.status_code == 200, accepted.text
     foreign = {f"of {p} in {project}": c for (p, project), c in real.items() if c != own}
+    foreign |= {
+        f"of {p} in {project} of tenant {OTHER_TENANT}": c
+        for (p, project), c in _their_cursors(seeded).items()
+        if c != own  # the operator's lists (tenants, jobs) are the same list for anyone
+    }
     problems = [
         f"{what}: {problem}"
         for what, cursor in garbage(own, foreign)
         if (problem := _not_a_cursor_error(http.get(url, params={"cursor": cursor})))
     ]
     assert not problems, "\n".join(problems)
+
+
+def _their_cursors(seeded: Seeded) -> dict[tuple[str, str | None], str]:
+    """The next page's cursor of every list the other tenant's admin may read, in its
+    projects named as ours; the operator's lists refuse it (403) and give none."""
+    cursors = {}
+    for path in LIST_ROUTES:
+        for project in _projects_of(path):
+            url = _url(path, project, seeded.their_parents)
+            response = seeded.http.get(url, params={"limit": 1}, headers=seeded.their_key)
+            if response.status_code == 403 and project is None:
+                continue
+            assert response.status_code == 200, (url, response.text)
+            cursor = response.json()["next_cursor"]
+            assert isinstance(cursor, str), f"{url}: tests/cursors.py makes no second page"
+            cursors[path, project] = cursor
+    return cursors
 
 
 def _projects_of(path: str) -> tuple[str | None, ...]:
