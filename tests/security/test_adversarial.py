@@ -305,7 +305,9 @@ def test_if_match_past_any_version_is_bad_input(
 
 
 @pytest.mark.timeout(30)  # a stream that took the header would follow for ever
-@pytest.mark.parametrize("last_event_id", [str(HUGE), str(2**63), str(2**62 + 1), "-1", "seven"])
+@pytest.mark.parametrize(
+    "last_event_id", [str(HUGE), str(2**63), str(2**62 + 1), "-1", "seven", "+5", "1_000"]
+)
 def test_last_event_id_past_any_sequence_is_bad_input(
     hostile_store: ctxbase.Store, client: TestClient, last_event_id: str
 ) -> None:

@@ -29,11 +29,12 @@ PING_SECONDS = 15
 def resume_from(after: int | None, last_event_id: str | None) -> int:
     """Where a stream starts: after ``Last-Event-ID`` when the client sends one."""
     if last_event_id is not None and last_event_id.strip():
-        try:
-            resumed = int(last_event_id)
-        except ValueError:
-            raise InvalidInputError("Last-Event-ID must be an event sequence") from None
-        if not 0 <= resumed <= MAX_SEQUENCE:
+        # Plain ASCII digits only: int() would also take "1_000", "+5" or " 7 ", and a
+        # subscription's stream acknowledges what it resumes after.
+        if not (last_event_id.isascii() and last_event_id.isdigit()):
+            raise InvalidInputError("Last-Event-ID must be an event sequence")
+        resumed = int(last_event_id)
+        if resumed > MAX_SEQUENCE:
             raise InvalidInputError("Last-Event-ID must be an event sequence")
         return resumed
     return after or 0
