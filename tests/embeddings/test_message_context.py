@@ -125,3 +125,28 @@ def test_the_backlog_embeds_with_the_same_context(database_url: str) -> None:
     with open_store(database_url) as store:
         assert store.embeddings.backfill() == len(TURNS)
         assert _hashes(store, [m.id for m in appended]) == [text_hash(t) for t in TEXTS]
+
+
+def test_another_projects_turns_are_never_read_for_context(
+    store: ctxbase.Store, chat: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An append, edit or import aimed at another project's conversation fails, and the turns of
+    that conversation never reach the embedder on the way."""
+    stored = store.messages.append_many(chat, TURNS)
+    store.projects.create("elsewhere", name="Elsewhere")
+    embedded: list[str] = []
+    vectors_for = store.embeddings.vectors_for
+
+    def recording(kind: str, texts: list[str]) -> object:
+        embedded.extend(texts)
+        return vectors_for(kind, texts)
+
+    monkeypatch.setattr(store.embeddings, "vectors_for", recording)
+    with pytest.raises(ctxbase.NotFoundError):
+        store.messages.append(chat, role="user", content="hello", project="elsewhere")
+    with pytest.raises(ctxbase.NotFoundError):
+        store.messages.update(stored[1].id, content="edited", project="elsewhere")
+    row = {"kind": "message", "conversation_id": str(chat), "role": "user", "content": "hi"}
+    with pytest.raises(ctxbase.CtxbaseError):
+        store.imports.rows([row], project="elsewhere")
+    assert not any("Lisbon" in text or "light" in text for text in embedded), embedded

@@ -253,7 +253,7 @@ class Messages(Domain):
             self._check_text("thinking", item.thinking)
             self._check_json("metadata", item.metadata)
         conversation_id = as_uuid(conversation_id, "conversation")
-        texts = self._embedding_texts(conversation_id, items)
+        texts = self._embedding_texts(conversation_id, items, project)
         vectors = self._store.embeddings.vectors_for("message", texts)
         now = utcnow()
         bump = self._db.prepared("messages.bump", _bump_conversation)
@@ -294,15 +294,18 @@ class Messages(Domain):
                 self._store.embeddings.insert_prepared(cursor, embedded)
         return [Message.model_validate(row) for row in rows]
 
-    def _embedding_texts(self, conversation_id: uuid.UUID, items: list[MessageIn]) -> list[str]:
+    def _embedding_texts(
+        self, conversation_id: uuid.UUID, items: list[MessageIn], project: str
+    ) -> list[str]:
         """What the new messages are embedded from: each after the turns before it (read
-        here, before the write; the conversation's project is checked by the write, and
-        nothing computed here is kept if that fails)."""
+        here, before the write, within the project; the write checks the conversation
+        again, and nothing computed here is kept if that fails)."""
         window = self._store.embeddings.message_context
         if not window:
             return [item.content for item in items]
         with self._db.read() as connection:
-            before = turns.last_turns(connection, [conversation_id], window)
+            project_id = self._project_id(connection, project)
+            before = turns.last_turns(connection, [conversation_id], window, project_id)
         return turns.embedding_texts(
             [turns.Turn.of(item) for item in items], before.get(conversation_id, []), window
         )
@@ -312,7 +315,9 @@ class Messages(Domain):
             Message, "message", message_id, project, ("messages.get", _select_message)
         )
 
-    def _edited_texts(self, message_id: uuid.UUID, patch: MessagePatch) -> dict[uuid.UUID, str]:
+    def _edited_texts(
+        self, message_id: uuid.UUID, patch: MessagePatch, project: str
+    ) -> dict[uuid.UUID, str]:
         """The embedding texts an edit changes, read before the write: the message's own
         when its content (or, with context, its speaker) changes, and those of the
         messages whose context holds it. Empty when no vector changes."""
@@ -320,8 +325,9 @@ class Messages(Domain):
         if patch.content is None and (patch.metadata is None or not window):
             return {}
         with self._db.read() as connection:
+            project_id = self._project_id(connection, project)
             return turns.texts_after_edit(
-                connection, message_id, patch.content, patch.metadata, window
+                connection, message_id, patch.content, patch.metadata, window, project_id
             )
 
     def update(
@@ -344,7 +350,7 @@ class Messages(Domain):
         changes = patch.model_dump(exclude_none=True)
         message_id = as_uuid(message_id, "message")
         embeddings = self._store.embeddings
-        texts = self._edited_texts(message_id, patch)
+        texts = self._edited_texts(message_id, patch, project)
         vectors = embeddings.vectors_for("message", list(texts.values()))
         now = utcnow()
         with self._db.connect(write=True) as connection:

@@ -74,16 +74,20 @@ def embedding_texts(turns: Sequence[Turn], before: Sequence[Turn], window: int) 
 
 
 def last_turns(
-    connection: Connection, conversation_ids: Iterable[uuid.UUID], window: int
+    connection: Connection,
+    conversation_ids: Iterable[uuid.UUID],
+    window: int,
+    project_id: uuid.UUID,
 ) -> dict[uuid.UUID, list[Turn]]:
-    """The last ``window`` stored turns of each conversation, oldest first."""
+    """The last ``window`` stored turns of each conversation of the project, oldest first
+    (another project's conversation has none here)."""
     wanted = list(dict.fromkeys(conversation_ids))
     if window <= 0 or not wanted:
         return {}
     latest = func.row_number().over(partition_by=m.conversation_id, order_by=m.position.desc())
     ranked = (
         select(m.conversation_id, m.position, m.role, m.content, m.metadata, latest.label("n"))
-        .where(m.conversation_id.in_(wanted))
+        .where(m.conversation_id.in_(wanted), m.project_id == project_id)
         .subquery()
     )
     rows = connection.execute(
@@ -141,12 +145,13 @@ def texts_after_edit(
     content: str | None,
     metadata: Mapping[str, Any] | None,
     window: int,
+    project_id: uuid.UUID,
 ) -> dict[uuid.UUID, str]:
-    """The new embedding texts of a message given ``content`` and ``metadata`` (None:
-    unchanged) and of the messages whose context holds it; empty when the message's own
-    text would not change (nor, then, theirs)."""
+    """The new embedding texts of a message of the project given ``content`` and
+    ``metadata`` (None: unchanged) and of the messages whose context holds it; empty when
+    the message's own text would not change (nor, then, theirs)."""
     edited = connection.execute(
-        select(m.conversation_id, m.position).where(m.id == message_id)
+        select(m.conversation_id, m.position).where(m.id == message_id, m.project_id == project_id)
     ).first()
     if edited is None:
         return {}  # the write reports it missing

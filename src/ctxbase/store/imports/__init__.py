@@ -124,7 +124,7 @@ class Imports(Domain):
         pending, problems = plan(parsed, ids)
         if problems:
             raise RowProblems(problems)
-        vectors = self._vectors(pending)
+        vectors = self._vectors(pending, project)
         now = utcnow()
         with self._db.connect(write=True) as connection:
             project_id = self._project_id(connection, project)
@@ -147,7 +147,7 @@ class Imports(Domain):
             vector_count,
         )
 
-    def _vectors(self, pending: list[Pending]) -> LineVectors:
+    def _vectors(self, pending: list[Pending], project: str) -> LineVectors:
         """Vectors of the batch's texts, computed before its transaction as every write
         does (rows skipped later cost a cache lookup)."""
         models: dict[str, str | None] = {}
@@ -157,7 +157,7 @@ class Imports(Domain):
             rows = [p for p in pending if p.kind == kind]
             if not rows:
                 continue
-            written = self._embedding_texts(kind, rows)
+            written = self._embedding_texts(kind, rows, project)
             vectors = self._store.embeddings.vectors_for(kind, written)
             models[kind] = vectors.model
             numbers = [p.parsed.number for p in rows]
@@ -165,7 +165,7 @@ class Imports(Domain):
             texts.update(zip(numbers, written, strict=True))
         return LineVectors(models, by_line, texts)
 
-    def _embedding_texts(self, kind: str, rows: list[Pending]) -> list[str]:
+    def _embedding_texts(self, kind: str, rows: list[Pending], project: str) -> list[str]:
         """What each row is embedded from: messages after the turns before them, those of
         the batch (in line order, which is position order) and the last ones stored."""
         window = self._store.embeddings.message_context if kind == "message" else 0
@@ -176,7 +176,10 @@ class Imports(Domain):
             by_conversation.setdefault(p.refs.get("conversation_id"), []).append(index)
         with self._db.read() as connection:
             stored = turns.last_turns(
-                connection, [c for c in by_conversation if c is not None], window
+                connection,
+                [c for c in by_conversation if c is not None],
+                window,
+                self._project_id(connection, project),
             )
         texts = [""] * len(rows)
         for conversation_id, indexes in by_conversation.items():
