@@ -9,25 +9,9 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from ctxbase import errors
 from ctxbase.config import Settings
-from ctxbase.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    ConflictError,
-    CtxbaseError,
-    DatabaseBusyError,
-    DatabaseError,
-    DatabaseUnavailableError,
-    InvalidCursorError,
-    InvalidInputError,
-    NotFoundError,
-    PayloadTooLargeError,
-    PermissionDeniedError,
-    QuotaExceededError,
-    RateLimitedError,
-    SchemaError,
-    VersionConflictError,
-)
+from ctxbase.errors import *  # noqa: F403 (every error class: errors.__all__ lists them)
 
 if TYPE_CHECKING:
     from ctxbase.client import AsyncClient, Client
@@ -71,27 +55,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "AsyncClient",
     "AsyncStore",
-    "AuthenticationError",
     "Client",
-    "ConfigurationError",
-    "ConflictError",
     "ConnectionReport",
-    "CtxbaseError",
-    "DatabaseBusyError",
-    "DatabaseError",
-    "DatabaseUnavailableError",
-    "InvalidCursorError",
-    "InvalidInputError",
-    "NotFoundError",
-    "PayloadTooLargeError",
-    "PermissionDeniedError",
-    "QuotaExceededError",
-    "RateLimitedError",
-    "SchemaError",
     "Settings",
     "Store",
-    "VersionConflictError",
     "__version__",
     "open",
     "open_async",
 ]
+__all__ += errors.__all__

@@ -28,10 +28,20 @@ from typing import Any
 
 
 class CtxbaseError(Exception):
-    """Base of every error raised by ctxbase."""
+    """Base of every error raised by ctxbase. A subclass states its ``code``, and its
+    ``http_status`` unless it keeps its parent's, in its class statement."""
 
     code = "error"
     http_status = 500
+
+    def __init_subclass__(
+        cls, *, code: str | None = None, http_status: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+        if http_status is not None:
+            cls.http_status = http_status
 
     def __init__(self, message: str, *, details: Any = None, hint: str | None = None) -> None:
         super().__init__(message)
@@ -57,84 +67,51 @@ class CtxbaseError(Exception):
         return {"error": {"code": self.code, "message": self.message, "details": details}}
 
 
-class ConfigurationError(CtxbaseError):
+class ConfigurationError(CtxbaseError, code="configuration_error", http_status=500):
     """Raised when a setting or a database URL cannot be used."""
 
-    code = "configuration_error"
-    http_status = 500
 
-
-class InvalidInputError(CtxbaseError):
+class InvalidInputError(CtxbaseError, code="invalid_input", http_status=422):
     """Raised when a value passed by the caller is not acceptable."""
 
-    code = "invalid_input"
-    http_status = 422
 
-
-class InvalidCursorError(InvalidInputError):
+class InvalidCursorError(InvalidInputError, code="invalid_cursor", http_status=400):
     """Raised when a page cursor is not one the same list returned: crafted, truncated,
     from another list or project, or from an older version."""
 
-    code = "invalid_cursor"
-    http_status = 400
 
-
-class PayloadTooLargeError(InvalidInputError):
+class PayloadTooLargeError(InvalidInputError, code="payload_too_large", http_status=413):
     """Raised when content, metadata or a batch exceeds its configured limit."""
 
-    code = "payload_too_large"
-    http_status = 413
 
-
-class NotFoundError(CtxbaseError):
+class NotFoundError(CtxbaseError, code="not_found", http_status=404):
     """Raised when a record does not exist or is not visible to the caller."""
 
-    code = "not_found"
-    http_status = 404
 
-
-class ConflictError(CtxbaseError):
+class ConflictError(CtxbaseError, code="conflict", http_status=409):
     """Raised on a uniqueness conflict or an unexpected event sequence."""
 
-    code = "conflict"
-    http_status = 409
 
-
-class VersionConflictError(CtxbaseError):
+class VersionConflictError(CtxbaseError, code="version_conflict", http_status=412):
     """Raised when compare-and-set finds a version other than the one expected."""
 
-    code = "version_conflict"
-    http_status = 412
 
-
-class AuthenticationError(CtxbaseError):
+class AuthenticationError(CtxbaseError, code="unauthenticated", http_status=401):
     """Raised when a request carries no API key or an invalid one."""
 
-    code = "unauthenticated"
-    http_status = 401
 
-
-class PermissionDeniedError(CtxbaseError):
+class PermissionDeniedError(CtxbaseError, code="permission_denied", http_status=403):
     """Raised when a valid key is not allowed to perform the operation."""
 
-    code = "permission_denied"
-    http_status = 403
 
-
-class QuotaExceededError(PermissionDeniedError):
+class QuotaExceededError(PermissionDeniedError, code="quota_exceeded", http_status=403):
     """Raised when a write would take a tenant past a quota of its plan (projects, stored
     items, storage bytes)."""
 
-    code = "quota_exceeded"
-    http_status = 403
 
-
-class RateLimitedError(CtxbaseError):
+class RateLimitedError(CtxbaseError, code="rate_limited", http_status=429):
     """Raised when a key (or a client failing to authenticate) sends requests too fast;
     ``retry_after`` says how many seconds to wait."""
-
-    code = "rate_limited"
-    http_status = 429
 
     def __init__(
         self,
@@ -148,29 +125,20 @@ class RateLimitedError(CtxbaseError):
         self.retry_after = retry_after
 
 
-class DatabaseError(CtxbaseError):
+class DatabaseError(CtxbaseError, code="database_error", http_status=503):
     """Raised when the database fails in a way the caller cannot fix by changing input."""
 
-    code = "database_error"
-    http_status = 503
 
-
-class DatabaseUnavailableError(DatabaseError):
+class DatabaseUnavailableError(DatabaseError, code="database_unavailable"):
     """Raised when the database server is unreachable, refuses the login or lacks the database."""
 
-    code = "database_unavailable"
 
-
-class DatabaseBusyError(DatabaseError):
+class DatabaseBusyError(DatabaseError, code="database_busy"):
     """Raised when other writers held the database locked longer than the busy timeout."""
 
-    code = "database_busy"
 
-
-class SchemaError(DatabaseError):
+class SchemaError(DatabaseError, code="schema_error"):
     """Raised when the schema is missing, out of date, or a migration fails."""
-
-    code = "schema_error"
 
 
 def error_class_for(code: str, status: int) -> type[CtxbaseError]:

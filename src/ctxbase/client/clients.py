@@ -10,6 +10,7 @@ configurations, migrations, re-embedding jobs) are there too.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -32,12 +33,41 @@ def _http_options(base_url: str, api_key: str | None, timeout: float) -> dict[st
     return {"base_url": base_url.rstrip("/") + "/api/v1", "headers": headers, "timeout": timeout}
 
 
-def _unreachable(error: Exception) -> CtxbaseError:
-    return CtxbaseError(f"Cannot reach the ctxbase server: {error}")
+@contextmanager
+def _reaching_server() -> Iterator[None]:
+    """A transport error (no connection, a timeout) as a CtxbaseError saying so."""
+    try:
+        yield
+    except httpx.TransportError as e:
+        raise CtxbaseError(f"Cannot reach the ctxbase server: {e}") from e
 
 
 def _clean(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
+
+
+def _http_request(request: Request) -> dict[str, Any]:
+    """The arguments of ``httpx.Client.request`` that send ``request``."""
+    return {
+        "method": request.method,
+        "url": request.path,
+        "params": _clean(request.params),
+        "json": request.json,
+        "headers": request.headers,
+    }
+
+
+def _checked(response: httpx.Response, check: bool) -> httpx.Response:
+    if check and response.status_code >= 400:
+        raise_for(response)
+    return response
+
+
+def _health(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code not in (200, 503):
+        raise_for(response)
+    body: dict[str, Any] = response.json()
+    return body
 
 
 class _Surface:
@@ -70,41 +100,26 @@ class Client(_Surface):
         return codec.result(self._send(codec.request(args, kwargs), check=False))
 
     def _send(self, request: Request, *, check: bool = True) -> httpx.Response:
-        try:
-            response = self._http.request(
-                request.method,
-                request.path,
-                params=_clean(request.params),
-                json=request.json,
-                headers=request.headers,
-            )
-        except httpx.TransportError as e:
-            raise _unreachable(e) from e
-        if check and response.status_code >= 400:
-            raise_for(response)
-        return response
+        with _reaching_server():
+            return _checked(self._http.request(**_http_request(request)), check)
 
     def _stream(self, path: str, params: dict[str, Any], event: str = "event") -> Iterator[str]:
-        try:
-            with connect_sse(
+        with (
+            _reaching_server(),
+            connect_sse(
                 self._http, "GET", path, params=_clean(params), timeout=_STREAM_TIMEOUT
-            ) as source:
-                if source.response.status_code >= 400:
-                    source.response.read()
-                    raise_for(source.response)
-                for message in source.iter_sse():
-                    if message.event == event:
-                        yield message.data
-        except httpx.TransportError as e:
-            raise _unreachable(e) from e
+            ) as source,
+        ):
+            if source.response.status_code >= 400:
+                source.response.read()
+                raise_for(source.response)
+            for message in source.iter_sse():
+                if message.event == event:
+                    yield message.data
 
     def health(self) -> dict[str, Any]:
         """The server's ``/health`` report (also when it says the database is down)."""
-        response = self._send(Request("GET", "/health"), check=False)
-        if response.status_code not in (200, 503):
-            raise_for(response)
-        body: dict[str, Any] = response.json()
-        return body
+        return _health(self._send(Request("GET", "/health"), check=False))
 
     def ready(self) -> bool:
         """Whether the server can take traffic."""
@@ -147,24 +162,13 @@ class AsyncClient(_Surface):
         return codec.result(await self._asend(codec.request(args, kwargs), check=False))
 
     async def _asend(self, request: Request, *, check: bool = True) -> httpx.Response:
-        try:
-            response = await self._http.request(
-                request.method,
-                request.path,
-                params=_clean(request.params),
-                json=request.json,
-                headers=request.headers,
-            )
-        except httpx.TransportError as e:
-            raise _unreachable(e) from e
-        if check and response.status_code >= 400:
-            raise_for(response)
-        return response
+        with _reaching_server():
+            return _checked(await self._http.request(**_http_request(request)), check)
 
     async def _astream(
         self, path: str, params: dict[str, Any], event: str = "event"
     ) -> AsyncIterator[str]:
-        try:
+        with _reaching_server():
             async with aconnect_sse(
                 self._http, "GET", path, params=_clean(params), timeout=_STREAM_TIMEOUT
             ) as source:
@@ -174,15 +178,9 @@ class AsyncClient(_Surface):
                 async for message in source.aiter_sse():
                     if message.event == event:
                         yield message.data
-        except httpx.TransportError as e:
-            raise _unreachable(e) from e
 
     async def health(self) -> dict[str, Any]:
-        response = await self._asend(Request("GET", "/health"), check=False)
-        if response.status_code not in (200, 503):
-            raise_for(response)
-        body: dict[str, Any] = response.json()
-        return body
+        return _health(await self._asend(Request("GET", "/health"), check=False))
 
     async def ready(self) -> bool:
         return bool((await self._asend(Request("GET", "/ready"), check=False)).status_code == 200)

@@ -42,10 +42,6 @@ class Database:
         self.driver_connections = self.backend.driver_connections()
         self._raw_transaction = self.backend.raw_transaction
 
-    def observe_query(self, seconds: float) -> None:
-        for observer in self.query_observers:
-            observer(seconds)
-
     def prepared(self, name: str, build: Callable[[], ClauseElement]) -> PreparedStatement:
         """The statement ``name``, compiled for this database on first use.
 

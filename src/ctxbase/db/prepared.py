@@ -138,10 +138,6 @@ class PreparedStatement:
         validate = model.model_validate
         return [validate(row) for row in self._fetch(cursor, params, for_records=True)]
 
-    def first_record(self, cursor: Any, params: dict[str, Any], model: type[R]) -> R | None:
-        found = self.records(cursor, params, model)
-        return found[0] if found else None
-
     def read_records(self, db: Database, params: dict[str, Any], model: type[R]) -> list[R]:
         """:meth:`records` as one read of its own: the whole path of a point read.
 

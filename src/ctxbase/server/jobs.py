@@ -204,66 +204,53 @@ class JobRunner:
         with self._reembedding:
             if any(j.report.kind == "reembed" and not j.report.finished for j in self.all()):
                 raise ConflictError("A re-embedding job is already running")
-            return self._start_reembed(
-                store, home, embedder, batch_size=batch_size, drop_old=drop_old
+            kinds = list(store.settings.embed_on_write)
+            totals = store.embeddings.pending(kinds, model=embedder.name)
+            described = _describe(store)
+            report = MigrationReport(
+                id=new_id(),
+                kind="reembed",
+                status="running",
+                source={**described, "model": store.embeddings.model},
+                target={**described, "model": embedder.name},
+                tables=kinds,
+                options={"model": embedder.name, "batch_size": batch_size, "drop_old": drop_old},
+                progress=Progress(totals=totals, rows={kind: 0 for kind in kinds}),
+                created_at=utcnow(),
+                started_at=utcnow(),
             )
+            record = HomeRecord(home, {RUNNER: this_process()}, own=True)
+            record.create(report)
+            job = RunningJob(report, record)
+            total = sum(totals.values())
 
-    def _start_reembed(
-        self,
-        store: Store,
-        home: Store,
-        embedder: Embedder,
-        *,
-        batch_size: int,
-        drop_old: bool,
-    ) -> RunningJob:
-        kinds = list(store.settings.embed_on_write)
-        totals = store.embeddings.pending(kinds, model=embedder.name)
-        described = _describe(store)
-        report = MigrationReport(
-            id=new_id(),
-            kind="reembed",
-            status="running",
-            source={**described, "model": store.embeddings.model},
-            target={**described, "model": embedder.name},
-            tables=kinds,
-            options={"model": embedder.name, "batch_size": batch_size, "drop_old": drop_old},
-            progress=Progress(totals=totals, rows={kind: 0 for kind in kinds}),
-            created_at=utcnow(),
-            started_at=utcnow(),
-        )
-        record = HomeRecord(home, {RUNNER: this_process()}, own=True)
-        record.create(report)
-        job = RunningJob(report, record)
-        total = sum(totals.values())
-
-        def advance(kind: str, count: int) -> None:
-            rows = dict(job.report.progress.rows)
-            rows[kind] = rows.get(kind, 0) + count
-            done = sum(rows.values())
-            percent = 100.0 if total == 0 else min(100.0, round(100.0 * done / total, 2))
-            progress = job.report.progress.model_copy(
-                update={"rows": rows, "percent": percent, "current_table": kind}
-            )
-            job.update(job.report.model_copy(update={"progress": progress}))
-
-        def run() -> None:
-            try:
-                store.embeddings.reembed(
-                    embedder, batch_size=batch_size, drop_old=drop_old, progress=advance
+            def advance(kind: str, count: int) -> None:
+                rows = dict(job.report.progress.rows)
+                rows[kind] = rows.get(kind, 0) + count
+                done = sum(rows.values())
+                percent = 100.0 if total == 0 else min(100.0, round(100.0 * done / total, 2))
+                progress = job.report.progress.model_copy(
+                    update={"rows": rows, "percent": percent, "current_table": kind}
                 )
-            except Exception as error:
-                log.exception("Re-embedding with %s failed", embedder.name)
-                job.update(_failed(job.report, error))
-                return
-            progress = job.report.progress.model_copy(
-                update={"percent": 100.0, "current_table": None}
-            )
-            done = {"status": "completed", "progress": progress, "finished_at": utcnow()}
-            job.update(job.report.model_copy(update=done))
+                job.update(job.report.model_copy(update={"progress": progress}))
 
-        self._start(job, run, "ctxbase-reembed")
-        return job
+            def run() -> None:
+                try:
+                    store.embeddings.reembed(
+                        embedder, batch_size=batch_size, drop_old=drop_old, progress=advance
+                    )
+                except Exception as error:
+                    log.exception("Re-embedding with %s failed", embedder.name)
+                    job.update(_failed(job.report, error))
+                    return
+                progress = job.report.progress.model_copy(
+                    update={"percent": 100.0, "current_table": None}
+                )
+                done = {"status": "completed", "progress": progress, "finished_at": utcnow()}
+                job.update(job.report.model_copy(update=done))
+
+            self._start(job, run, "ctxbase-reembed")
+            return job
 
     # --- this process's jobs --------------------------------------------------------------------
 

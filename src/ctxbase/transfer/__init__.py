@@ -107,7 +107,7 @@ def prepare_migration(
         require_no_unfinished_migration(source_end.db)  # never copy part of the data on
         target_end = open_endpoint(target, settings, role="target", create=True)
         endpoints.append(target_end)
-        _prepare_target(target_end)
+        ensure_schema(target_end.db)  # to head: an empty database gets the whole schema
         # A job stopped in it may hold foreign keys and indexes set aside, and its discard
         # would empty the new job's tables: that job is resumed or discarded first.
         require_no_unfinished_migration(target_end.db)
@@ -224,11 +224,6 @@ def job_report(
             return jobs.to_report(jobs.load_job(connection, _job_uuid(job_id)))
     finally:
         target_end.close()
-
-
-def _prepare_target(target: Endpoint) -> None:
-    """Bring the target's schema to head (an empty database gets the whole schema)."""
-    ensure_schema(target.db)
 
 
 def _job_uuid(job_id: uuid.UUID | str) -> uuid.UUID:

@@ -30,6 +30,7 @@ import json
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -136,7 +137,6 @@ def export_archive(
     filters = _project_filters(db, project, plans) if project is not None else {}
     counts: dict[str, int] = {}
     target = Path(path)
-    partial = target.with_name(target.name + ".partial")
     if not target.parent.is_dir():
         raise InvalidInputError(
             f"Cannot write {target}: no directory {target.parent}",
@@ -144,20 +144,33 @@ def export_archive(
         )
     if on_phase is not None:
         on_phase("exporting", _counts(db, plans, filters))
+    with (
+        written_through_partial(target) as partial,
+        gzip.open(partial, "wt", encoding="utf-8", compresslevel=6) as out,
+    ):
+        _write_line(out, _header(project, with_embeddings, names))
+        for plan in plans:
+            counts[plan.name] = _export_table(db, plan, filters.get(plan.name), out, progress)
+        _write_line(out, {"end": True, "rows": counts})
+    return ArchiveReport(path=str(target), rows=counts)
+
+
+@contextmanager
+def written_through_partial(target: Path) -> Iterator[Path]:
+    """The file ``<target>.partial`` to write in the block, renamed to ``target`` when the
+    block ends and removed when it fails: a half-written file never takes the final name.
+    A failure to write is an InvalidInputError naming ``target``."""
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
     try:
-        with gzip.open(partial, "wt", encoding="utf-8", compresslevel=6) as out:
-            _write_line(out, _header(project, with_embeddings, names))
-            for plan in plans:
-                counts[plan.name] = _export_table(db, plan, filters.get(plan.name), out, progress)
-            _write_line(out, {"end": True, "rows": counts})
-        partial.replace(target)  # a half-written archive never takes the final name
+        yield partial
+        partial.replace(target)
     except OSError as error:
         partial.unlink(missing_ok=True)
         raise InvalidInputError(f"Cannot write {target}: {error.strerror or error}") from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    return ArchiveReport(path=str(target), rows=counts)
 
 
 def _counts(db: Database, plans: list[TablePlan], filters: dict[str, Any]) -> dict[str, int]:

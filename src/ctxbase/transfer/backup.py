@@ -41,6 +41,7 @@ from ctxbase.transfer.archive import (
     RowsCallback,
     export_archive,
     replace_with_archive,
+    written_through_partial,
 )
 
 Method = Literal["sqlite-backup", "pg_dump", "export"]
@@ -72,17 +73,8 @@ def backup(
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InvalidInputError(f"Cannot write {target}: {error.strerror or error}") from None
-    partial = target.with_name(target.name + ".partial")
-    partial.unlink(missing_ok=True)
-    try:
+    with written_through_partial(target) as partial:
         method, note = _write_backup(db, partial, settings, progress, on_phase)
-        partial.replace(target)
-    except OSError as error:
-        partial.unlink(missing_ok=True)
-        raise InvalidInputError(f"Cannot write {target}: {error.strerror or error}") from None
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
     return BackupReport(path=str(target), method=method, bytes=target.stat().st_size, note=note)
 
 

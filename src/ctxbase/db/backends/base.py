@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import numpy as np
 from sqlalchemy import ColumnElement, Connection, Engine, Table
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,7 +23,7 @@ from ctxbase.config import Settings
 from ctxbase.db.driver_errors import translate_error
 from ctxbase.db.types import VECTOR_STORAGE_ATTR
 from ctxbase.db.urls import DatabaseURL
-from ctxbase.db.vectors.base import Distance, VectorMatch
+from ctxbase.db.vectors.base import Distance, VectorSearch
 from ctxbase.errors import CtxbaseError
 
 if TYPE_CHECKING:
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
     from ctxbase.db.driver_connections import DriverConnections
     from ctxbase.db.prepared import RawTransaction
     from ctxbase.db.vectors.postgres import PgvectorStatus
-    from ctxbase.store.search_conditions import ItemConditions
 
 VectorStorage = Literal["pgvector", "bytes"]
 #: An INSERT with ``on_conflict_do_update`` / ``on_conflict_do_nothing`` and ``excluded``.
@@ -157,20 +155,13 @@ class Backend(ABC):
     ) -> None:
         """Build the model's vector index now (re-embedding does, before switching)."""
 
+    @property
     @abstractmethod
-    def vector_search(
-        self,
-        db: Database,
-        conditions: ItemConditions,
-        items: Table,
-        owner: Any,
-        model: str,
-        query: np.ndarray,
-        distance: Distance,
-        limit: int,
-    ) -> list[VectorMatch]:
-        """The ``limit`` items nearest ``query`` meeting ``conditions``, best first, each
-        with its score (see :func:`~ctxbase.db.vectors.base.reference_scores`) and row."""
+    def vector_search(self) -> VectorSearch:
+        """The search of this database's vectors: ``vector_search(db, conditions, items,
+        owner, model, query, distance, limit)`` is the ``limit`` items nearest ``query``
+        meeting ``conditions``, best first, each with its score (see
+        :func:`~ctxbase.db.vectors.base.reference_scores`) and row."""
 
     # --- compare-and-set ---
 

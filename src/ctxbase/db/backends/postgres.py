@@ -18,7 +18,6 @@ from functools import cached_property
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.types.json import set_json_loads
@@ -45,7 +44,7 @@ from ctxbase.db.driver_connections import DriverConnections
 from ctxbase.db.fulltext import postgres as postgres_fulltext
 from ctxbase.db.prepared import RawTransaction
 from ctxbase.db.vectors import exact, pgvector
-from ctxbase.db.vectors.base import Distance, VectorMatch
+from ctxbase.db.vectors.base import Distance, VectorSearch
 from ctxbase.db.vectors.postgres import (
     PgvectorStatus,
     ensure_pgvector,
@@ -55,7 +54,6 @@ from ctxbase.db.vectors.postgres import (
 
 if TYPE_CHECKING:
     from ctxbase.db.database import Database
-    from ctxbase.store.search_conditions import ItemConditions
 
 #: A compare-and-set finding its row locked polls it again after a random pause of up to
 #: the first figure, doubling to the second, for at most the third (seconds).
@@ -297,19 +295,9 @@ class PostgresBackend(Backend):
                 connection, self._database_name, model, dimensions, distance, self._index_options
             )
 
-    def vector_search(
-        self,
-        db: Database,
-        conditions: ItemConditions,
-        items: Table,
-        owner: Any,
-        model: str,
-        query: np.ndarray,
-        distance: Distance,
-        limit: int,
-    ) -> list[VectorMatch]:
-        search = pgvector.search if self.has_vector_type else exact.search
-        return search(db, conditions, items, owner, model, query, distance, limit)
+    @property
+    def vector_search(self) -> VectorSearch:
+        return pgvector.search if self.has_vector_type else exact.search
 
     # --- full text: tsvector, ranked by BM25 here ---
 

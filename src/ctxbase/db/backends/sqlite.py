@@ -29,7 +29,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -52,13 +51,12 @@ from ctxbase.db.fulltext.sqlite_erasure import erase_deleted_text
 from ctxbase.db.prepared import RawTransaction
 from ctxbase.db.schema import EMBEDDING_OWNER_COLUMNS
 from ctxbase.db.vectors.ann import AnnOptions
-from ctxbase.db.vectors.base import Distance, VectorMatch
+from ctxbase.db.vectors.base import Distance, VectorSearch
 from ctxbase.db.vectors.sqlite import SQLiteVectorIndex, SQLiteVectorOptions
 from ctxbase.errors import SchemaError
 
 if TYPE_CHECKING:
     from ctxbase.db.database import Database
-    from ctxbase.store.search_conditions import ItemConditions
 
 
 class SQLiteDriverConnections(DriverConnections):
@@ -202,18 +200,9 @@ class SQLiteBackend(Backend):
         owners = list(EMBEDDING_OWNER_COLUMNS.values())
         self.vector_index.build(db, model, owners, distance)
 
-    def vector_search(
-        self,
-        db: Database,
-        conditions: ItemConditions,
-        items: Table,
-        owner: Any,
-        model: str,
-        query: np.ndarray,
-        distance: Distance,
-        limit: int,
-    ) -> list[VectorMatch]:
-        return self.vector_index.search(db, conditions, items, owner, model, query, distance, limit)
+    @property
+    def vector_search(self) -> VectorSearch:
+        return self.vector_index.search
 
     # --- full text: FTS5 ---
 

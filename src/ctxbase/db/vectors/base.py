@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 
 from ctxbase.db.vectors.blas import matrix_times_vector
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+
+    from ctxbase.db.database import Database
+    from ctxbase.store.search_conditions import ItemConditions
 
 Distance = Literal["cosine", "l2", "ip"]
 DISTANCES: tuple[Distance, ...] = ("cosine", "l2", "ip")
@@ -18,6 +25,14 @@ class VectorMatch(NamedTuple):
     item_id: Any  # the item's id (uuid.UUID)
     score: float  # higher is better, as :func:`reference_scores` defines it
     item: dict[str, Any]  # the item's row, column name to value
+
+
+#: A vector search, as every backend has one: ``(db, conditions, items, owner, model, query,
+#: distance, limit)`` to the ``limit`` matches nearest ``query``, best first.
+VectorSearch = Callable[
+    ["Database", "ItemConditions", "Table", Any, str, np.ndarray, Distance, int],
+    list[VectorMatch],
+]
 
 
 def reference_scores(matrix: np.ndarray, query: np.ndarray, distance: Distance) -> np.ndarray:

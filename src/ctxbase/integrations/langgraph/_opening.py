@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from ctxbase.store.base import DEFAULT_PROJECT
@@ -42,12 +41,7 @@ class Opened(Generic[T]):
         self._store = store
         return adapter
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_exc: object) -> None:
         store, self._store = self._store, None
         if store is not None:
             store.close()
@@ -55,10 +49,5 @@ class Opened(Generic[T]):
     async def __aenter__(self) -> T:
         return await asyncio.to_thread(self.__enter__)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.__exit__, exc_type, exc, tb)
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.__exit__, *exc)
