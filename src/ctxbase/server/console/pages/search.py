@@ -11,10 +11,10 @@ from typing import Annotated, Any, get_args
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from ctxbase.errors import CtxbaseError, InvalidInputError
+from ctxbase.errors import InvalidInputError
 from ctxbase.records import SEARCH_KINDS, SearchFilters
 from ctxbase.records.search import DistanceName, SearchMode
-from ctxbase.server.console.pages.common import VisitorDep, opened, page, utc
+from ctxbase.server.console.pages.common import VisitorDep, opened, outcome, page, utc
 
 router = APIRouter(prefix="/p/{project}")
 MODES = get_args(SearchMode)
@@ -61,8 +61,8 @@ async def search(
     result, error, took = None, None, None
     if q.strip():
         started = time.perf_counter()
-        try:
-            result = await v.api.search(
+        result, error = await outcome(
+            lambda: v.api.search(
                 q,
                 kinds=chosen or list(SEARCH_KINDS),
                 mode=mode,
@@ -72,10 +72,7 @@ async def search(
                 distance=distance,
                 project=project,
             )
-        except CtxbaseError as failed:
-            if failed.http_status in (401, 403):
-                raise
-            error = str(failed)
+        )
         took = (time.perf_counter() - started) * 1000
     return await page(
         v,
