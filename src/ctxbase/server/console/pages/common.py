@@ -183,8 +183,12 @@ def json_field(v: Visitor, name: str, *, default: Any = None) -> Any:
 
 
 def number_field(v: Visitor, name: str, kind: type[T] = float) -> T | None:  # type: ignore[assignment]
-    text = field(v, name)
-    if text is None:
+    return number(name, field(v, name), kind)
+
+
+def number(name: str, text: str | None, kind: type[T] = float) -> T | None:  # type: ignore[assignment]
+    """Field ``name``'s ``text`` as a ``kind``; None when empty."""
+    if text is None or not text.strip():
         return None
     try:
         return kind(text)  # type: ignore[call-arg]

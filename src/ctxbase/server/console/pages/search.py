@@ -14,7 +14,7 @@ from starlette.responses import Response
 from ctxbase.errors import InvalidInputError
 from ctxbase.records import SEARCH_KINDS, SearchFilters
 from ctxbase.records.search import DistanceName, SearchMode
-from ctxbase.server.console.pages.common import VisitorDep, opened, outcome, page, utc
+from ctxbase.server.console.pages.common import VisitorDep, number, opened, outcome, page, utc
 
 router = APIRouter(prefix="/p/{project}")
 MODES = get_args(SearchMode)
@@ -67,7 +67,7 @@ async def search(
                 kinds=chosen or list(SEARCH_KINDS),
                 mode=mode,
                 k=k,
-                threshold=_threshold(threshold),
+                threshold=number("threshold", threshold),
                 filters=_filters(filters),
                 distance=distance,
                 project=project,
@@ -89,15 +89,6 @@ async def search(
         error=error,
         took=took,
     )
-
-
-def _threshold(text: str) -> float | None:
-    if not text.strip():
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise InvalidInputError(f"threshold must be a number, not {text[:40]!r}") from None
 
 
 def _filters(values: dict[str, str]) -> SearchFilters:
