@@ -20,7 +20,6 @@ from ctxbase.server.console.pages.common import (
 
 router = APIRouter(prefix="/admin")
 ROLES = ("reader", "writer", "admin")
-POLL_SECONDS = 0.5
 
 
 # --- tenants ------------------------------------------------------------------------------

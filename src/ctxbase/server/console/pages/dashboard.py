@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ctxbase.errors import CtxbaseError, NotFoundError
+from ctxbase.errors import NotFoundError
 from ctxbase.records import Event, Project
 from ctxbase.server.console.counts import KINDS, project_counts
 from ctxbase.server.console.guard import Visitor
@@ -81,7 +81,7 @@ def _current_project(v: Visitor, projects: list[Project]) -> str | None:
     for wanted in (v.session.project, "default"):
         if wanted in slugs:
             return wanted
-    return slugs[0] if slugs else None
+    return slugs[0]
 
 
 #: The operation whose access lets a key see how many items of a kind there are.
@@ -120,17 +120,6 @@ def _counts(
         except NotFoundError:
             continue  # deleted meanwhile, or not the key's
     return found
-
-
-async def _optional(v: Visitor, name: str, call: Any) -> Any:
-    """An API call whose section the page leaves out when the key may not make it."""
-    if not v.can(name):
-        call.close()
-        return None
-    try:
-        return await call
-    except CtxbaseError:
-        return None
 
 
 async def _recent_events(v: Visitor, project: str | None) -> list[Event]:
