@@ -84,28 +84,16 @@ def _current_project(v: Visitor, projects: list[Project]) -> str | None:
     return slugs[0]
 
 
-#: The operation whose access lets a key see how many items of a kind there are.
-LISTED_BY = {
-    "conversations": "conversations.list",
-    "messages": "messages.list",
-    "contexts": "contexts.list",
-    "memories": "memories.list",
-    "state": "state.list",
-    "events": "events.list",
-    "subscriptions": "subscriptions.list",
-}
-
-
 def _countable(
     v: Visitor, projects: list[Project], current: str | None
 ) -> list[tuple[str, str, list[str]]]:
     """The projects to count (the first ones, or the current one when the key may not
-    list projects), each with the kinds the key may list in it (its scopes)."""
+    list projects), each with the kinds the key may list in it (``{kind}.list``)."""
     named = [(p.slug, p.name or p.slug) for p in projects[:COUNTED_PROJECTS]]
     if not named and current is not None:
         named = [(current, current)]
     return [
-        (slug, name, [kind for kind in KINDS if v.can(LISTED_BY[kind], slug)])
+        (slug, name, [kind for kind in KINDS if v.can(f"{kind}.list", slug)])
         for slug, name in named
     ]
 
