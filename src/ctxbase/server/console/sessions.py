@@ -26,6 +26,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -109,22 +110,18 @@ def is_secure(request: Request) -> bool:
 
 
 def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
-    response.set_cookie(
-        name,
-        value,
-        max_age=max_age,
-        path=request.scope.get("root_path") or "/",
-        httponly=True,
-        samesite="strict",
-        secure=is_secure(request),
-    )
+    response.set_cookie(name, value, max_age=max_age, **_cookie_flags(request))
 
 
 def clear_cookie(response: Response, request: Request, name: str) -> None:
-    response.delete_cookie(
-        name,
-        path=request.scope.get("root_path") or "/",
-        httponly=True,
-        samesite="strict",
-        secure=is_secure(request),
-    )
+    response.delete_cookie(name, **_cookie_flags(request))
+
+
+def _cookie_flags(request: Request) -> dict[str, Any]:
+    """Where the console's cookies apply, and what keeps them from scripts and other sites."""
+    return {
+        "path": request.scope.get("root_path") or "/",
+        "httponly": True,
+        "samesite": "strict",
+        "secure": is_secure(request),
+    }

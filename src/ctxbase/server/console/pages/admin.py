@@ -12,15 +12,14 @@ from ctxbase.server.console.pages.common import (
     field,
     finished,
     json_field,
+    listing,
     number_field,
     page,
-    query_string,
     redirect,
 )
 
 router = APIRouter(prefix="/admin")
 ROLES = ("reader", "writer", "admin")
-POLL_SECONDS = 0.5
 
 
 # --- tenants ------------------------------------------------------------------------------
@@ -28,16 +27,12 @@ POLL_SECONDS = 0.5
 
 @router.get("/tenants")
 async def tenants(v: VisitorDep, cursor: str | None = None) -> Response:
-    listed = await v.api.tenants.list(limit=PAGE, cursor=cursor)
-    return await page(
+    return await listing(
         v,
-        "tenants.html",
+        "tenants",
+        lambda: v.api.tenants.list(limit=PAGE, cursor=cursor),
         title="Tenants",
-        section="tenants",
-        items=listed.items,
-        next_cursor=listed.next_cursor,
         cursor=cursor,
-        here=f"{v.base}/admin/tenants",
     )
 
 
@@ -72,16 +67,12 @@ async def set_tenant_active(v: VisitorDep, tenant: str) -> Response:
 
 @router.get("/projects")
 async def projects(v: VisitorDep, cursor: str | None = None) -> Response:
-    listed = await v.api.projects.list(limit=PAGE, cursor=cursor)
-    return await page(
+    return await listing(
         v,
-        "projects.html",
+        "projects",
+        lambda: v.api.projects.list(limit=PAGE, cursor=cursor),
         title="Projects",
-        section="projects",
-        items=listed.items,
-        next_cursor=listed.next_cursor,
         cursor=cursor,
-        here=f"{v.base}/admin/projects",
     )
 
 
@@ -110,18 +101,14 @@ async def delete_project(v: VisitorDep, project: str) -> Response:
 
 @router.get("/keys")
 async def keys(v: VisitorDep, tenant: str = "", cursor: str | None = None) -> Response:
-    listed = await v.api.keys.list(tenant=tenant or None, limit=PAGE, cursor=cursor)
-    return await page(
+    return await listing(
         v,
-        "keys.html",
+        "keys",
+        lambda: v.api.keys.list(tenant=tenant or None, limit=PAGE, cursor=cursor),
         title="API keys",
-        section="keys",
-        items=listed.items,
-        next_cursor=listed.next_cursor,
         cursor=cursor,
-        tenant=tenant,
+        filters={"tenant": tenant},
         roles=ROLES,
-        here=f"{v.base}/admin/keys{query_string(tenant=tenant)}",
     )
 
 
@@ -163,17 +150,13 @@ async def revoke_key(v: VisitorDep, key_id: str) -> Response:
 
 @router.get("/audit")
 async def audit(v: VisitorDep, action: str = "", cursor: str | None = None) -> Response:
-    listed = await v.api.audit.list(action=action or None, limit=PAGE, cursor=cursor)
-    return await page(
+    return await listing(
         v,
-        "audit.html",
+        "audit",
+        lambda: v.api.audit.list(action=action or None, limit=PAGE, cursor=cursor),
         title="Audit log",
-        section="audit",
-        items=listed.items,
-        next_cursor=listed.next_cursor,
         cursor=cursor,
-        action=action,
-        here=f"{v.base}/admin/audit{query_string(action=action)}",
+        filters={"action": action},
     )
 
 

@@ -13,15 +13,14 @@ from ctxbase.server.console.pages.common import (
     PAGE,
     VisitorDep,
     act,
-    count_of,
+    delete_item,
     field,
-    finished,
     fragment,
     json_text,
+    listing,
     number_field,
     opened,
     page,
-    query_string,
     redirect,
     utc,
 )
@@ -42,15 +41,16 @@ async def conversations(
     metadata: str = "",
     cursor: str | None = None,
 ) -> Response:
-    opened(v, project)
     filters = {
         "agent_id": agent_id,
         "created_after": created_after,
         "created_before": created_before,
         "metadata": metadata,
     }
-    listed, total = await asyncio.gather(
-        v.api.conversations.list(
+    return await listing(
+        v,
+        "conversations",
+        lambda: v.api.conversations.list(
             agent_id=agent_id or None,
             created_after=utc(created_after or None),
             created_before=utc(created_before or None),
@@ -59,20 +59,10 @@ async def conversations(
             cursor=cursor,
             project=project,
         ),
-        count_of(v, project, "conversations"),
-    )
-    return await page(
-        v,
-        "conversations.html",
-        title=f"Conversations · {project}",
-        project=project,
-        section="conversations",
-        items=listed.items,
-        next_cursor=listed.next_cursor,
+        title="Conversations",
         cursor=cursor,
-        total=total,
         filters=filters,
-        here=f"{v.base}/p/{project}/conversations{query_string(**filters)}",
+        project=project,
     )
 
 
@@ -135,14 +125,12 @@ async def quality(v: VisitorDep, project: str, conversation_id: str) -> Response
 @router.post("/conversations/{conversation_id}/delete")
 async def delete_conversation(v: VisitorDep, project: str, conversation_id: str) -> Response:
     cid = parse_uuid(conversation_id)
-    deleted = await act(
+    return await delete_item(
         v,
-        lambda: finished(v.api.conversations.delete(cid, project=project)),
+        lambda: v.api.conversations.delete(cid, project=project),
         "Conversation deleted, with its messages.",
+        f"{v.base}/p/{project}/conversations/{cid}",
     )
-    if deleted is None:
-        return redirect(f"{v.base}/p/{project}/conversations/{cid}")
-    return redirect(f"{v.base}/p/{project}/conversations")
 
 
 # --- memories -----------------------------------------------------------------------------
@@ -157,9 +145,10 @@ async def memories(
     memory_type: str = "",
     cursor: str | None = None,
 ) -> Response:
-    opened(v, project)
-    listed, total = await asyncio.gather(
-        v.api.memories.list(
+    return await listing(
+        v,
+        "memories",
+        lambda: v.api.memories.list(
             agent_id=agent_id or None,
             user_id=user_id or None,
             memory_type=memory_type or None,
@@ -167,21 +156,10 @@ async def memories(
             cursor=cursor,
             project=project,
         ),
-        count_of(v, project, "memories"),
-    )
-    filters = {"agent_id": agent_id, "user_id": user_id, "memory_type": memory_type}
-    return await page(
-        v,
-        "memories.html",
-        title=f"Memories · {project}",
-        project=project,
-        section="memories",
-        items=listed.items,
-        next_cursor=listed.next_cursor,
+        title="Memories",
         cursor=cursor,
-        total=total,
-        filters=filters,
-        here=f"{v.base}/p/{project}/memories{query_string(**filters)}",
+        filters={"agent_id": agent_id, "user_id": user_id, "memory_type": memory_type},
+        project=project,
     )
 
 
@@ -229,11 +207,9 @@ async def edit_memory(v: VisitorDep, project: str, memory_id: str) -> Response:
 @router.post("/memories/{memory_id}/delete")
 async def delete_memory(v: VisitorDep, project: str, memory_id: str) -> Response:
     mid = parse_uuid(memory_id)
-    deleted = await act(
+    return await delete_item(
         v,
-        lambda: finished(v.api.memories.delete(mid, project=project)),
+        lambda: v.api.memories.delete(mid, project=project),
         "Memory deleted, with its history and embeddings.",
+        f"{v.base}/p/{project}/memories/{mid}",
     )
-    if deleted is None:
-        return redirect(f"{v.base}/p/{project}/memories/{mid}")
-    return redirect(f"{v.base}/p/{project}/memories")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -96,20 +97,72 @@ def redirect(url: str) -> Response:
     return RedirectResponse(url, status_code=303)
 
 
-async def act(v: Visitor, call: Callable[[], Awaitable[T]], done: str) -> T | None:
-    """Make the API call of a form (reading its fields inside ``call``); flash ``done``,
-    or the reason bad input or a conflict is refused. A key that may not act is
-    answered 403 as the API answered it."""
+async def outcome(call: Callable[[], Awaitable[T]]) -> tuple[T | None, str | None]:
+    """What ``call`` answers, or why bad input or a conflict was refused (the page says
+    it). A key that may not make the call is answered 403 as the API answered it."""
     try:
-        result = await call()
+        return await call(), None
     except CtxbaseError as error:
         if error.http_status in (401, 403):
             raise
-        v.flash("error", str(error))
-        return None
-    if done:
+        return None, str(error)
+
+
+async def act(v: Visitor, call: Callable[[], Awaitable[T]], done: str) -> T | None:
+    """Make the API call of a form (reading its fields inside ``call``); flash ``done``,
+    or the reason the call was refused (see :func:`outcome`)."""
+    result, error = await outcome(call)
+    if error is not None:
+        v.flash("error", error)
+    elif done:
         v.flash("ok", done)
     return result
+
+
+async def delete_item(
+    v: Visitor, call: Callable[[], Awaitable[Any]], done: str, item_url: str
+) -> Response:
+    """Delete an item with ``call`` (see :func:`act`); then show the list it was in (its
+    page's URL less the last part), or its page again if the deletion was refused."""
+    deleted = await act(v, lambda: finished(call()), done)
+    return redirect(item_url if deleted is None else item_url.rsplit("/", 1)[0])
+
+
+async def listing(
+    v: Visitor,
+    section: str,
+    call: Callable[[], Awaitable[Any]],
+    *,
+    title: str,
+    cursor: str | None,
+    filters: dict[str, str] | None = None,
+    project: str | None = None,
+    shown: Callable[[Any], Any] | None = None,
+    **context: Any,
+) -> Response:
+    """A list page (template ``{section}.html``): the page of items ``call`` reads
+    (each as ``shown`` makes it), and a pager whose links keep ``filters``. In a project,
+    which it opens: the project in the title, and how many items of the kind it holds."""
+    filters = filters or {}
+    if project is None:
+        listed, where = await call(), f"{v.base}/admin"
+    else:
+        opened(v, project)
+        listed, context["total"] = await asyncio.gather(call(), count_of(v, project, section))
+        title, where = f"{title} · {project}", f"{v.base}/p/{project}"
+    return await page(
+        v,
+        f"{section}.html",
+        title=title,
+        project=project,
+        section=section,
+        items=listed.items if shown is None else [shown(item) for item in listed.items],
+        next_cursor=listed.next_cursor,
+        cursor=cursor,
+        filters=filters,
+        here=f"{where}/{section}{query_string(**filters)}",
+        **context,
+    )
 
 
 def field(v: Visitor, name: str) -> str | None:
@@ -130,8 +183,12 @@ def json_field(v: Visitor, name: str, *, default: Any = None) -> Any:
 
 
 def number_field(v: Visitor, name: str, kind: type[T] = float) -> T | None:  # type: ignore[assignment]
-    text = field(v, name)
-    if text is None:
+    return number(name, field(v, name), kind)
+
+
+def number(name: str, text: str | None, kind: type[T] = float) -> T | None:  # type: ignore[assignment]
+    """Field ``name``'s ``text`` as a ``kind``; None when empty."""
+    if text is None or not text.strip():
         return None
     try:
         return kind(text)  # type: ignore[call-arg]

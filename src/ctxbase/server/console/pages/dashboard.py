@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ctxbase.errors import CtxbaseError, NotFoundError
+from ctxbase.errors import NotFoundError
 from ctxbase.records import Event, Project
 from ctxbase.server.console.counts import KINDS, project_counts
 from ctxbase.server.console.guard import Visitor
@@ -81,31 +81,19 @@ def _current_project(v: Visitor, projects: list[Project]) -> str | None:
     for wanted in (v.session.project, "default"):
         if wanted in slugs:
             return wanted
-    return slugs[0] if slugs else None
-
-
-#: The operation whose access lets a key see how many items of a kind there are.
-LISTED_BY = {
-    "conversations": "conversations.list",
-    "messages": "messages.list",
-    "contexts": "contexts.list",
-    "memories": "memories.list",
-    "state": "state.list",
-    "events": "events.list",
-    "subscriptions": "subscriptions.list",
-}
+    return slugs[0]
 
 
 def _countable(
     v: Visitor, projects: list[Project], current: str | None
 ) -> list[tuple[str, str, list[str]]]:
     """The projects to count (the first ones, or the current one when the key may not
-    list projects), each with the kinds the key may list in it (its scopes)."""
+    list projects), each with the kinds the key may list in it (``{kind}.list``)."""
     named = [(p.slug, p.name or p.slug) for p in projects[:COUNTED_PROJECTS]]
     if not named and current is not None:
         named = [(current, current)]
     return [
-        (slug, name, [kind for kind in KINDS if v.can(LISTED_BY[kind], slug)])
+        (slug, name, [kind for kind in KINDS if v.can(f"{kind}.list", slug)])
         for slug, name in named
     ]
 
@@ -120,17 +108,6 @@ def _counts(
         except NotFoundError:
             continue  # deleted meanwhile, or not the key's
     return found
-
-
-async def _optional(v: Visitor, name: str, call: Any) -> Any:
-    """An API call whose section the page leaves out when the key may not make it."""
-    if not v.can(name):
-        call.close()
-        return None
-    try:
-        return await call
-    except CtxbaseError:
-        return None
 
 
 async def _recent_events(v: Visitor, project: str | None) -> list[Event]:

@@ -8,15 +8,15 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from ctxbase.errors import CtxbaseError
 from ctxbase.server.console.guard import Visitor, parse_uuid
 from ctxbase.server.console.pages.common import (
     VisitorDep,
     act,
+    delete_item,
     field,
-    finished,
     fragment,
     number_field,
+    outcome,
     page,
     redirect,
 )
@@ -76,24 +76,23 @@ async def _detail(v: Visitor, config_id: str, **extra: Any) -> Response:
     return await page(v, "database.html", title=found.name, section="databases", c=found, **extra)
 
 
-async def _report(v: Visitor, config_id: str, what: str, call: Any) -> Response:
-    """Run a test or an initialization; show its report (in place with htmx)."""
-    report, error = None, None
-    try:
-        report = await call
-    except CtxbaseError as failed:
-        if failed.http_status in (401, 403):
-            raise
-        error = str(failed)
+async def _report(
+    v: Visitor, config_id: str, template: str, name: str, call: Any, **context: Any
+) -> Response:
+    """Run a test, an initialization or a measurement; show what it answers (as ``name``)
+    or why it failed, with ``template`` in place with htmx, else on the database's page."""
+    answer, error = await outcome(lambda: call)
+    values = {name: answer, "error": error, **context}
     if v.request.headers.get("hx-request"):
-        return fragment(v, "_db_report.html", what=what, report=report, error=error)
-    return await _detail(v, config_id, what=what, report=report, error=error)
+        return fragment(v, template, **values)
+    return await _detail(v, config_id, **values)
 
 
 @router.post("/{config_id}/test")
 async def test(v: VisitorDep, config_id: str) -> Response:
     ref = parse_uuid(config_id)
-    return await _report(v, config_id, "Test", v.api.databases.test(ref))
+    call = v.api.databases.test(ref)
+    return await _report(v, config_id, "_db_report.html", "report", call, what="Test")
 
 
 @router.post("/{config_id}/initialize")
@@ -101,22 +100,14 @@ async def initialize(v: VisitorDep, config_id: str) -> Response:
     ref = parse_uuid(config_id)
     require = v.form.get("require_pgvector") == "on"
     call = v.api.databases.initialize(ref, require_pgvector=require)
-    return await _report(v, config_id, "Initialize", call)
+    return await _report(v, config_id, "_db_report.html", "report", call, what="Initialize")
 
 
 @router.get("/{config_id}/statistics")
 async def statistics(v: VisitorDep, config_id: str) -> Response:
     ref = parse_uuid(config_id)
-    tables, error = None, None
-    try:
-        tables = await v.api.databases.statistics(ref)
-    except CtxbaseError as failed:
-        if failed.http_status in (401, 403):
-            raise
-        error = str(failed)
-    if v.request.headers.get("hx-request"):
-        return fragment(v, "_db_statistics.html", tables=tables, error=error)
-    return await _detail(v, config_id, tables=tables, error=error)
+    call = v.api.databases.statistics(ref)
+    return await _report(v, config_id, "_db_statistics.html", "tables", call)
 
 
 @router.post("/{config_id}/activate")
@@ -133,11 +124,9 @@ async def activate(v: VisitorDep, config_id: str) -> Response:
 @router.post("/{config_id}/delete")
 async def delete(v: VisitorDep, config_id: str) -> Response:
     ref = parse_uuid(config_id)
-    deleted = await act(
+    return await delete_item(
         v,
-        lambda: finished(v.api.databases.delete(ref)),
+        lambda: v.api.databases.delete(ref),
         "Configuration forgotten (the database itself is untouched).",
+        f"{v.base}/admin/databases/{ref}",
     )
-    if deleted is None:
-        return redirect(f"{v.base}/admin/databases/{ref}")
-    return redirect(f"{v.base}/admin/databases")

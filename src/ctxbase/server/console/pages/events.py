@@ -18,15 +18,14 @@ from ctxbase.server.console.pages.common import (
     PAGE,
     VisitorDep,
     act,
-    count_of,
+    delete_item,
     field,
-    finished,
     fragment,
     json_field,
+    listing,
     number_field,
     opened,
     page,
-    query_string,
     redirect,
 )
 from ctxbase.server.routes.events import stream_events
@@ -88,25 +87,17 @@ async def append(v: VisitorDep, project: str) -> Response:
 async def subscriptions(
     v: VisitorDep, project: str, agent_id: str = "", cursor: str | None = None
 ) -> Response:
-    opened(v, project)
-    listed, total = await asyncio.gather(
-        v.api.subscriptions.list(
+    return await listing(
+        v,
+        "subscriptions",
+        lambda: v.api.subscriptions.list(
             agent_id=agent_id or None, limit=PAGE, cursor=cursor, project=project
         ),
-        count_of(v, project, "subscriptions"),
-    )
-    return await page(
-        v,
-        "subscriptions.html",
-        title=f"Subscriptions · {project}",
-        project=project,
-        section="subscriptions",
-        items=[(s, masked_target(s)) for s in listed.items],
-        next_cursor=listed.next_cursor,
+        title="Subscriptions",
         cursor=cursor,
-        total=total,
-        agent_id=agent_id,
-        here=f"{v.base}/p/{project}/subscriptions{query_string(agent_id=agent_id)}",
+        filters={"agent_id": agent_id},
+        project=project,
+        shown=lambda s: (s, masked_target(s)),
     )
 
 
@@ -194,14 +185,12 @@ def _flash_retry(v: Visitor, retried: DeadLettersRetried) -> None:
 @router.post("/subscriptions/{subscription_id}/delete")
 async def delete_subscription(v: VisitorDep, project: str, subscription_id: str) -> Response:
     sid = parse_uuid(subscription_id)
-    deleted = await act(
+    return await delete_item(
         v,
-        lambda: finished(v.api.subscriptions.delete(sid, project=project)),
+        lambda: v.api.subscriptions.delete(sid, project=project),
         "Subscription deleted.",
+        f"{v.base}/p/{project}/subscriptions/{sid}",
     )
-    if deleted is None:
-        return redirect(f"{v.base}/p/{project}/subscriptions/{sid}")
-    return redirect(f"{v.base}/p/{project}/subscriptions")
 
 
 def _lines(text: str) -> list[str]:

@@ -15,10 +15,11 @@ from ctxbase.server.console.pages.common import (
     PAGE,
     VisitorDep,
     act,
-    count_of,
+    delete_item,
     field,
     finished,
     json_field,
+    listing,
     number_field,
     opened,
     page,
@@ -40,30 +41,20 @@ async def contexts(
     name: str = "",
     cursor: str | None = None,
 ) -> Response:
-    opened(v, project)
-    listed, total = await asyncio.gather(
-        v.api.contexts.list(
+    return await listing(
+        v,
+        "contexts",
+        lambda: v.api.contexts.list(
             source_type=source_type or None,
             name=name or None,
             limit=PAGE,
             cursor=cursor,
             project=project,
         ),
-        count_of(v, project, "contexts"),
-    )
-    filters = {"source_type": source_type, "name": name}
-    return await page(
-        v,
-        "contexts.html",
-        title=f"Context units · {project}",
-        project=project,
-        section="contexts",
-        items=listed.items,
-        next_cursor=listed.next_cursor,
+        title="Context units",
         cursor=cursor,
-        total=total,
-        filters=filters,
-        here=f"{v.base}/p/{project}/contexts{query_string(**filters)}",
+        filters={"source_type": source_type, "name": name},
+        project=project,
     )
 
 
@@ -111,14 +102,12 @@ async def update_context(v: VisitorDep, project: str, context_id: str) -> Respon
 @router.post("/contexts/{context_id}/delete")
 async def delete_context(v: VisitorDep, project: str, context_id: str) -> Response:
     cid = parse_uuid(context_id)
-    deleted = await act(
+    return await delete_item(
         v,
-        lambda: finished(v.api.contexts.delete(cid, project=project)),
+        lambda: v.api.contexts.delete(cid, project=project),
         "Context unit deleted, every version of it.",
+        f"{v.base}/p/{project}/contexts/{cid}",
     )
-    if deleted is None:
-        return redirect(f"{v.base}/p/{project}/contexts/{cid}")
-    return redirect(f"{v.base}/p/{project}/contexts")
 
 
 # --- state --------------------------------------------------------------------------------
@@ -128,24 +117,16 @@ async def delete_context(v: VisitorDep, project: str, context_id: str) -> Respon
 async def state(
     v: VisitorDep, project: str, namespace: str = "", cursor: str | None = None
 ) -> Response:
-    opened(v, project)
-    listed, total = await asyncio.gather(
-        v.api.state.list(namespace=namespace, limit=PAGE, cursor=cursor, project=project),
-        count_of(v, project, "state"),
-    )
-    return await page(
+    return await listing(
         v,
-        "state.html",
-        title=f"State · {project}",
-        project=project,
-        section="state",
-        items=listed.items,
-        next_cursor=listed.next_cursor,
+        "state",
+        lambda: v.api.state.list(namespace=namespace, limit=PAGE, cursor=cursor, project=project),
+        title="State",
         cursor=cursor,
-        total=total,
+        filters={"namespace": namespace},
+        project=project,
         namespace=namespace,
         crumbs=_crumbs(namespace),
-        here=f"{v.base}/p/{project}/state{query_string(namespace=namespace)}",
     )
 
 

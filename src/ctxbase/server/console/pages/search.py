@@ -11,10 +11,10 @@ from typing import Annotated, Any, get_args
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from ctxbase.errors import CtxbaseError, InvalidInputError
+from ctxbase.errors import InvalidInputError
 from ctxbase.records import SEARCH_KINDS, SearchFilters
 from ctxbase.records.search import DistanceName, SearchMode
-from ctxbase.server.console.pages.common import VisitorDep, opened, page, utc
+from ctxbase.server.console.pages.common import VisitorDep, number, opened, outcome, page, utc
 
 router = APIRouter(prefix="/p/{project}")
 MODES = get_args(SearchMode)
@@ -61,21 +61,18 @@ async def search(
     result, error, took = None, None, None
     if q.strip():
         started = time.perf_counter()
-        try:
-            result = await v.api.search(
+        result, error = await outcome(
+            lambda: v.api.search(
                 q,
                 kinds=chosen or list(SEARCH_KINDS),
                 mode=mode,
                 k=k,
-                threshold=_threshold(threshold),
+                threshold=number("threshold", threshold),
                 filters=_filters(filters),
                 distance=distance,
                 project=project,
             )
-        except CtxbaseError as failed:
-            if failed.http_status in (401, 403):
-                raise
-            error = str(failed)
+        )
         took = (time.perf_counter() - started) * 1000
     return await page(
         v,
@@ -92,15 +89,6 @@ async def search(
         error=error,
         took=took,
     )
-
-
-def _threshold(text: str) -> float | None:
-    if not text.strip():
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise InvalidInputError(f"threshold must be a number, not {text[:40]!r}") from None
 
 
 def _filters(values: dict[str, str]) -> SearchFilters:
