@@ -14,7 +14,12 @@ from tests.contract import conftest as contract
 from tests.quality.helpers import chat
 
 # The contract targets (store-* on every backend, http-* through a live server).
-target, backend, api = contract.target, contract.backend, contract.api
+target, backend, http_server, api = (
+    contract.target,
+    contract.backend,
+    contract.http_server,
+    contract.api,
+)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TURNS = [("user", "What is the VAT?"), ("assistant", "20% on the net."), ("assistant", "None.")]
