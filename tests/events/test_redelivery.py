@@ -4,9 +4,7 @@ leave the dead letters, failed ones stay with one more attempt counted and the n
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,18 +16,11 @@ from ctxbase.events.worker import DeliveryWorker
 from ctxbase.records.events import RETRY_LIMIT
 from ctxbase.server import create_app
 from tests.events.receiver import webhook_receiver
+from tests.events.test_delivery import _drain
 from tests.events.test_poison import _corrupt
 
 SECRET = "a-shared-secret-for-tests"
 API = "/api/v1/projects/default"
-
-
-def _drain(worker: DeliveryWorker, until: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not until():
-        assert time.monotonic() < deadline, "deliveries did not finish in time"
-        if worker.run_once() == 0:
-            time.sleep(0.02)
 
 
 def _dead_lettered(store: ctxbase.Store, subscription_id: uuid.UUID, count: int) -> None:
