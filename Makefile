@@ -32,7 +32,7 @@ serve: $(STAMP)
 
 # The suite runs on TEST_WORKERS processes (pytest-xdist), each with its own embedded
 # PostgreSQL; TEST_WORKERS=0 runs it in this one process.
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
