@@ -97,6 +97,11 @@ class Domain:
             raise NotFoundError(f"No project {project!r}")
         return {"scope_tenant": scope.tenant, "scope_project": project}
 
+    def _project_sql(self, project: str) -> Any:
+        """The id of ``project`` in this scope as SQL, to put in a statement's WHERE clause
+        (no round trip of its own); NotFoundError for a project outside the scope."""
+        return project_id_expression(self._scope_params(project)["scope_tenant"], project)
+
     def _list_of(self, project: str) -> tuple[str, str]:
         """What a list in ``project`` is within: its cursors are refused anywhere else."""
         return (self._store.scope.tenant, project)

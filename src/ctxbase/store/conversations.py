@@ -303,9 +303,9 @@ class Messages(Domain):
         window = self._store.embeddings.message_context
         if not window:
             return [item.content for item in items]
+        in_project = self._project_sql(project)
         with self._db.read() as connection:
-            project_id = self._project_id(connection, project)
-            before = turns.last_turns(connection, [conversation_id], window, project_id)
+            before = turns.last_turns(connection, [conversation_id], window, in_project)
         return turns.embedding_texts(
             [turns.Turn.of(item) for item in items], before.get(conversation_id, []), window
         )
@@ -324,10 +324,10 @@ class Messages(Domain):
         window = self._store.embeddings.message_context
         if patch.content is None and (patch.metadata is None or not window):
             return {}
+        in_project = self._project_sql(project)
         with self._db.read() as connection:
-            project_id = self._project_id(connection, project)
             return turns.texts_after_edit(
-                connection, message_id, patch.content, patch.metadata, window, project_id
+                connection, message_id, patch.content, patch.metadata, window, in_project
             )
 
     def update(

@@ -77,10 +77,11 @@ def last_turns(
     connection: Connection,
     conversation_ids: Iterable[uuid.UUID],
     window: int,
-    project_id: uuid.UUID,
+    project_id: Any,
 ) -> dict[uuid.UUID, list[Turn]]:
-    """The last ``window`` stored turns of each conversation of the project, oldest first
-    (another project's conversation has none here)."""
+    """The last ``window`` stored turns of each conversation of the project (its id, or
+    SQL giving it: ``project_id_expression``), oldest first; another project's
+    conversation has none here."""
     wanted = list(dict.fromkeys(conversation_ids))
     if window <= 0 or not wanted:
         return {}
@@ -145,9 +146,10 @@ def texts_after_edit(
     content: str | None,
     metadata: Mapping[str, Any] | None,
     window: int,
-    project_id: uuid.UUID,
+    project_id: Any,
 ) -> dict[uuid.UUID, str]:
-    """The new embedding texts of a message of the project given ``content`` and
+    """The new embedding texts of a message of the project (as for :func:`last_turns`)
+    given ``content`` and
     ``metadata`` (None: unchanged) and of the messages whose context holds it; empty when
     the message's own text would not change (nor, then, theirs)."""
     edited = connection.execute(

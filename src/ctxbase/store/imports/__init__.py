@@ -179,7 +179,7 @@ class Imports(Domain):
                 connection,
                 [c for c in by_conversation if c is not None],
                 window,
-                self._project_id(connection, project),
+                self._project_sql(project),
             )
         texts = [""] * len(rows)
         for conversation_id, indexes in by_conversation.items():
